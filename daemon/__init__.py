@@ -1,0 +1,1 @@
+"""The asicrc service and its command line: config, supervisors, safety envelope, plans, pipeline, HTTP."""

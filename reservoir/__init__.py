@@ -1,0 +1,1 @@
+"""Readout, tasks, reservoirs (esn, poisson-null, asic, spiking), features and timing statistics."""
