@@ -239,7 +239,7 @@ def frequency_ramp(start_mhz: float, target_mhz: float, step_mhz: float = RAMP_S
     if start_mhz == target_mhz:
         return out
     up = target_mhz > start_mhz
-    cur = start_mhz
+    cur = float(start_mhz)
     snapped = (math.ceil if up else math.floor)(cur / step_mhz) * step_mhz
     if snapped != cur and (snapped < target_mhz if up else snapped > target_mhz):
         cur = snapped
@@ -248,7 +248,7 @@ def frequency_ramp(start_mhz: float, target_mhz: float, step_mhz: float = RAMP_S
         delta = min(step_mhz, abs(target_mhz - cur))
         cur = cur + delta if up else cur - delta
         if abs(cur - target_mhz) < 1e-9:
-            cur = target_mhz
+            cur = float(target_mhz)
         out.append(cur)
     return out
 
