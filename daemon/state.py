@@ -1,0 +1,349 @@
+"""The daemon's latest snapshot: what ``/status``, ``/healthz`` and the metrics collector read on request.
+
+Board supervisors write setpoints, sensor readings and link counters straight into their :class:`BoardState`;
+nonce counters, estimated hashes and the inter-arrival histogram are updated from event batches by
+:meth:`DaemonState.update_from_events` (vectorised), which is meant to be registered as a pipeline listener::
+
+    pipeline.add_listener("state", state.update_from_events)
+
+Everything here is plain data on one event loop: no locks, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from daemon.events import Pipeline
+
+#: Inter-arrival histogram upper bounds in seconds: 1-2-5 steps from 100 us to 100 s (design.md, issue 7).
+INTERARRIVAL_BUCKETS_S: tuple[float, ...] = (
+    *(round(m * 10.0**e, 12) for e in range(-4, 2) for m in (1.0, 2.0, 5.0)),
+    100.0,
+)
+
+#: Window over which /status computes the nonce rate (s); long enough to average a few job rotations.
+RATE_WINDOW_NS = 10_000_000_000
+
+#: Hashes represented by one share at difficulty 1 (2^32, the Bitcoin difficulty-1 target).
+HASHES_PER_DIFF1 = float(2**32)
+
+#: Board status values; ``failed`` boards make /healthz report 503 when every board is failed.
+BOARD_STATUSES = ("starting", "connected", "reconnecting", "safe", "overheat", "failed", "stopped")
+
+
+@dataclass(slots=True)
+class PlanProgress:
+    """Progress of the plan running on a board: point ``i`` (0-based) of ``n``; ``eta_s`` seconds left."""
+
+    name: str
+    kind: str = "sweep"
+    i: int = 0
+    n: int = 0
+    eta_s: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        """Completed fraction 0..1 (points done / points)."""
+        return 0.0 if self.n <= 0 else min(1.0, max(0.0, self.i / self.n))
+
+    def to_status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "point": self.i,
+            "points": self.n,
+            "fraction": self.fraction,
+            "eta_s": self.eta_s,
+        }
+
+
+@dataclass(slots=True)
+class BoardState:
+    """One board: identity, link state, setpoints in force, per-chip counters, sensors, safety counts.
+
+    Units: volts, MHz, degrees Celsius, watts, seconds. Counters only grow (the supervisor accumulates link
+    counters across reconnects).
+    """
+
+    name: str
+    kind: str = "unknown"
+    chips: int = 1
+    connected: bool = False
+    status: str = "starting"
+    link: str = ""
+    # setpoints in force
+    voltage_v: float = 0.0
+    freq_mhz: float = 0.0
+    ticket_diff: float = 0.0
+    # per-chip counters (length >= chips; grow when a higher chip index shows up)
+    nonces: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    invalid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    estimated_hashes: float = 0.0
+    # inter-arrival histogram of all nonces of the board: counts per bucket, last entry is +Inf
+    hist_counts: np.ndarray = field(
+        default_factory=lambda: np.zeros(len(INTERARRIVAL_BUCKETS_S) + 1, np.int64)
+    )
+    hist_sum_s: float = 0.0
+    hist_count: int = 0
+    last_t_ns: int | None = None
+    # sensors (None until read)
+    chip_temp_c: float | None = None
+    vr_temp_c: float | None = None
+    power_w: float | None = None
+    vin_v: float | None = None
+    fan_rpm: float | None = None
+    fan_duty: float | None = None
+    # link counters
+    crc_errors: int = 0
+    dropped_bytes: int = 0
+    reconnects: int = 0
+    # safety gate actions: (action "refused"|"clamped", reason) -> count
+    safety: dict[tuple[str, str], int] = field(default_factory=dict)
+    plan: PlanProgress | None = None
+    _rate: deque[tuple[int, int]] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        if len(self.nonces) < self.chips:
+            self._grow(self.chips)
+
+    def _grow(self, n: int) -> None:
+        for attr in ("nonces", "invalid"):
+            old = getattr(self, attr)
+            new = np.zeros(n, np.int64)
+            new[: len(old)] = old
+            setattr(self, attr, new)
+
+    def set_setpoint(self, voltage_v: float, freq_mhz: float, ticket_diff: float) -> None:
+        """Record the setpoint in force (after the safety gate)."""
+        self.voltage_v, self.freq_mhz, self.ticket_diff = (
+            float(voltage_v),
+            float(freq_mhz),
+            float(ticket_diff),
+        )
+
+    def count_safety(self, action: str, reason: str, n: int = 1) -> None:
+        """Count a safety-gate action (``refused`` or ``clamped``) for ``reason`` (e.g. ``freq_max``)."""
+        key = (action, reason)
+        self.safety[key] = self.safety.get(key, 0) + n
+
+    @property
+    def nonces_total(self) -> int:
+        return int(self.nonces.sum())
+
+    @property
+    def invalid_total(self) -> int:
+        return int(self.invalid.sum())
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        """Add one event batch of this board to the counters and the histogram (vectorised)."""
+        n = batch.num_rows
+        if n == 0:
+            return
+        chip = batch.column("chip").to_numpy().astype(np.intp)
+        valid_all = batch.column("valid").to_numpy(zero_copy_only=False)
+        valid = valid_all
+        t_ns = batch.column("t_ns").to_numpy()
+        ok = chip >= 0
+        if not ok.all():
+            chip, valid = chip[ok], valid[ok]
+        if len(chip):
+            top = int(chip.max()) + 1
+            if top > len(self.nonces):
+                self._grow(top)
+            size = len(self.nonces)
+            self.nonces += np.bincount(chip, minlength=size)
+            bad = ~valid
+            if bad.any():
+                self.invalid += np.bincount(chip[bad], minlength=size)
+        ticket = batch.column("ticket_diff").to_numpy()
+        self.estimated_hashes += float(ticket[valid_all].sum(dtype=np.float64)) * HASHES_PER_DIFF1
+        # inter-arrival times (s) across batches; out-of-order stamps count as 0
+        if self.last_t_ns is None:
+            dt_ns = np.diff(t_ns)
+        else:
+            dt_ns = np.diff(t_ns, prepend=np.int64(self.last_t_ns))
+        self.last_t_ns = int(t_ns[-1])
+        if len(dt_ns):
+            dt_s = np.maximum(dt_ns, 0).astype(np.float64) * 1e-9
+            idx = np.searchsorted(INTERARRIVAL_BUCKETS_S, dt_s, side="left")
+            self.hist_counts += np.bincount(idx, minlength=len(self.hist_counts))
+            self.hist_sum_s += float(dt_s.sum())
+            self.hist_count += len(dt_s)
+        # rate window
+        total = self.nonces_total
+        self._rate.append((self.last_t_ns, total))
+        while len(self._rate) > 2 and self._rate[-1][0] - self._rate[1][0] >= RATE_WINDOW_NS:
+            self._rate.popleft()
+
+    @property
+    def nonce_rate_hz(self) -> float:
+        """Nonces per second over the last :data:`RATE_WINDOW_NS` of event time (0 until two batches)."""
+        if len(self._rate) < 2:
+            return 0.0
+        (t0, c0), (t1, c1) = self._rate[0], self._rate[-1]
+        return 0.0 if t1 <= t0 else (c1 - c0) * 1e9 / (t1 - t0)
+
+    def to_status(self) -> dict[str, Any]:
+        """JSON-able summary of the board for ``/status``."""
+        nonces = self.nonces_total
+        invalid = self.invalid_total
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "chips": self.chips,
+            "link": self.link,
+            "connected": self.connected,
+            "status": self.status,
+            "setpoint": {
+                "voltage_v": self.voltage_v,
+                "freq_mhz": self.freq_mhz,
+                "ticket_diff": self.ticket_diff,
+            },
+            "nonces": nonces,
+            "invalid": invalid,
+            "invalid_fraction": invalid / nonces if nonces else 0.0,
+            "nonce_rate_hz": self.nonce_rate_hz,
+            "estimated_hashes": self.estimated_hashes,
+            "nonces_per_chip": self.nonces.tolist(),
+            "interarrival_mean_s": self.hist_sum_s / self.hist_count if self.hist_count else None,
+            "temperature_c": {"chip": _num(self.chip_temp_c), "vr": _num(self.vr_temp_c)},
+            "power_w": _num(self.power_w),
+            "vin_v": _num(self.vin_v),
+            "fan": {"rpm": _num(self.fan_rpm), "duty": _num(self.fan_duty)},
+            "crc_errors": self.crc_errors,
+            "dropped_bytes": self.dropped_bytes,
+            "reconnects": self.reconnects,
+            "safety": [{"action": a, "reason": r, "count": c} for (a, r), c in sorted(self.safety.items())],
+            "plan": self.plan.to_status() if self.plan else None,
+        }
+
+
+def _num(x: float | None) -> float | None:
+    """JSON-safe float: None for missing or non-finite values."""
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+@dataclass(slots=True)
+class RecorderStats:
+    """Counters the recorder keeps (read by metrics and /status). Rows are event rows unless named log."""
+
+    path: str = ""
+    rows: int = 0
+    log_rows: int = 0
+    bytes: int = 0
+    batches: int = 0
+    segments: int = 0
+    recovered_segments: int = 0
+    recovered_rows: int = 0
+    write_errors: int = 0
+    error_dropped_rows: int = 0
+    healthy: bool = True
+    last_error: str | None = None
+
+    def to_status(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "rows": self.rows,
+            "log_rows": self.log_rows,
+            "bytes": self.bytes,
+            "batches": self.batches,
+            "segments": self.segments,
+            "recovered_segments": self.recovered_segments,
+            "recovered_rows": self.recovered_rows,
+            "write_errors": self.write_errors,
+            "error_dropped_rows": self.error_dropped_rows,
+            "healthy": self.healthy,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass(slots=True)
+class DaemonState:
+    """Everything the daemon exposes: boards, recorder counters, pipeline counters, build and start time."""
+
+    version: str = "0.0.0"
+    host: str = ""
+    boards: dict[str, BoardState] = field(default_factory=dict)
+    recorder: RecorderStats = field(default_factory=RecorderStats)
+    pipeline: Pipeline | None = None
+    started_unix_ns: int = field(default_factory=time.time_ns)
+    clock: Callable[[], int] = time.monotonic_ns
+    heartbeat_ns: int | None = None
+    stopping: bool = False
+
+    def add_board(self, name: str, kind: str = "unknown", chips: int = 1, link: str = "") -> BoardState:
+        """Register a board (idempotent: returns the existing one, updating kind/chips/link)."""
+        b = self.boards.get(name)
+        if b is None:
+            b = self.boards[name] = BoardState(name=name, kind=kind, chips=chips, link=link)
+        else:
+            b.kind, b.link = kind, link or b.link
+            if chips > b.chips:
+                b.chips = chips
+                b._grow(max(chips, len(b.nonces)))
+        return b
+
+    def update_from_events(self, board: str, batch: pa.RecordBatch) -> None:
+        """Pipeline listener: fold an event batch of ``board`` into its counters (adds unknown boards)."""
+        b = self.boards.get(board)
+        if b is None:
+            b = self.add_board(board)
+        b.update(batch)
+
+    def heartbeat(self) -> None:
+        """Mark the event loop alive (call from a periodic task)."""
+        self.heartbeat_ns = self.clock()
+
+    def health(self, max_heartbeat_age_s: float | None = None) -> tuple[bool, str]:
+        """(healthy, reason): unhealthy when every board is failed, or the heartbeat is older than allowed."""
+        if self.boards and all(b.status == "failed" for b in self.boards.values()):
+            return False, "all boards failed"
+        if max_heartbeat_age_s is not None and self.heartbeat_ns is not None:
+            age = (self.clock() - self.heartbeat_ns) / 1e9
+            if age > max_heartbeat_age_s:
+                return False, f"event loop heartbeat {age:.1f} s old"
+        return True, "ok"
+
+    def pipeline_status(self) -> dict[str, Any]:
+        """Published and dropped rows per subscriber (empty without a pipeline)."""
+        p = self.pipeline
+        if p is None:
+            return {}
+        return {
+            "published_rows": p.published_rows,
+            "published_batches": p.published_batches,
+            "log_rows": p.log_rows,
+            "subscribers": {
+                name: {
+                    "delivered_rows": s.delivered_rows,
+                    "dropped_rows": s.dropped_rows,
+                    "dropped_batches": s.dropped_batches,
+                    "queued": s.queued,
+                    "maxsize": s.maxsize,
+                }
+                for name, s in p.stats().items()
+            },
+        }
+
+    def to_status(self) -> dict[str, Any]:
+        """JSON-able snapshot for ``/status``."""
+        ok, reason = self.health()
+        return {
+            "version": self.version,
+            "host": self.host,
+            "started_unix_ns": self.started_unix_ns,
+            "healthy": ok,
+            "health": reason,
+            "stopping": self.stopping,
+            "boards": {name: b.to_status() for name, b in self.boards.items()},
+            "recorder": self.recorder.to_status(),
+            "pipeline": self.pipeline_status(),
+        }
