@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 def setup_logging(verbose: int) -> None:
     """Log to stderr: WARNING by default, INFO with -v, DEBUG with -vv."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, stream=sys.stderr, format=fmt)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -12,10 +13,11 @@ pytest_plugins = ["pytester"]
 def test_leaking_async_test_fails(pytester: pytest.Pytester) -> None:
     import tests.conftest as conf
 
-    pytester.makeconftest(open(conf.__file__).read())
+    pytester.makeconftest(Path(conf.__file__).read_text())
     pytester.makepyfile(
         """
         import asyncio
+from pathlib import Path
 
         async def test_leaks():
             asyncio.get_running_loop().create_task(asyncio.sleep(10))
