@@ -226,6 +226,18 @@ class Subscription:
             self._wakeup.clear()
             await self._wakeup.wait()
 
+    async def wait(self, max_wait_s: float | None = None) -> bool:
+        """Wait until a batch is queued or the subscription closes, at most ``max_wait_s``; True if ready."""
+        if self._queue or self._closed:
+            return True
+        self._wakeup.clear()
+        try:
+            async with asyncio.timeout(max_wait_s):
+                await self._wakeup.wait()
+        except TimeoutError:
+            return False
+        return True
+
     def drain(self) -> list[pa.RecordBatch]:
         """Every queued batch, without waiting (used at shutdown)."""
         out: list[pa.RecordBatch] = []
