@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from drivers.frames import Frame, decode
-from drivers.registers import REPLY_LEN_ROLLING
+from drivers.registers import CHIP_PREAMBLE, HOST_PREAMBLE, REPLY_LEN_ROLLING
 
 #: Bytes kept while waiting for the rest of a frame; past this the oldest byte is dropped (>= one job frame).
 MAX_PENDING = 4096
@@ -22,7 +22,7 @@ class DecoderStats:
 
     frames: int = 0
     dropped_bytes: int = 0
-    bad_frames: int = 0
+    bad_frames: int = 0  # candidate frames (a preamble) rejected for their shape or CRC
     bytes_in: int = 0
 
 
@@ -57,8 +57,8 @@ class FrameDecoder:
                 break
             if frame is None:
                 self.stats.dropped_bytes += consumed
-                if consumed == 1 and buf[pos] in (0x55, 0xAA):
-                    self.stats.bad_frames += 1
+                if consumed == 1 and buf[pos : pos + 2] in (HOST_PREAMBLE, CHIP_PREAMBLE):
+                    self.stats.bad_frames += 1  # a candidate frame at pos was rejected (shape or CRC)
             else:
                 self.stats.frames += 1
                 out.append((frame, self._offset + pos + consumed))

@@ -243,7 +243,8 @@ def check_frame(raw: bytes, reply_len: int = REPLY_LEN_ROLLING) -> str | None:
         if raw[2] == JOB_HEADER:
             if len(raw) != JOB_FRAME_LEN:
                 return f"job length {len(raw)} != {JOB_FRAME_LEN}"
-            return None if crc16_ccitt_false(raw[2:-2]) == int.from_bytes(raw[-2:], "big") else "job CRC16 mismatch"
+            crc_ok = crc16_ccitt_false(raw[2:-2]) == int.from_bytes(raw[-2:], "big")
+            return None if crc_ok else "job CRC16 mismatch"
         n = _command_len(raw[2], raw[3])
         if n == 0 or n != len(raw):
             return f"bad command header {raw[2]:02x} / length {raw[3]:02x}"
