@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import importlib.metadata
 import json
 import logging
 import os
@@ -86,6 +87,13 @@ def write_json_atomic(path: Path, obj: Mapping[str, Any]) -> None:
         os.close(fd)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("asicrc")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def new_run_id(clock_ns: Callable[[], int] = time.time_ns) -> str:
@@ -265,6 +273,7 @@ class Recorder:
                     self._seq[m.group(1)] = max(self._seq[m.group(1)], int(m.group(2)) + 1)
             self.meta.setdefault("run_id", self.run_dir.name)
             self.meta.setdefault("host", socket.gethostname())
+            self.meta.setdefault("version", _version())
             self.meta.setdefault("start_unix_ns", time.time_ns())
             self.meta.setdefault("start_monotonic_ns", time.monotonic_ns())
             self.meta.setdefault("boards", [{"name": b} for b in self._boards])

@@ -1,0 +1,210 @@
+"""``asicrc record``: summarise (``info``), convert (``convert``) and recover (``recover``) recordings.
+
+A recording is a directory ``<state-dir>/recordings/<run-id>/`` (docs/recording-format.md). ``info`` and
+``convert`` read finished segments one batch at a time and never modify the directory; ``recover`` rewrites
+torn ``.part`` segments as the daemon does at start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from daemon.events import EVENT_SCHEMA, LOG_SCHEMA
+from daemon.recorder import iter_batches, read_stream_tolerant, recover_dir, segments
+
+
+class RecordingError(Exception):
+    """The directory is not a recording; the message says what was expected."""
+
+
+def _check(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        raise RecordingError(f"{run_dir}: no such directory")
+    if not (run_dir / "meta.json").exists() and not any(run_dir.glob("*.arrows*")):
+        runs = sorted(p.name for p in run_dir.iterdir() if (p / "meta.json").exists())
+        hint = f"; it holds recordings: {', '.join(runs[:5])}" if runs else ""
+        raise RecordingError(
+            f"{run_dir}: not a recording (no meta.json or *.arrows segments){hint}. "
+            "Recordings live in <state-dir>/recordings/<run-id>/."
+        )
+
+
+def summarize(run_dir: Path) -> dict[str, Any]:
+    """Rows, boards, chips, time span, segments, recovered segments, plan points of one recording."""
+    _check(run_dir)
+    meta: dict[str, Any] = {}
+    if (run_dir / "meta.json").exists():
+        meta = json.loads((run_dir / "meta.json").read_text())
+    rows = valid = 0
+    t_min: int | None = None
+    t_max: int | None = None
+    per_board: dict[str, dict[str, Any]] = {}
+    chips_seen: dict[str, set[int]] = {}
+    points: set[int] = set()
+    for batch in iter_batches(run_dir, "events"):
+        n = batch.num_rows
+        if n == 0:
+            continue
+        rows += n
+        v = batch.column("valid").to_numpy(zero_copy_only=False)
+        valid += int(v.sum())
+        t = batch.column("t_ns").to_numpy()
+        lo, hi = int(t.min()), int(t.max())
+        t_min = lo if t_min is None else min(t_min, lo)
+        t_max = hi if t_max is None else max(t_max, hi)
+        board = batch.column("board")
+        names = board.dictionary.to_pylist()
+        idx = board.indices.to_numpy(zero_copy_only=False)
+        chip = batch.column("chip").to_numpy()
+        counts = np.bincount(idx, minlength=len(names))
+        bad = np.bincount(idx[~v], minlength=len(names))
+        for i, name in enumerate(names):
+            if counts[i] == 0:
+                continue
+            entry = per_board.setdefault(name, {"rows": 0, "invalid": 0})
+            entry["rows"] += int(counts[i])
+            entry["invalid"] += int(bad[i])
+            chips_seen.setdefault(name, set()).update(np.unique(chip[idx == i]).tolist())
+        p = np.unique(batch.column("point").to_numpy())
+        points.update(int(x) for x in p if x >= 0)
+    for name, entry in per_board.items():
+        entry["chips_seen"] = len(chips_seen[name])
+        entry["max_chip"] = max(chips_seen[name])
+    log_kinds: dict[str, int] = {}
+    for batch in iter_batches(run_dir, "log"):
+        for kind in batch.column("kind").to_pylist():
+            log_kinds[kind] = log_kinds.get(kind, 0) + 1
+    parts = sorted(run_dir.glob("*.arrows.part"))
+    part_rows = sum(sum(b.num_rows for b in read_stream_tolerant(p)[1]) for p in parts)
+    ev, lg = segments(run_dir, "events"), segments(run_dir, "log")
+    return {
+        "path": str(run_dir),
+        "run_id": meta.get("run_id", run_dir.name),
+        "host": meta.get("host"),
+        "version": meta.get("version"),
+        "start_unix_ns": meta.get("start_unix_ns"),
+        "stop_unix_ns": meta.get("stop_unix_ns"),
+        "boards_meta": meta.get("boards", []),
+        "rows": rows,
+        "valid": valid,
+        "invalid": rows - valid,
+        "boards": per_board,
+        "t_ns_first": t_min,
+        "t_ns_last": t_max,
+        "span_s": (t_max - t_min) / 1e9 if t_min is not None and t_max is not None else 0.0,
+        "segments": {"events": len(ev), "log": len(lg)},
+        "bytes": sum(p.stat().st_size for p in ev + lg),
+        "recovered_segments": len(meta.get("recovered", [])),
+        "recovered": meta.get("recovered", []),
+        "unrecovered_parts": [p.name for p in parts],
+        "unrecovered_part_rows": part_rows,
+        "points": sorted(points),
+        "log_rows": log_kinds,
+    }
+
+
+def _print_info(s: dict[str, Any]) -> None:
+    print(f"recording   {s['path']}  (run {s['run_id']}, host {s['host']})")
+    print(f"rows        {s['rows']:,} ({s['invalid']:,} invalid) over {s['span_s']:.3f} s")
+    for name, b in sorted(s["boards"].items()):
+        print(f"  board {name}: {b['rows']:,} rows, {b['invalid']:,} invalid, {b['chips_seen']} chips seen")
+    seg = s["segments"]
+    print(f"segments    {seg['events']} events + {seg['log']} log, {s['bytes']:,} bytes")
+    print(f"recovered   {s['recovered_segments']} torn segment(s) recovered at start")
+    if s["unrecovered_parts"]:
+        print(
+            f"UNRECOVERED {len(s['unrecovered_parts'])} .part file(s) with {s['unrecovered_part_rows']:,} "
+            "readable rows: run `asicrc record recover DIR` (the daemon does this at start)"
+        )
+    pts = s["points"]
+    print(f"points      {len(pts)}" + (f" ({pts[0]}..{pts[-1]})" if pts else ""))
+    if s["log_rows"]:
+        print("log         " + ", ".join(f"{k}: {v}" for k, v in sorted(s["log_rows"].items())))
+
+
+def convert(run_dir: Path, out: Path, fmt: str, table: str = "events") -> int:
+    """Write every ``table`` row (``events`` or ``log``) to ``out`` as Parquet or CSV; returns the rows."""
+    _check(run_dir)
+    schema = EVENT_SCHEMA if table == "events" else LOG_SCHEMA
+    if fmt == "csv" and table == "events":
+        schema = schema.set(2, pa.field("board", pa.string(), nullable=False))
+    rows = 0
+    writer: pq.ParquetWriter | pacsv.CSVWriter
+    writer = pq.ParquetWriter(str(out), schema) if fmt == "parquet" else pacsv.CSVWriter(str(out), schema)
+    with writer:
+        for batch in iter_batches(run_dir, table):
+            if fmt == "csv" and table == "events":
+                batch = batch.set_column(2, schema.field(2), batch.column(2).cast(pa.string()))
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
+
+
+def _info(args: argparse.Namespace) -> int:
+    try:
+        s = summarize(Path(args.dir))
+    except RecordingError as exc:
+        print(f"asicrc record info: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(s))
+    else:
+        _print_info(s)
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    try:
+        rows = convert(Path(args.dir), Path(args.out), args.to, args.table)
+    except RecordingError as exc:
+        print(f"asicrc record convert: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {rows} {args.table} rows to {args.out} ({args.to})", file=sys.stderr)
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    try:
+        _check(Path(args.dir))
+    except RecordingError as exc:
+        print(f"asicrc record recover: {exc}", file=sys.stderr)
+        return 2
+    found = recover_dir(Path(args.dir))
+    if args.json:
+        print(json.dumps({"recovered": [r.to_json() for r in found]}))
+    else:
+        for r in found:
+            print(f"{r.part}: kept {r.rows} rows in {r.batches} batches, dropped {r.lost_bytes} torn bytes")
+        print(f"{len(found)} segment(s) recovered", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``record info|convert|recover`` to the ``asicrc`` parser."""
+    p = sub.add_parser("record", help="summarise, convert or recover a recording directory")
+    rsub = p.add_subparsers(dest="record_command", metavar="ACTION", required=True)
+    info = rsub.add_parser("info", help="rows, boards, chips, time span, segments, points of a recording")
+    info.add_argument("dir", metavar="DIR", help="a recording: <state-dir>/recordings/<run-id>")
+    info.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    info.set_defaults(func=_info)
+    conv = rsub.add_parser("convert", help="write a recording's events (or log) as Parquet or CSV")
+    conv.add_argument("dir", metavar="DIR")
+    conv.add_argument("--to", choices=("parquet", "csv"), required=True, help="output format")
+    conv.add_argument(
+        "--table", choices=("events", "log"), default="events", help="which rows (default events)"
+    )
+    conv.add_argument("out", metavar="OUT", help="output file")
+    conv.set_defaults(func=_convert)
+    rec = rsub.add_parser("recover", help="rewrite torn .part segments (the daemon does this at start)")
+    rec.add_argument("dir", metavar="DIR")
+    rec.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    rec.set_defaults(func=_recover)
