@@ -259,6 +259,7 @@ class Recorder:
         self._last_fsync = clock()
         self._retry_at: float | None = None
         self._opened = False
+        self.fsyncs = 0  # data fsyncs done by flush (not counting segment close)
 
     # -- setup -------------------------------------------------------------------------------------------
     def open(self) -> list[RecoveredSegment]:
@@ -341,6 +342,7 @@ class Recorder:
                 for seg in self._seg.values():
                     if seg is not None:
                         os.fsync(seg.fh.fileno())
+                        self.fsyncs += 1
                 self._last_fsync = now
             for kind in ("events", "log"):
                 seg = self._seg[kind]
