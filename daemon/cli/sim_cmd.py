@@ -1,0 +1,160 @@
+"""``asicrc sim``: serve emulated BM1366 boards on ptys until SIGINT/SIGTERM.
+
+Prints one JSON line on stdout, ``{"boards": [{"data": ..., "control": ...}], "difficulty_scale": ..., ...}``,
+then serves. With ``--stdin-control``, each JSON line read from stdin is a fault for one board
+(``{"board": 0, "kind": "garbage", "n": 100}``) and is answered by one JSON line on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from typing import Any
+
+from simulator.chain import MAX_CHIPS, Knobs
+from simulator.mining import DEFAULT_DIFFICULTY_SCALE
+from simulator.pty_server import BoardConfig, SimulatedBoard
+
+
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        a, p = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected AMPLITUDE,PERIOD_S (two numbers), got {text!r}") from None
+    if a < 0 or p <= 0:
+        raise argparse.ArgumentTypeError(f"amplitude must be >= 0 and period > 0, got {text!r}")
+    return a, p
+
+
+def _chips(text: str) -> int:
+    n = int(text)
+    if not 1 <= n <= MAX_CHIPS:
+        raise argparse.ArgumentTypeError(f"--chips must be 1..{MAX_CHIPS}, got {n}")
+    return n
+
+
+def _positive(text: str) -> float:
+    x = float(text)
+    if x <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return x
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``sim`` subcommand."""
+    p = subparsers.add_parser("sim", help="serve emulated BM1366 boards on ptys (prints the paths as JSON)")
+    p.add_argument("--chips", type=_chips, default=1, help="chips per chain (1-128)")
+    p.add_argument("--boards", type=int, default=1, help="number of boards")
+    p.add_argument("--seed", type=int, default=0, help="random seed (board i uses seed + i)")
+    p.add_argument("--speed", type=_positive, default=1.0, help="simulated seconds per real second")
+    p.add_argument("--link", choices=("ideal", "ftdi"), default="ideal", help="chip->host link model")
+    p.add_argument("--ftdi-latency", type=_positive, default=0.016, help="FTDI latency timer (s)")
+    p.add_argument("--board-kind", choices=("gamma", "ultra"), default="gamma", help="I2C parts emulated")
+    p.add_argument(
+        "--difficulty-scale",
+        type=_positive,
+        default=DEFAULT_DIFFICULTY_SCALE,
+        help="nonces meet ticket difficulty * scale (default 2^-28)",
+    )
+    p.add_argument("--firehose", type=_positive, default=None, metavar="RATE", help="random nonces/s/chain")
+    p.add_argument("--dead-time", type=float, default=0.0, metavar="S", help="per-chip dead time (s)")
+    p.add_argument("--drift", type=_pair, default=None, metavar="A,P", help="log-rate walk: sd, tau (s)")
+    p.add_argument("--modulation", type=_pair, default=None, metavar="A,P", help="rate sinusoid: amp, period")
+    p.add_argument("--truth", default=None, metavar="PREFIX", help="write ground truth PREFIX<board>.csv")
+    p.add_argument("--link-dir", default=None, help="symlinks <name>-data/-control here")
+    p.add_argument("--stdin-control", action="store_true", help="read fault JSON lines from stdin")
+    p.set_defaults(func=run)
+
+
+def configs(args: argparse.Namespace) -> list[BoardConfig]:
+    """One :class:`BoardConfig` per board from parsed arguments."""
+    knobs = Knobs(
+        dead_time_s=args.dead_time,
+        drift_amplitude=args.drift[0] if args.drift else 0.0,
+        drift_period_s=args.drift[1] if args.drift else 60.0,
+        modulation_amplitude=args.modulation[0] if args.modulation else 0.0,
+        modulation_period_s=args.modulation[1] if args.modulation else 10.0,
+    )
+    return [
+        BoardConfig(
+            chips=args.chips,
+            seed=args.seed + i,
+            speed=args.speed,
+            link=args.link,
+            board_kind=args.board_kind,
+            difficulty_scale=args.difficulty_scale,
+            firehose_rate=args.firehose,
+            knobs=knobs,
+            ftdi_latency_s=args.ftdi_latency,
+            record_truth=args.truth is not None,
+            truth_path=f"{args.truth}{i}.csv" if args.truth else None,
+            link_dir=args.link_dir,
+            name=f"board{i}",
+        )
+        for i in range(args.boards)
+    ]
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Start the boards, print the JSON line, serve until a signal."""
+    boards = [SimulatedBoard(c) for c in configs(args)]
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    reader_task: asyncio.Task[None] | None = None
+    try:
+        for b in boards:
+            await b.start()
+        line = {
+            "boards": [b.info() for b in boards],
+            "difficulty_scale": args.difficulty_scale,
+            "seed": args.seed,
+            "speed": args.speed,
+            "chips": args.chips,
+            "link": args.link,
+            "board_kind": args.board_kind,
+            "firehose": args.firehose,
+        }
+        print(json.dumps(line), flush=True)
+        if args.stdin_control:
+            reader_task = asyncio.create_task(_control(boards, stop))
+        await stop.wait()
+    finally:
+        if reader_task is not None:
+            reader_task.cancel()
+            await asyncio.gather(reader_task, return_exceptions=True)
+        for b in boards:
+            await b.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+async def _control(boards: list[SimulatedBoard], stop: asyncio.Event) -> None:
+    """Apply fault JSON lines from stdin; answer each with one JSON line on stdout."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while not stop.is_set():
+        raw = await reader.readline()
+        if not raw:
+            return
+        try:
+            msg = json.loads(raw)
+            board = boards[int(msg.get("board", 0))]
+            ack = board.inject(msg)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            ack = {"ok": False, "error": str(exc)}
+        print(json.dumps(ack), flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``asicrc sim``."""
+    if args.boards < 1:
+        print("asicrc sim: --boards must be >= 1", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(args))
