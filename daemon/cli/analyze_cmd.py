@@ -1,0 +1,327 @@
+"""``asicrc analyze``: timing statistics, artefact detection and a verdict per stream (docs/analyze.md).
+
+    asicrc analyze RECORDING_DIR [--by board|chip|point] [--json] [--report DIR]
+    asicrc analyze --timestamps FILE [--json] [--report DIR]
+
+Reads the recording format of docs/recording-format.md (Arrow IPC stream segments ``events-*.arrows``; a torn
+``.part`` keeps its whole record batches). The statistics live in :mod:`reservoir.stats`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reservoir.stats import MIN_EVENTS, StreamResult, StreamStats, TooFewEvents, compute_stream, decide
+
+log = logging.getLogger(__name__)
+
+#: BM1366 small cores per chip (bm1366.md): expected nonces/s per chip = f * 1e6 * 894 / (ticket_diff * 2^32).
+SMALL_CORES = 894
+COLUMNS = (
+    "t_ns",
+    "t_host_ns",
+    "board",
+    "chip",
+    "valid",
+    "voltage_v",
+    "freq_mhz",
+    "ticket_diff",
+    "read_id",
+    "power_w",
+)
+
+
+class AnalyzeError(Exception):
+    """A user-facing error (bad file, missing directory, too few events)."""
+
+
+@dataclass
+class Stream:
+    """Events of one stream: time segments (int64 ns, contiguous runs) and per-event columns."""
+
+    name: str
+    segments: list[np.ndarray] = field(default_factory=list)
+    cols: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)
+
+    def col(self, key: str) -> np.ndarray | None:
+        parts = self.cols.get(key)
+        return np.concatenate(parts) if parts else None
+
+
+def read_segment(path: Path) -> pa.Table | None:
+    """Every whole record batch of one Arrow IPC stream file (a torn tail is dropped); None if unreadable."""
+    batches: list[pa.RecordBatch] = []
+    try:
+        reader = pa.ipc.open_stream(pa.memory_map(str(path)) if path.stat().st_size else pa.BufferReader(b""))
+    except (pa.ArrowInvalid, OSError) as exc:
+        log.warning("%s: not readable as an Arrow stream (%s); skipped", path, exc)
+        return None
+    while True:
+        try:
+            batches.append(reader.read_next_batch())
+        except StopIteration:
+            break
+        except (pa.ArrowInvalid, OSError) as exc:
+            log.warning("%s: torn tail after %d whole batches (%s)", path, len(batches), exc)
+            break
+    if not batches:
+        return None
+    return pa.Table.from_batches(batches)
+
+
+def read_recording(directory: Path, clock: str = "t_ns") -> dict[str, np.ndarray]:
+    """The event columns of a recording directory as numpy arrays (board as strings), sorted by time."""
+    if not directory.is_dir():
+        raise AnalyzeError(f"{directory}: no such recording directory")
+    files = sorted(directory.glob("events-*.arrows")) + sorted(directory.glob("events-*.arrows.part"))
+    if not files:
+        raise AnalyzeError(f"{directory}: no events-*.arrows segments (is this a recording directory?)")
+    cols: dict[str, list[np.ndarray]] = {}
+    for f in files:
+        t = read_segment(f)
+        if t is None or t.num_rows == 0:
+            continue
+        if clock not in t.column_names:
+            raise AnalyzeError(f"{f}: no {clock!r} column (columns: {', '.join(t.column_names)})")
+        for name in COLUMNS:
+            if name not in t.column_names:
+                continue
+            c = t.column(name)
+            if name == "board":
+                cols.setdefault(name, []).append(
+                    np.asarray(pc.cast(c, pa.string()).to_pylist(), dtype=object)
+                )
+            else:
+                cols.setdefault(name, []).append(c.to_numpy())
+    if clock not in cols:
+        raise AnalyzeError(f"{directory}: the segments hold no events")
+    n = sum(len(a) for a in cols[clock])
+    out = {k: np.concatenate(v) for k, v in cols.items() if sum(len(a) for a in v) == n}
+    order = np.argsort(out[clock], kind="stable")
+    return {k: v[order] for k, v in out.items()}
+
+
+def group_streams(ev: dict[str, np.ndarray], by: str, clock: str = "t_ns") -> list[Stream]:
+    """Split events into streams by board, (board, chip) or (board, voltage, frequency); a stream's time
+    segments are its contiguous runs within its board's event order (intervals across runs are not used)."""
+    n = len(ev[clock])
+    board = ev.get("board", np.full(n, "-", dtype=object))
+    streams: dict[tuple[Any, ...], Stream] = {}
+    for b in sorted(set(board.tolist())):
+        idx = np.flatnonzero(board == b)
+        if by == "board":
+            runs: list[tuple[tuple[Any, ...], np.ndarray]] = [((b,), idx)]
+        elif by == "chip":
+            if "chip" not in ev:
+                raise AnalyzeError("--by chip: the recording has no 'chip' column")
+            chips = ev["chip"][idx]
+            runs = [((b, int(c)), idx[chips == c]) for c in np.unique(chips)]
+        else:
+            if "voltage_v" not in ev or "freq_mhz" not in ev:
+                raise AnalyzeError("--by point: the recording has no voltage_v/freq_mhz columns")
+            v = np.round(ev["voltage_v"][idx].astype(np.float64), 4)
+            f = np.round(ev["freq_mhz"][idx].astype(np.float64), 3)
+            cut = np.flatnonzero((np.diff(v) != 0) | (np.diff(f) != 0)) + 1
+            edges = [0, *cut.tolist(), len(idx)]
+            runs = [((b, float(v[i]), float(f[i])), idx[i:j]) for i, j in itertools.pairwise(edges)]
+        for key, sel in runs:
+            st = streams.setdefault(key, Stream(name=_name(by, key), labels=_labels(by, key)))
+            st.segments.append(ev[clock][sel])
+            for c in ("valid", "freq_mhz", "ticket_diff", "read_id", "power_w", "chip", "voltage_v"):
+                if c in ev:
+                    st.cols.setdefault(c, []).append(ev[c][sel])
+    return list(streams.values())
+
+
+def _name(by: str, key: tuple[Any, ...]) -> str:
+    if by == "board":
+        return str(key[0])
+    if by == "chip":
+        return f"{key[0]}/chip{key[1]}"
+    return f"{key[0]}@{key[1]:g}V/{key[2]:g}MHz"
+
+
+def _labels(by: str, key: tuple[Any, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {"board": key[0]}
+    if by == "chip":
+        out["chip"] = key[1]
+    if by == "point":
+        out["voltage_v"], out["freq_mhz"] = key[1], key[2]
+    return out
+
+
+def stream_extras(st: Stream, rate_hz: float) -> dict[str, Any]:
+    """Invalid fraction, nonce rate vs expected and J/TH (when power_w is recorded) for one stream."""
+    out: dict[str, Any] = dict(st.labels)
+    valid = st.col("valid")
+    if valid is not None:
+        out["invalid_fraction"] = float(1.0 - np.mean(valid.astype(bool)))
+    f, td, chip = st.col("freq_mhz"), st.col("ticket_diff"), st.col("chip")
+    if f is not None and td is not None and len(f):
+        chips = len(np.unique(chip)) if chip is not None else 1
+        f_med, td_med = float(np.median(f)), float(np.median(td))
+        if td_med > 0:
+            expected = chips * f_med * 1e6 * SMALL_CORES / (td_med * 2.0**32)
+            out["expected_rate_hz"] = expected
+            out["rate_vs_expected"] = rate_hz / expected if expected > 0 else None
+            power = st.col("power_w")
+            if power is not None and len(power):
+                th_s = rate_hz * td_med * 2.0**32 / 1e12
+                out["power_w"] = float(np.nanmean(power))
+                out["j_per_th"] = out["power_w"] / th_s if th_s > 0 else None
+    return out
+
+
+def read_timestamps(path: Path) -> np.ndarray:
+    """One integer ns timestamp per line (blank lines and '#' comments skipped); sorted if needed."""
+    if not path.is_file():
+        raise AnalyzeError(f"{path}: no such file")
+    vals: list[int] = []
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, 1):
+            s = line.strip()
+            if not s or s.startswith("#"):
+                continue
+            try:
+                vals.append(int(s))
+            except ValueError:
+                raise AnalyzeError(f"{path}:{lineno}: not an integer timestamp in ns: {s[:40]!r}") from None
+    t = np.asarray(vals, dtype=np.int64)
+    if len(t) > 1 and np.any(np.diff(t) < 0):
+        log.warning("%s: timestamps are not in order; sorted", path)
+        t = np.sort(t)
+    return t
+
+
+def _table(results: Sequence[StreamResult]) -> str:
+    head = f"{'stream':<28} {'events':>8} {'rate Hz':>9} {'CV':>6} {'CV null95':>11} {'Fano min-max':>13} "
+    head += f"{'KS p':>7} {'verdict':<12} kind / artefacts"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        s = r.stats
+        fr = f"{min(s.fano.values()):.2f}-{max(s.fano.values()):.2f}" if s.fano else "-"
+        band = f"{s.cv_null95[0]:.2f}-{s.cv_null95[1]:.2f}"
+        lines.append(
+            f"{s.name[:28]:<28} {s.n_events:>8} {s.rate_hz:>9.3g} {s.cv:>6.3f} {band:>11} {fr:>13} "
+            f"{s.pvalues['ks']:>7.3g} {r.verdict:<12} {r.kind or ''}"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``asicrc analyze``; returns the exit code (1 on a user error, printed on stderr)."""
+    try:
+        return _run(args)
+    except AnalyzeError as exc:
+        print(f"asicrc analyze: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    clock = "t_host_ns" if args.clock == "host" else "t_ns"
+    streams: list[Stream]
+    if args.timestamps:
+        if args.recording:
+            raise AnalyzeError("give either RECORDING_DIR or --timestamps FILE, not both")
+        path = Path(args.timestamps)
+        streams = [Stream(name=path.name, segments=[read_timestamps(path)])]
+    elif args.recording:
+        streams = group_streams(read_recording(Path(args.recording), clock), args.by, clock)
+    else:
+        raise AnalyzeError("give RECORDING_DIR or --timestamps FILE")
+    stats: list[StreamStats] = []
+    gaps: dict[str, np.ndarray] = {}
+    skipped: list[str] = []
+    for i, st in enumerate(streams):
+        rid = st.col("read_id")
+        try:
+            s = compute_stream(st.segments, name=st.name, read_ids=rid, mc=not args.no_mc, seed=args.seed + i)
+        except TooFewEvents as exc:
+            if len(streams) == 1:
+                raise AnalyzeError(str(exc)) from None
+            skipped.append(str(exc))
+            log.warning("%s; skipped", exc)
+            continue
+        s.extra.update(stream_extras(st, s.rate_hz))
+        stats.append(s)
+        gaps[st.name] = np.concatenate([np.diff(g) for g in st.segments if len(g) > 1]) / 1e9
+    if not stats:
+        raise AnalyzeError(f"no stream has at least {MIN_EVENTS} events ({len(skipped)} streams skipped)")
+    results = decide(stats, alpha=args.alpha, correction=args.correction)
+    if args.report:
+        from reservoir.stats.report import write_report
+
+        points = []
+        for r in results:
+            row = dict(r.stats.extra)
+            row["cv"] = r.stats.cv
+            row["fano"] = _fano_at(r.stats, 10.0)
+            points.append(row)
+        has_points = args.by == "point" and len(points) > 1
+        path = write_report(
+            results,
+            gaps,
+            args.report,
+            points=points if has_points else (),
+            title=f"asicrc analyze {args.recording or args.timestamps}",
+            notes=[*skipped, f"clock: {clock}; correction: {args.correction}; alpha: {args.alpha}"],
+        )
+        print(f"report: {path}", file=sys.stderr)
+    if args.json:
+        objs = [r.to_json() for r in results]
+        print(json.dumps(objs[0] if len(objs) == 1 else objs, default=_json_default))
+    else:
+        print(_table(results))
+    return 0
+
+
+def _fano_at(s: StreamStats, multiple: float) -> float | None:
+    """Fano factor at the window closest (in log) to ``multiple`` mean intervals."""
+    if not s.fano:
+        return None
+    target = multiple * s.mean_interval_s
+    w = min(s.fano, key=lambda x: abs(np.log(x / target)))
+    return s.fano[w]
+
+
+def _json_default(o: object) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``analyze`` subcommand."""
+    p = subparsers.add_parser(
+        "analyze",
+        help="timing statistics, artefact detection and a Poisson verdict per stream",
+        description="Test event timing against a homogeneous Poisson process; detect host artefacts.",
+    )
+    p.add_argument("recording", nargs="?", metavar="RECORDING_DIR", help="recording directory")
+    p.add_argument("--timestamps", metavar="FILE", help="text file: one integer ns timestamp per line")
+    p.add_argument("--by", choices=("board", "chip", "point"), default="board", help="stream grouping")
+    p.add_argument("--json", action="store_true", help="print JSON (one object, a list for several streams)")
+    p.add_argument("--report", metavar="DIR", help="write an HTML report with PNG plots into DIR")
+    p.add_argument("--clock", choices=("corrected", "host"), default="corrected", help="t_ns or t_host_ns")
+    p.add_argument(
+        "--correction", choices=("holm", "bh", "none"), default="holm", help="multiple comparisons"
+    )
+    p.add_argument("--alpha", type=float, default=0.05, help="family-wise (holm) or FDR (bh) level")
+    p.add_argument("--no-mc", action="store_true", help="skip Monte-Carlo p-values (fast)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the interval-shuffle surrogates")
+    p.set_defaults(func=run)

@@ -1,0 +1,200 @@
+"""Detectors of host-made timing structure: a timestamp quantum, polling / batch delivery, and dead time.
+
+Each detector returns a :class:`Detection`: a p-value under the null "exponential intervals" (to enter the
+stream's multiple-comparison family), a gate saying whether the effect is large enough to distort the
+statistics, and the evidence as plain JSON-able numbers. Intervals are int64 ns.
+
+Dead time is classified here too: a hole at small intervals followed by a pile-up of intervals just above it
+means events were *delayed* (the host delivered them late: ``artifact``); a hole without pile-up means events
+never arrived (a dead time of the source or of the link: ``non-poisson``, kind ``regular/dead-time``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats as sps
+
+I64 = NDArray[np.int64]
+
+MS = 1_000_000  # ns per millisecond
+
+#: Known host timestamp quanta (ns -> mechanism); science.md: FTDI latency timer 16 ms; Linux HZ ticks.
+NAMED_QUANTA_NS: dict[int, str] = {
+    1 * MS: "1 ms (USB full-speed frame / 1 kHz timer tick)",
+    2 * MS: "2 ms (FTDI latency timer setting)",
+    4 * MS: "4 ms (Linux HZ=250 tick)",
+    8 * MS: "8 ms (FTDI latency timer setting)",
+    10 * MS: "10 ms (Linux HZ=100 tick)",
+    16 * MS: "16 ms (FTDI latency timer default)",
+    32 * MS: "32 ms (FTDI latency timer setting)",
+}
+#: A quantum is searched between these multiples of the mean interval: finer ones cannot move the statistics,
+#: coarser ones are polling (handled by the batch detector).
+QUANTUM_MIN_REL = 1e-3
+QUANTUM_MAX_REL = 0.5
+#: Smallest distinct nonzero intervals tried as quantum candidates (besides the named ones).
+QUANTUM_DATA_CANDIDATES = 16
+#: Mean resultant length of interval phases needed to call a lattice (effect gate; smooth densities give
+#: about 2*pi*rate*q/(2*pi) <= 0.08 in the searched range, a 16 ms grid gives 1).
+QUANTUM_MIN_R = 0.3
+#: Intervals used by the lattice test (a prefix; bounds the cost on 10^7 events).
+QUANTUM_MAX_SAMPLES = 200_000
+#: "Near-identical" timestamps: closer than this (ns) or 5 % of the mean interval, whichever is smaller.
+#: 2 ms covers the wire time of a few 11-byte replies at 115200 baud (0.95 ms each, bm1366.md).
+NEAR_ZERO_NS = 2 * MS
+NEAR_ZERO_REL = 0.05
+#: Batch effect gate: near-zero intervals must exceed their locally expected count this many times.
+BATCH_MIN_RATIO = 2.0
+#: Mean events per delivery above which a batch artefact is called polling rather than a fine quantum.
+POLLING_MIN_BATCH = 1.5
+#: Dead-time test uses the k-th smallest interval, k = 1 + n // this (tolerates a few stray short gaps).
+DEADTIME_K_DIV = 2000
+#: Pile-up check just above a dead time d: window width min(PILEUP_REL * d, 0.05 mean interval); a pile-up
+#: is this many times the count a shifted exponential predicts.
+PILEUP_REL = 0.1
+PILEUP_MIN_RATIO = 3.0
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detector's outcome: ``p`` under the exponential null, ``gated`` when the effect is large enough."""
+
+    name: str
+    p: float
+    gated: bool
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def candidate(self) -> bool:
+        """True when the effect gate passed; significance is decided by the caller."""
+        return self.gated
+
+
+def quantum(gaps: I64) -> Detection:
+    """Timestamp quantum: intervals sit on a lattice of multiples of q (gap-modulo-quantum, zero gaps).
+
+    Candidates: :data:`NAMED_QUANTA_NS` and the smallest distinct nonzero intervals, in [1e-3, 0.5] x the
+    mean interval. Test per candidate: the interval phases 2 pi (g mod q) / q against the phase law of an
+    exponential (mean e^{i theta} = 1 / (1 - i 2 pi mean / q)); p = exp(-N |R - R0|^2), Bonferroni over
+    candidates; gate: |R| >= :data:`QUANTUM_MIN_R`.
+    """
+    n = len(gaps)
+    zero_frac = float(np.mean(gaps == 0)) if n else 0.0
+    if n < 2:
+        return Detection("timestamp-quantum", 1.0, False, {"zero_gap_fraction": zero_frac})
+    mean = float(np.mean(gaps))
+    qmin, qmax = QUANTUM_MIN_REL * mean, QUANTUM_MAX_REL * mean
+    nz = gaps[gaps > 0]
+    small = np.unique(
+        np.partition(nz, min(len(nz) - 1, 4 * QUANTUM_DATA_CANDIDATES))[: 4 * QUANTUM_DATA_CANDIDATES]
+    )
+    data_c = [int(v) for v in small if qmin <= v <= qmax][:QUANTUM_DATA_CANDIDATES]
+    cands = sorted({q for q in NAMED_QUANTA_NS if qmin <= q <= qmax} | set(data_c))
+    if not cands:
+        return Detection("timestamp-quantum", 1.0, False, {"zero_gap_fraction": zero_frac})
+    g = gaps[:QUANTUM_MAX_SAMPLES]
+    m = len(g)
+    best: tuple[float, float, int] = (-1.0, 1.0, 0)
+    for q in cands:
+        theta = (g % q).astype(np.float64) * (2.0 * np.pi / q)
+        r = complex(float(np.mean(np.cos(theta))), float(np.mean(np.sin(theta))))
+        r0 = 1.0 / complex(1.0, -2.0 * np.pi * mean / q)
+        p = float(np.exp(-m * abs(r - r0) ** 2))
+        if abs(r) > best[0]:
+            best = (abs(r), p, q)
+    r_abs, p_raw, q = best
+    on_lattice = float(np.mean(np.minimum(g % q, q - g % q) < 0.05 * q))
+    ev: dict[str, Any] = {
+        "quantum_ns": q,
+        "quantum_s": q / 1e9,
+        "mechanism": NAMED_QUANTA_NS.get(q, "unknown"),
+        "resultant_length": round(r_abs, 4),
+        "fraction_on_lattice": round(on_lattice, 4),
+        "zero_gap_fraction": round(zero_frac, 5),
+        "candidates_tried": len(cands),
+        "quantum_x_rate": round(q / mean, 5),
+    }
+    return Detection("timestamp-quantum", min(1.0, p_raw * len(cands)), r_abs >= QUANTUM_MIN_R, ev)
+
+
+def batches(gaps: I64, eps: int) -> I64:
+    """Sizes of runs of events separated by intervals < eps ns (deliveries), in time order."""
+    breaks = np.flatnonzero(gaps >= eps)
+    edges = np.concatenate(([-1], breaks, [len(gaps)]))
+    return np.diff(edges).astype(np.int64)
+
+
+def batch_delivery(gaps: I64, read_ids: I64 | None = None) -> Detection:
+    """Polling / batch delivery: an excess of (near-)identical timestamps over the local exponential density.
+
+    Count c0 of intervals < eps vs c1 in [eps, 3 eps): under any smooth interval density c0 / (c0 + c1) ~
+    (1 - e^{-r eps}) / (1 - e^{-3 r eps}); one-sided binomial p. Gate: c0 >= :data:`BATCH_MIN_RATIO` x its
+    expectation. ``read_ids`` (same id = same transport read), when given, add the read-batch histogram.
+    """
+    n = len(gaps)
+    if n < 2:
+        return Detection("polling", 1.0, False, {})
+    mean = float(np.mean(gaps))
+    eps = int(max(1, min(NEAR_ZERO_NS, NEAR_ZERO_REL * mean)))
+    c0 = int(np.count_nonzero(gaps < eps))
+    c1 = int(np.count_nonzero((gaps >= eps) & (gaps < 3 * eps)))
+    lam = 1.0 / mean
+    p0 = float(-np.expm1(-lam * eps) / -np.expm1(-3 * lam * eps))
+    tot = c0 + c1
+    p = float(sps.binom.sf(c0 - 1, tot, p0)) if tot > 0 else 1.0
+    expected = p0 * tot
+    sizes = batches(gaps, eps)
+    deliveries_gap = gaps[gaps >= eps]
+    ev: dict[str, Any] = {
+        "near_zero_ns": eps,
+        "near_zero_gaps": c0,
+        "near_zero_expected": round(expected, 2),
+        "zero_gap_fraction": round(float(np.mean(gaps == 0)), 5),
+        "mean_batch_size": round(float(np.mean(sizes)), 3),
+        "max_batch_size": int(np.max(sizes)),
+        "fraction_events_batched": round(float(np.sum(sizes[sizes > 1])) / float(np.sum(sizes)), 4),
+        "median_delivery_interval_s": round(float(np.median(deliveries_gap)) / 1e9, 6)
+        if len(deliveries_gap)
+        else None,
+    }
+    if read_ids is not None and len(read_ids):
+        _, counts = np.unique(read_ids, return_counts=True)
+        hist = np.bincount(counts)
+        ev["read_batch_histogram"] = {str(k): int(v) for k, v in enumerate(hist) if k > 0 and v > 0}
+        ev["mean_events_per_read"] = round(float(np.mean(counts)), 3)
+    gated = c0 >= 5 and c0 >= BATCH_MIN_RATIO * max(expected, 1e-12)
+    return Detection("polling", p, gated, ev)
+
+
+def dead_time(gaps: I64) -> Detection:
+    """Dead time: a hole at small intervals. Test on the k-th smallest interval d_k: under exponential
+    intervals #(g < d_k) ~ Binomial(n, 1 - e^{-d_k/mean}), p = P(Bin <= k - 1). Evidence says whether the
+    intervals pile up just above the hole (events delayed by the host: ``delivery``) or not (``source``)."""
+    n = len(gaps)
+    if n < 2:
+        return Detection("dead-time", 1.0, False, {})
+    mean = float(np.mean(gaps))
+    k = 1 + n // DEADTIME_K_DIV
+    dk = int(np.partition(gaps, k - 1)[k - 1])
+    pk = float(-np.expm1(-dk / mean))
+    p = float(sps.binom.cdf(k - 1, n, pk))
+    width = max(1.0, min(PILEUP_REL * dk, 0.05 * mean))
+    above = gaps[gaps >= dk]
+    lam_above = 1.0 / max(float(np.mean(above - dk)), 1e-12) if len(above) else 0.0
+    c_pile = int(np.count_nonzero(gaps < dk + width)) - (k - 1)
+    exp_pile = len(above) * float(-np.expm1(-lam_above * width))
+    pile_ratio = c_pile / max(exp_pile, 1e-12)
+    mechanism = "delivery" if pile_ratio >= PILEUP_MIN_RATIO and c_pile >= 10 else "source"
+    ev: dict[str, Any] = {
+        "dead_time_s": dk / 1e9,
+        "order_statistic_k": k,
+        "expected_below": round(n * pk, 2),
+        "pileup_ratio": round(pile_ratio, 3),
+        "mechanism": mechanism,
+    }
+    # gate: the hole must be wide enough to matter (>= 1 % of intervals would fall in it)
+    return Detection("dead-time", p, pk >= 0.01, ev)
