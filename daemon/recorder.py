@@ -464,16 +464,24 @@ class Recorder:
     async def run(self, sub: Subscription) -> None:
         """Consume ``sub`` until it closes: buffer, flush on the interval in a worker thread, then close.
 
-        Cancelling the task also flushes and closes (the shutdown path of the daemon).
+        Cancelling the task also flushes and closes (the shutdown path of the daemon); a flush already running
+        in the worker thread is waited for first, so two threads never touch a segment.
         """
-        await asyncio.to_thread(self.open)
-        last_flush = self._clock()
+        inflight: asyncio.Task[Any] | None = None
+
+        async def off_loop(fn: Callable[[], object]) -> None:
+            nonlocal inflight
+            inflight = asyncio.ensure_future(asyncio.to_thread(fn))
+            await asyncio.shield(inflight)
+
         try:
+            await off_loop(self.open)
+            last_flush = self._clock()
             while True:
                 while (batch := sub.get_nowait()) is not None:
                     self.add(batch)
                 if self.flush_due(last_flush):
-                    await asyncio.to_thread(self.flush)
+                    await off_loop(self.flush)
                     last_flush = self._clock()
                     continue
                 if sub.closed:
@@ -481,6 +489,8 @@ class Recorder:
                 wait = max(0.0, self.policy.flush_interval_s - (self._clock() - last_flush))
                 await sub.wait(wait)
         finally:
+            if inflight is not None and not inflight.done():
+                await asyncio.wait([inflight])
             for batch in sub.drain():
                 self.add(batch)
             await asyncio.shield(asyncio.to_thread(self.close))
