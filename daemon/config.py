@@ -167,13 +167,29 @@ class TimingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SimFault:
+    """A fault injected into an emulated board ``at_s`` host seconds after start (demos, system tests).
+
+    overheat: chip temperature forced to ``value`` C; brownout: input supply at ``value`` V for
+    ``duration_s``; unplug: the pty disappears for ``duration_s``.
+    """
+
+    at_s: float = _f(0.0, 0.0, 1e9)
+    board: str = ""  # "" = every emulated board
+    kind: str = _f("overheat", choices=("overheat", "brownout", "unplug"))
+    value: float = _f(0.0, -50.0, 200.0)
+    duration_s: float = _f(1.0, 0.0, 1e9)
+
+
+@dataclass(frozen=True, slots=True)
 class SimulateConfig:
     """Settings for ``--simulate`` boards (the in-process emulator)."""
 
     chips: int = _f(1, 1, 256)
     time_scale: float = _f(1.0, 0.001, 10_000.0)  # emulator clock speed-up
-    nonce_scale: float = _f(1.0, 1e-9, 1e12)  # emulator reports this many times more nonces
+    link: str = _f("ideal", choices=("ideal", "ftdi"))  # emulated USB-serial bridge timing
     seed: int = _f(1, 0, 2**63 - 1)
+    faults: tuple[SimFault, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,437 @@
+"""The daemon as one asyncio service: boards, plans, pipeline, recorder, HTTP, MQTT, systemd notify.
+
+:class:`Daemon` wires everything and runs until SIGTERM/SIGINT (or ``duration_s``); stopping puts every board
+in its safe state first, then flushes the recorder, then exits 0. Progress goes to stderr through logging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daemon.config import BoardConfig, Config, PlanConfig
+from daemon.events import Pipeline
+from daemon.http import HttpServer, make_app
+from daemon.notify import Notifier, watchdog_interval_s, watchdog_loop
+from daemon.plans import ProgressStore, SweepProgress, run_plan
+from daemon.recorder import Recorder, RecorderPolicy, new_run_id, recover_all
+from daemon.safety import Setpoint, Source
+from daemon.sim_boards import PtySimBoard, start_sim_boards
+from daemon.state import DaemonState
+from daemon.supervisor import BoardControl, BoardSupervisor
+from drivers.chain import ChainTiming
+from drivers.transport import SerialTransport, Transport
+
+log = logging.getLogger(__name__)
+
+#: Pipeline subscriber queue lengths (batches; one batch per board per batch interval).
+RECORDER_QUEUE = 4096
+MQTT_QUEUE = 256
+#: Grace for each board to reach its safe state at shutdown (s).
+SHUTDOWN_BOARD_TIMEOUT_S = 5.0
+#: Chain bring-up timing for emulated boards: the emulator answers at once, so the waits can be short.
+SIM_CHAIN_TIMING = ChainTiming(
+    reset_hold_s=0.01, reset_settle_s=0.01, enum_gap_s=0.2, ramp_step_delay_s=0.01, baud_switch_delay_s=0.01
+)
+
+
+class StateDirError(OSError):
+    """The state directory cannot be created or written."""
+
+
+def check_state_dir(path: Path) -> None:
+    """Create ``path`` if needed and prove it is writable; raise :class:`StateDirError` naming it if not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise StateDirError(
+            exc.errno or 0,
+            f"state directory {path} is not writable ({exc.strerror or exc}); "
+            "fix its permissions or free space, or choose another with --state-dir / state_dir",
+        ) from exc
+
+
+class SafeProgressStore(ProgressStore):
+    """Progress store that logs (once) instead of failing the plan when the state dir is read-only/full."""
+
+    failed = False
+
+    def save(self, prog: SweepProgress) -> None:
+        try:
+            super().save(prog)
+        except OSError as exc:
+            if not self.failed:
+                log.error("cannot save plan progress in %s: %s (the plan continues)", self.dir, exc)
+            self.failed = True
+
+
+@dataclass
+class BoardRuntime:
+    """One board: its supervisor, its task and its plan task."""
+
+    sup: BoardSupervisor
+    task: asyncio.Task[None] | None = None
+    plans: asyncio.Task[None] | None = None
+
+
+class Daemon:
+    """The service. ``simulate``: emulated boards to start in-process (in addition to configured ones)."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        state_dir: Path,
+        http: tuple[str, int] | None = None,
+        duration_s: float | None = None,
+        simulate: int = 0,
+        clock: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.cfg = cfg
+        self.state_dir = Path(state_dir)
+        self.http_addr = http
+        self.duration_s = duration_s
+        self.simulate = simulate
+        self.clock = clock
+        self.pipeline = Pipeline(clock=clock)
+        self.state = DaemonState(version=_version(), host=socket.gethostname(), clock=clock)
+        self.state.pipeline = self.pipeline
+        self.pipeline.add_listener("state", self.state.update_from_events)
+        self.boards: dict[str, BoardRuntime] = {}
+        self.sim_boards: list[PtySimBoard] = []
+        self.stop_event = asyncio.Event()
+        self.http: HttpServer | None = None
+        self.notifier = Notifier()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._sim_dir: tempfile.TemporaryDirectory[str] | None = None
+        self.state_ok = True
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def request_stop(self) -> None:
+        """Begin a clean stop (signal handler)."""
+        if not self.stop_event.is_set():
+            log.warning("stopping: putting every board in a safe state")
+        self.stop_event.set()
+
+    async def run(self) -> int:
+        """Run until stopped; returns the exit code (0 on a clean stop)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self._start()
+            self.notifier.ready(f"{len(self.boards)} board(s)")
+            stop = asyncio.create_task(self.stop_event.wait())
+            waits: list[asyncio.Task[Any]] = [stop]
+            if self.duration_s is not None:
+                waits.append(asyncio.create_task(asyncio.sleep(self.duration_s)))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for t in waits:
+                    t.cancel()
+                await asyncio.gather(*waits, return_exceptions=True)
+        finally:
+            await self._stop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+        return 0
+
+    async def _start(self) -> None:
+        cfg = self.cfg
+        try:
+            check_state_dir(self.state_dir)
+        except StateDirError as exc:
+            self.state_ok = False
+            self.state.recorder.healthy = False
+            self.state.recorder.last_error = str(exc)
+            log.error("%s; running without recordings or saved plan progress", exc)
+        specs = list(self._configured_boards())
+        if self.simulate:
+            specs.extend(await self._start_sim())
+        for board, factory, control, valid_scale, chain_timing in specs:
+            st = self.state.add_board(board.name, board.kind, board.chips, link=board.data_port)
+            sup = BoardSupervisor(
+                board,
+                cfg.timing,
+                self.pipeline,
+                st,
+                factory,
+                control=control,
+                clock=self.clock,
+                chain_timing=chain_timing,
+                valid_scale=valid_scale,
+                seed=cfg.simulate.seed + len(self.boards),
+            )
+            self.boards[board.name] = BoardRuntime(sup)
+        if cfg.recorder.enabled and self.state_ok:
+            await self._start_recorder()
+        if cfg.http.enabled or self.http_addr is not None:
+            host, port = self.http_addr or (cfg.http.host, cfg.http.port)
+            self.http = HttpServer(make_app(self.state), host, port)
+            try:
+                await self.http.start()
+                log.info("status and metrics on %s/status and %s/metrics", self.http.url, self.http.url)
+            except OSError as exc:
+                log.error("http disabled: %s", exc)
+                self.http = None
+        if cfg.mqtt.enabled:
+            self._start_mqtt()
+        for name, rt in self.boards.items():
+            rt.task = asyncio.create_task(rt.sup.run(), name=f"board-{name}")
+            plans = [p for p in cfg.plans if not p.boards or name in p.boards]
+            if plans:
+                rt.plans = asyncio.create_task(self._run_plans(rt.sup, plans), name=f"plans-{name}")
+        self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
+        wd = watchdog_interval_s()
+        if wd:
+            self._tasks.append(
+                asyncio.create_task(watchdog_loop(self.notifier, wd, lambda: self.state.health()[0]))
+            )
+
+    def _configured_boards(
+        self,
+    ) -> list[tuple[BoardConfig, Callable[[], Transport], BoardControl | None, float, ChainTiming]]:
+        out: list[tuple[BoardConfig, Callable[[], Transport], BoardControl | None, float, ChainTiming]] = []
+        for b in self.cfg.boards:
+            if b.data_port == "discover":
+                log.error(
+                    "board %s: port discovery is not available in this build; give data_port a path", b.name
+                )
+                continue
+            out.append((b, functools_partial_serial(b.data_port, self.clock), None, 1.0, ChainTiming()))
+        return out
+
+    async def _start_sim(
+        self,
+    ) -> list[tuple[BoardConfig, Callable[[], Transport], BoardControl | None, float, ChainTiming]]:
+        sim = self.cfg.simulate
+        self._sim_dir = tempfile.TemporaryDirectory(prefix="asicrc-sim-")
+        self.sim_boards = await start_sim_boards(self.simulate, Path(self._sim_dir.name), sim, link=sim.link)
+        out: list[tuple[BoardConfig, Callable[[], Transport], BoardControl | None, float, ChainTiming]] = []
+        for sb in self.sim_boards:
+            bc = BoardConfig(
+                name=sb.name, kind="generic", data_port=str(sb.path), chips=sim.chips, safety=self.cfg.safety
+            )
+            log.info("emulated board %s on %s", sb.name, sb.path)
+            out.append(
+                (
+                    bc,
+                    functools_partial_serial(str(sb.path), self.clock),
+                    sb.control,
+                    sb.valid_scale,
+                    SIM_CHAIN_TIMING,
+                )
+            )
+        for f in sim.faults:
+            self._tasks.append(
+                asyncio.create_task(self._inject(f.at_s, f.board, f.kind, f.value, f.duration_s))
+            )
+        return out
+
+    async def _inject(self, at_s: float, board: str, kind: str, value: float, duration_s: float) -> None:
+        await asyncio.sleep(at_s)
+        for sb in self.sim_boards:
+            if board and sb.name != board:
+                continue
+            log.warning("emulator: injecting %s on %s (value %g, %g s)", kind, sb.name, value, duration_s)
+            if kind == "overheat":
+                sb.overheat(value)
+            elif kind == "brownout":
+                sb.brownout(value)
+            elif kind == "unplug":
+                sb.unplug()
+        if kind in ("brownout", "unplug"):
+            await asyncio.sleep(duration_s)
+            for sb in self.sim_boards:
+                if board and sb.name != board:
+                    continue
+                if kind == "brownout":
+                    sb.brownout(5.0)
+                else:
+                    sb.plug()
+                log.warning("emulator: %s on %s over", kind, sb.name)
+
+    async def _start_recorder(self) -> None:
+        rc = self.cfg.recorder
+        root = self.state_dir / rc.dir
+        recovered = await asyncio.to_thread(recover_all, root)
+        for r in recovered:
+            log.warning("recovered torn segment: %s", r.to_json())
+        run_dir = root / new_run_id()
+        policy = RecorderPolicy(
+            flush_interval_s=rc.flush_interval_s,
+            fsync_interval_s=rc.fsync_interval_s,
+            segment_bytes=rc.segment_bytes,
+        )
+        meta = {
+            "boards": [
+                {
+                    "name": rt.sup.name,
+                    "kind": rt.sup.board.kind,
+                    "chips": rt.sup.chips,
+                    "link": rt.sup.board.data_port,
+                }
+                for rt in self.boards.values()
+            ],
+            "simulated": bool(self.simulate),
+        }
+        recorder = Recorder(
+            run_dir, policy=policy, stats=self.state.recorder, meta=meta, boards=list(self.boards)
+        )
+        self.state.recorder.recovered_segments += len(recovered)
+        self.state.recorder.recovered_rows += sum(r.rows for r in recovered)
+        sub = self.pipeline.subscribe("recorder", RECORDER_QUEUE)
+        self._recorder_task = asyncio.create_task(recorder.run(sub), name="recorder")
+        log.info("recording to %s", run_dir)
+
+    def _start_mqtt(self) -> None:
+        from daemon.mqtt import MqttBridge, MqttSettings
+
+        m = self.cfg.mqtt
+        settings = MqttSettings(
+            host=m.host,
+            port=m.port,
+            tls=m.tls,
+            username=m.username or None,
+            password=m.password or None,
+            topic_root=m.topic_root,
+            token=m.token or None,
+        )
+        bridge = MqttBridge(settings, self.state.to_status, self._command)
+        self.pipeline.add_listener("mqtt", bridge.publish_events)
+        self._mqtt = bridge
+        self._tasks.append(asyncio.create_task(bridge.run(), name="mqtt"))
+
+    async def _command(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """MQTT command handler: setpoints go through the same safety gate as plans."""
+        if cmd.get("action") == "status":
+            return self.state.to_status()
+        if cmd.get("action") == "set_setpoint":
+            rt = self.boards.get(str(cmd.get("board", "")))
+            if rt is None:
+                return {"ok": False, "error": f"unknown board {cmd.get('board')!r}"}
+            try:
+                sp = Setpoint(
+                    float(cmd["voltage_v"]), float(cmd["freq_mhz"]), float(cmd.get("ticket_diff", 256.0))
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                return {"ok": False, "error": f"bad setpoint: {exc}"}
+            d = rt.sup.request(sp, -1, Source.COMMAND)
+            return {"ok": d.outcome != "refused", "outcome": d.outcome, "reason": d.reason}
+        return {"ok": False, "error": f"action {cmd.get('action')!r} not supported"}
+
+    async def _run_plans(self, sup: BoardSupervisor, plans: list[PlanConfig]) -> None:
+        store = SafeProgressStore(self.state_dir / "plans") if self.state_ok else None
+        for plan in plans:
+            log.info("board %s: plan %s (%s) starting", sup.name, plan.name, plan.kind)
+            self.pipeline.log(sup.name, "plan", {"plan": plan.name, "event": "start"})
+            await run_plan(plan, sup, store)
+            self.pipeline.log(sup.name, "plan", {"plan": plan.name, "event": "done"})
+            log.info("board %s: plan %s done", sup.name, plan.name)
+        log.info("board %s: all plans done; holding the last setpoint", sup.name)
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.timing.status_interval_s)
+            self.state.heartbeat()
+            lines = []
+            for name, b in self.state.boards.items():
+                plan = ""
+                if b.plan is not None:
+                    plan = f" | plan {b.plan.name} {b.plan.i}/{b.plan.n}"
+                temp = f" | {b.chip_temp_c:.1f} C" if b.chip_temp_c is not None else ""
+                lines.append(
+                    f"{name}: {b.status} {b.voltage_v:.2f} V {b.freq_mhz:.0f} MHz diff {b.ticket_diff:g}"
+                    f" | {b.nonces_total} nonces, {b.nonce_rate_hz:.1f}/s, invalid {b.invalid_total}"
+                    f"{temp}{plan}"
+                )
+            rec = self.state.recorder
+            lines.append(f"recorder: {rec.rows} rows, {rec.segments} segments, healthy={rec.healthy}")
+            log.info("status\n  %s", "\n  ".join(lines))
+            self.notifier.status("; ".join(lines[:-1])[:200])
+
+    async def _stop(self) -> None:
+        self.state.stopping = True
+        self.notifier.stopping("stopping")
+        # 1. plans stop asking for setpoints
+        plan_tasks = [rt.plans for rt in self.boards.values() if rt.plans is not None]
+        for t in plan_tasks:
+            t.cancel()
+        await asyncio.gather(*plan_tasks, return_exceptions=True)
+        # 2. every board to its safe state, then stop supervising
+        await asyncio.gather(
+            *(asyncio.wait_for(rt.sup.shutdown(), SHUTDOWN_BOARD_TIMEOUT_S) for rt in self.boards.values()),
+            return_exceptions=True,
+        )
+        sup_tasks = [rt.task for rt in self.boards.values() if rt.task is not None]
+        for t in sup_tasks:
+            t.cancel()
+        await asyncio.gather(*sup_tasks, return_exceptions=True)
+        for name, rt in self.boards.items():
+            sp = rt.sup.applied
+            log.warning(
+                "board %s: safe (%s)",
+                name,
+                "unknown, not connected" if sp is None else f"{sp.voltage_v:.2f} V {sp.freq_mhz:.1f} MHz",
+            )
+        # 3. background tasks, emulators
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "_mqtt"):
+            await self._mqtt.close()
+        for sb in self.sim_boards:
+            await sb.stop()
+        if self._sim_dir is not None:
+            self._sim_dir.cleanup()
+        # 4. flush the recorder
+        self.pipeline.close()
+        rec = getattr(self, "_recorder_task", None)
+        if rec is not None:
+            await asyncio.gather(rec, return_exceptions=True)
+            r = self.state.recorder
+            log.info("recorder: %d rows in %d segment(s) under %s", r.rows, r.segments, r.path)
+        if self.http is not None:
+            await self.http.stop()
+        self.notifier.close()
+
+
+def functools_partial_serial(path: str, clock: Callable[[], int]) -> Callable[[], Transport]:
+    """A factory of fresh serial transports on ``path`` (the reconnector opens a new one each time)."""
+
+    def make() -> Transport:
+        return SerialTransport(path, clock=clock)
+
+    return make
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("asicrc")
+    except Exception:  # pragma: no cover - not installed
+        return "0.0.0"
+
+
+def with_state_dir(cfg: Config, state_dir: str | None) -> Config:
+    """``cfg`` with ``state_dir`` replaced when given."""
+    return dataclasses.replace(cfg, state_dir=state_dir) if state_dir else cfg

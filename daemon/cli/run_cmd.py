@@ -1,0 +1,66 @@
+"""``asicrc run``: the daemon in the foreground (``--simulate N`` serves N emulated boards in-process)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from daemon.config import ConfigError, default_config, load_config
+
+#: Exit code when nothing is configured to run (and for config errors): like a usage error.
+EXIT_NO_BOARDS = 2
+
+NO_BOARDS_HELP = """asicrc run: no boards configured.
+  Configure one in a TOML file and pass it with --config, e.g.:
+      [[boards]]
+      name = "gamma0"
+      kind = "gamma"
+      data_port = "/dev/ttyACM1"
+  (a commented example is systemd/asicrc.example.toml), or try the emulator:
+      asicrc run --simulate 2
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run the daemon in the foreground", description=__doc__)
+    p.add_argument("--config", metavar="FILE", help="TOML configuration (see systemd/asicrc.example.toml)")
+    p.add_argument("--simulate", metavar="N", type=int, default=0, help="serve N emulated boards in-process")
+    p.add_argument("--state-dir", metavar="DIR", help="state directory (recordings, plan progress)")
+    p.add_argument("--http", metavar="HOST:PORT", help="serve /metrics, /healthz, /status here")
+    p.add_argument("--duration", metavar="S", type=float, help="stop cleanly after S seconds")
+    p.set_defaults(func=main)
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``:PORT`` for 127.0.0.1) -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--http expects HOST:PORT, got {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Load the configuration, check there is something to run, and run the daemon until stopped."""
+    logging.getLogger("daemon").setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
+    from daemon.app import Daemon, with_state_dir
+
+    if args.simulate < 0 or args.simulate > 64:
+        print(f"asicrc run: --simulate {args.simulate} out of range; allowed 0 .. 64", file=sys.stderr)
+        return EXIT_NO_BOARDS
+    try:
+        cfg = load_config(args.config) if args.config else default_config()
+        http = parse_hostport(args.http) if args.http else None
+    except (ConfigError, ValueError) as exc:
+        print(f"asicrc run: {exc}", file=sys.stderr)
+        return EXIT_NO_BOARDS
+    if not cfg.boards and not args.simulate:
+        print(NO_BOARDS_HELP, file=sys.stderr, end="")
+        return EXIT_NO_BOARDS
+    cfg = with_state_dir(cfg, args.state_dir)
+    daemon = Daemon(
+        cfg, state_dir=Path(cfg.state_dir), http=http, duration_s=args.duration, simulate=args.simulate
+    )
+    return asyncio.run(daemon.run())

@@ -1,0 +1,581 @@
+"""Board supervisor: one per board. Open, bring up, run jobs, stream replies into event batches, watch health,
+reconnect (through :class:`drivers.transport.Reconnector`, the one place that reconnects), re-initialise to
+safe values, and carry on recording.
+
+Every setpoint reaches the board through :class:`daemon.safety.SafetyEnvelope`: plans call
+:meth:`BoardSupervisor.request` (the gate), and only the control loop writes what :meth:`SafetyEnvelope.tick`
+returns. Start-up writes the envelope's safe output before anything else.
+
+Hot path: after bring-up the chain's per-frame reader is stopped and the supervisor reads the transport
+itself with the vectorised :class:`drivers.reply_batch.ReplyBatchDecoder`; per read it keeps numpy columns
+(raw read time, serialization-corrected time, read id, ids, setpoint in force) and publishes one Arrow batch
+per ``batch_interval_s`` (docs/recording-format.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from daemon.config import BoardConfig, TimingConfig
+from daemon.events import Pipeline, make_event_batch
+from daemon.jobs import JobSource
+from daemon.plans import PointAccumulator
+from daemon.safety import Decision, Mode, Output, Request, SafetyEnvelope, Setpoint, Source, Telemetry
+from daemon.state import BoardState, PlanProgress
+from drivers import chipmath
+from drivers.chain import Chain, ChainError, ChainTiming
+from drivers.frames import read_reg
+from drivers.reply_batch import ReplyBatchDecoder
+from drivers.transport import Backoff, LinkState, Reconnector, ResetLine, Transport, TransportError
+from drivers.transport.base import BITS_PER_BYTE
+
+log = logging.getLogger(__name__)
+
+#: Publish early when this many event rows are pending (bounds memory and latency at line rate).
+MAX_PENDING_ROWS = 16_384
+#: Chip-id register, read as a liveness probe when the link has been quiet for half the silence timeout.
+REG_CHIP_ID = 0x00
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class HealthError(TransportError):
+    """The link is alive but unhealthy (silence, CRC storm): handled like a lost link (reconnect)."""
+
+
+class _Reinit(Exception):
+    """The safety envelope asks for a fresh bring-up (after an overheat or a brown-out)."""
+
+
+class BoardControl(Protocol):
+    """Power, fan and sensors of a board (bitaxe-raw parts, the emulator, or nothing)."""
+
+    @property
+    def reset_line(self) -> ResetLine | None:
+        """The ASIC reset line when the board has one the host can drive."""
+        ...
+
+    async def set_core_voltage(self, volts: float) -> None:
+        """Core voltage in V; 0 switches the regulator off."""
+        ...
+
+    async def set_fan(self, pct: float) -> None:
+        """Fan duty 0..100 %."""
+        ...
+
+    async def read_telemetry(self) -> Telemetry:
+        """Temperatures (C), power (W), input voltage (V); None for what is not measured."""
+        ...
+
+
+class NullControl:
+    """A generic board without a control channel: nothing to set, nothing measured."""
+
+    reset_line: ResetLine | None = None
+
+    async def set_core_voltage(self, volts: float) -> None:
+        return None
+
+    async def set_fan(self, pct: float) -> None:
+        return None
+
+    async def read_telemetry(self) -> Telemetry:
+        return Telemetry()
+
+
+@functools.lru_cache(maxsize=4096)
+def writable_freq(freq_mhz: float, floor_mhz: float) -> float:
+    """The reachable PLL frequency to write for ``freq_mhz``: the nearest at or below it (never above the
+    envelope's output), or the nearest above ``floor_mhz`` when nothing below is reachable."""
+    below, above = chipmath.nearest_reachable(freq_mhz)
+    if below is not None and below >= floor_mhz - 1e-9:
+        return below
+    if above is not None:
+        return above
+    return freq_mhz  # pragma: no cover - outside every PLL setting
+
+
+@dataclass(slots=True)
+class _ReadChunk:
+    t_host_ns: int
+    read_id: int
+    t_ns: np.ndarray
+    nonce: np.ndarray
+    b6: np.ndarray
+    b7: np.ndarray
+    vbits: np.ndarray
+    setpoint: Setpoint
+    point: int
+
+
+@dataclass(slots=True)
+class LinkCounters:
+    """Counters kept across reconnects."""
+
+    reads: int = 0
+    bytes: int = 0
+    nonces: int = 0
+    register_replies: int = 0
+    crc_errors: int = 0
+    dropped_bytes: int = 0
+    published_rows: int = 0
+    bring_ups: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class BoardSupervisor:
+    """Keeps one board running (see the module docstring). Implements :class:`daemon.plans.PlanTarget`.
+
+    ``valid_scale``: a nonce is valid when its share difficulty >= ticket difficulty * ``valid_scale`` (the
+    emulator's difficulty scale; 1 on hardware). ``nonce_scale``: expected-rate multiplier for summaries.
+    """
+
+    def __init__(
+        self,
+        board: BoardConfig,
+        timing: TimingConfig,
+        pipeline: Pipeline,
+        state: BoardState,
+        transport_factory: Callable[[], Transport],
+        *,
+        control: BoardControl | None = None,
+        clock: Callable[[], int] = time.monotonic_ns,
+        sleep: Sleep = asyncio.sleep,
+        chain_timing: ChainTiming | None = None,
+        valid_scale: float = 1.0,
+        nonce_scale: float = 1.0,
+        seed: int = 0,
+        start_ticket_diff: float = 256.0,
+    ) -> None:
+        self.board = board
+        self.name = board.name
+        self.chips = board.chips
+        self.timing = timing
+        self.pipeline = pipeline
+        self.state = state
+        self.factory = transport_factory
+        self.control: BoardControl = control if control is not None else NullControl()
+        self.clock = clock
+        self.sleep = sleep
+        self.chain_timing = chain_timing if chain_timing is not None else ChainTiming()
+        self.valid_scale = valid_scale
+        self.nonce_scale = nonce_scale
+        self.start_ticket_diff = start_ticket_diff
+        self.envelope = SafetyEnvelope(board.safety, clock=clock, board=board.name)
+        self.jobs = JobSource(seed)
+        self.counters = LinkCounters()
+        self.point = -1
+        self.applied: Setpoint | None = None  # what the board has now (None: unknown, after a reconnect)
+        self._fan: float | None = None
+        self._held = False
+        self._chain: Chain | None = None
+        self._transport: Transport | None = None
+        self._pending: list[_ReadChunk] = []
+        self._pending_rows = 0
+        self._last_publish_ns = clock()
+        self._last_rx_ns = clock()
+        self._probe_sent = False
+        self._crc_window: tuple[int, int] = (clock(), 0)
+        self._windows: list[PointAccumulator] = []
+        self._decoder = ReplyBatchDecoder()
+        self._stream_end = 0
+        self._crc_base = 0
+        self._dropped_base = 0
+        self._ready = asyncio.Event()
+        self.connected = False
+        self.reconnector = Reconnector(
+            transport_factory,
+            self._session,
+            backoff=Backoff(timing.reconnect_min_s, 2.0, timing.reconnect_max_s),
+            sleep=sleep,
+            name=f"board {board.name}",
+            on_state=self._on_link_state,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Run until cancelled: connect, bring up, stream, reconnect with backoff on any link failure."""
+        self.state.status = "starting"
+        await self.reconnector.run()
+
+    def _on_link_state(self, st: LinkState) -> None:
+        if st in (LinkState.LOST, LinkState.CONNECTING) and self.connected:
+            self.connected = False
+            self.state.connected = False
+            self.state.status = "reconnecting"
+            self._ready.clear()
+        if st is LinkState.RECOVERED:
+            self.state.reconnects += 1
+        self.pipeline.log(self.name, "state", {"link": st.value})
+
+    async def shutdown(self) -> None:
+        """Put the board in its safe state (floors) and refuse every later request."""
+        self.envelope.shutdown()
+        out = self.envelope.tick()
+        chain = self._chain
+        if chain is not None and self.connected:
+            with contextlib.suppress(TransportError, ChainError, chipmath.UnreachableFrequency):
+                await asyncio.wait_for(self._apply(chain, out), 5.0)
+        self._publish()
+        self.state.status = "stopped"
+        self.pipeline.log(self.name, "safety", {"action": "shutdown", "setpoint": _sp_dict(out.setpoint)})
+
+    # ------------------------------------------------------------------ session
+
+    async def _session(self, transport: Transport) -> None:
+        self._transport = transport
+        while True:
+            try:
+                chain = await self._bring_up(transport)
+            except ChainError as exc:
+                raise TransportError(f"bring-up failed: {exc}") from exc
+            try:
+                await _run_all(
+                    self._stream(transport),
+                    self._control_loop(chain),
+                    self._job_loop(chain),
+                    self._telemetry_loop(),
+                )
+            except _Reinit:
+                log.warning("board %s: re-initialising after %s", self.name, self.envelope.mode)
+                continue
+            finally:
+                self.connected = False
+                self._ready.clear()
+                self._publish()
+
+    async def _bring_up(self, transport: Transport) -> Chain:
+        env = self.envelope
+        env.reset_output()
+        self.applied = None
+        out = env.tick()
+        # start-up writes safe values before anything else: fan, core voltage at its floor
+        await self.control.set_fan(out.fan_pct)
+        await self.control.set_core_voltage(out.setpoint.voltage_v)
+        self._fan = out.fan_pct
+        self._held = False
+        chain = Chain(transport, reset=self.control.reset_line, timing=self.chain_timing, sleep=self.sleep)
+        floor = self.board.safety.freq_min_mhz
+        async with chain:
+            info = await chain.bring_up(
+                freq_mhz=writable_freq(out.setpoint.freq_mhz, floor),
+                ticket_difficulty=max(1, int(out.setpoint.ticket_diff)),
+                baud=self.board.baud,
+                expected_chips=self.board.chips,
+            )
+        self.applied = Setpoint(out.setpoint.voltage_v, chain.freq_mhz, float(chain.ticket_difficulty))
+        self._chain = chain
+        self.jobs.reset()
+        self.counters.bring_ups += 1
+        self._crc_base = self.counters.crc_errors
+        self._dropped_base = self.counters.dropped_bytes
+        self._decoder = ReplyBatchDecoder()
+        self._stream_end = 0
+        now = self.clock()
+        self._last_rx_ns = now
+        self._probe_sent = False
+        self._crc_window = (now, 0)
+        self.connected = True
+        st = self.state
+        st.connected = True
+        st.status = "connected"
+        st.chips = info.chip_count
+        st.set_setpoint(*_sp_tuple(self.applied))
+        log.info(
+            "board %s: up, %d chip(s), %d baud, %.1f MHz",
+            self.name,
+            info.chip_count,
+            info.baud,
+            info.freq_mhz,
+        )
+        self.pipeline.log(self.name, "state", {"up": True, "chips": info.chip_count, "baud": info.baud})
+        return chain
+
+    # ------------------------------------------------------------------ the hot path
+
+    async def _stream(self, transport: Transport) -> None:
+        dec = self._decoder
+        read = transport.read
+        counters = self.counters
+        while True:
+            batch = await read()
+            data = batch.data
+            rb = dec.feed(data)
+            self._stream_end += len(data)
+            counters.reads += 1
+            counters.bytes += len(data)
+            self._last_rx_ns = batch.t_host_ns
+            self._probe_sent = False
+            n = len(rb)
+            if n == 0:
+                continue
+            m = rb.is_nonce
+            if not m.all():
+                counters.register_replies += int(n - np.count_nonzero(m))
+                if not m.any():
+                    continue
+                ends, value, b6, b7, vb = (
+                    rb.end_offset[m],
+                    rb.value[m],
+                    rb.b6[m],
+                    rb.b7[m],
+                    rb.version_bits[m],
+                )
+            else:
+                ends, value, b6, b7, vb = rb.end_offset, rb.value, rb.b6, rb.b7, rb.version_bits
+            baud = transport.baud
+            after = self._stream_end - ends  # bytes that arrived after each frame in this read
+            t_ns = batch.t_host_ns - after * (BITS_PER_BYTE * 1_000_000_000) // baud
+            sp = self.applied or Setpoint(0.0, 0.0, 0.0)
+            self._pending.append(
+                _ReadChunk(batch.t_host_ns, batch.read_id, t_ns, value, b6, b7, vb, sp, self.point)
+            )
+            self._pending_rows += len(value)
+            counters.nonces += len(value)
+            if self._pending_rows >= MAX_PENDING_ROWS:
+                self._publish()
+
+    def _publish(self) -> None:
+        """Turn pending read chunks into one event batch and publish it (inline; never blocks)."""
+        chunks, self._pending = self._pending, []
+        self._pending_rows = 0
+        self._last_publish_ns = self.clock()
+        self._sync_counters()
+        if not chunks:
+            return
+        lens = np.fromiter((len(c.nonce) for c in chunks), dtype=np.int64, count=len(chunks))
+        nonce = np.concatenate([c.nonce for c in chunks])
+        b7 = np.concatenate([c.b7 for c in chunks])
+        vbits = np.concatenate([c.vbits for c in chunks])
+        job_id = b7 & np.uint8(0xF8)
+        ticket = np.repeat(np.array([c.setpoint.ticket_diff for c in chunks], dtype=np.float64), lens)
+        share = self.jobs.check(job_id, nonce, vbits)
+        valid = share >= ticket * self.valid_scale
+        per = 256 // max(1, self.chips)
+        batch = make_event_batch(
+            self.name,
+            t_host_ns=np.repeat(np.array([c.t_host_ns for c in chunks], dtype=np.int64), lens),
+            t_ns=np.concatenate([c.t_ns for c in chunks]).astype(np.int64),
+            chip=(((nonce >> np.uint32(17)) & np.uint32(0xFF)) // np.uint32(per)).astype(np.int16),
+            core=((nonce >> np.uint32(25)) & np.uint32(0x7F)).astype(np.int16),
+            small_core=(b7 & np.uint8(0x07)).astype(np.int8),
+            job_id=job_id,
+            nonce=nonce,
+            version_bits=vbits,
+            share_diff=share,
+            valid=valid,
+            voltage_v=np.repeat(np.array([c.setpoint.voltage_v for c in chunks], dtype=np.float32), lens),
+            freq_mhz=np.repeat(np.array([c.setpoint.freq_mhz for c in chunks], dtype=np.float32), lens),
+            ticket_diff=ticket.astype(np.float32),
+            read_id=np.repeat(np.array([c.read_id for c in chunks], dtype=np.int64), lens),
+            point=np.repeat(np.array([c.point for c in chunks], dtype=np.int32), lens),
+        )
+        for acc in self._windows:
+            acc.add_events(valid, ticket)
+        self.counters.published_rows += batch.num_rows
+        self.pipeline.publish(batch, self.name)
+
+    # ------------------------------------------------------------------ control, jobs, telemetry
+
+    async def _control_loop(self, chain: Chain) -> None:
+        tick_s = self.timing.control_tick_s
+        batch_ns = int(self.timing.batch_interval_s * 1e9)
+        silence_ns = int(self.timing.silence_timeout_s * 1e9)
+        env = self.envelope
+        while True:
+            out = env.tick()
+            if out.reinit:
+                raise _Reinit
+            await self._apply(chain, out)
+            st = self.state
+            if out.mode is Mode.NORMAL:
+                st.status = "connected"
+                if out.setpoint == env.target or _close(out.setpoint, env.target):
+                    self._ready.set()
+                else:
+                    self._ready.clear()
+            else:
+                st.status = "overheat" if out.mode is Mode.OVERHEAT else "safe"
+                self._ready.clear()
+            now = self.clock()
+            if now - self._last_publish_ns >= batch_ns:
+                self._publish()
+            quiet = now - self._last_rx_ns
+            if quiet > silence_ns and not self._held:
+                raise HealthError(f"no bytes for {quiet / 1e9:.1f} s")
+            if quiet > silence_ns // 2 and not self._probe_sent and not self._held:
+                self._probe_sent = True
+                await chain.send(read_reg(REG_CHIP_ID))
+            self._check_crc_storm(now)
+            self._sync_counters()
+            await self.sleep(tick_s)
+
+    def _sync_counters(self) -> None:
+        c, dec = self.counters, self._decoder
+        c.crc_errors = self._crc_base + dec.crc_errors
+        c.dropped_bytes = self._dropped_base + dec.dropped_bytes
+        self.state.crc_errors = c.crc_errors
+        self.state.dropped_bytes = c.dropped_bytes
+
+    def _check_crc_storm(self, now: int) -> None:
+        t0, c0 = self._crc_window
+        if now - t0 < 1_000_000_000:
+            return
+        errors = self._decoder.crc_errors
+        rate = (errors - c0) * 1e9 / (now - t0)
+        self._crc_window = (now, errors)
+        if rate > self.timing.crc_storm_per_s:
+            raise HealthError(f"CRC storm: {rate:.0f} bad frames/s")
+
+    async def _apply(self, chain: Chain, out: Output) -> None:
+        """Write ``out`` to the board: fan, reset line, core voltage, PLL, ticket mask (only what changed)."""
+        prev = self.applied
+        sp = out.setpoint
+        if out.fan_pct != self._fan:
+            await self.control.set_fan(out.fan_pct)
+            self._fan = out.fan_pct
+        line = self.control.reset_line
+        if out.hold_reset != self._held:
+            if out.hold_reset:
+                await self.control.set_core_voltage(sp.voltage_v)
+            if line is not None and line.has_reset:
+                await line.set_reset(out.hold_reset)
+            self._held = out.hold_reset
+        if prev is None or sp.voltage_v != prev.voltage_v:
+            await self.control.set_core_voltage(sp.voltage_v)
+        freq = prev.freq_mhz if prev is not None else chain.freq_mhz
+        if not out.hold_reset:
+            want = writable_freq(sp.freq_mhz, self.board.safety.freq_min_mhz)
+            if want != chain.freq_mhz:
+                freq = await chain.set_frequency(want, ramp=False)
+            else:
+                freq = want
+            ticket = max(1, int(sp.ticket_diff))
+            if ticket != chain.ticket_difficulty:
+                await chain.set_ticket_difficulty(ticket)
+        new = Setpoint(sp.voltage_v, freq, float(chain.ticket_difficulty))
+        if new != prev:
+            self.applied = new
+            self.state.set_setpoint(*_sp_tuple(new))
+            self.pipeline.log(
+                self.name, "setpoint", {**_sp_dict(new), "mode": str(out.mode), "point": self.point}
+            )
+
+    async def _job_loop(self, chain: Chain) -> None:
+        while True:
+            if not self._held:
+                await chain.send_job(self.jobs.next_job())
+            await self.sleep(self.timing.job_interval_s)
+
+    async def _telemetry_loop(self) -> None:
+        st = self.state
+        while True:
+            t = await self.control.read_telemetry()
+            st.chip_temp_c, st.vr_temp_c, st.power_w, st.vin_v = (
+                t.chip_temp_c,
+                t.regulator_temp_c,
+                t.power_w,
+                t.input_voltage_v,
+            )
+            for acc in self._windows:
+                acc.add_telemetry(t)
+            reason = self.envelope.observe(t)
+            if reason is not None:
+                for acc in self._windows:
+                    acc.trips += 1
+                log.warning("board %s: %s -> safe state (%s)", self.name, reason, _telemetry_str(t))
+                self.pipeline.log(self.name, "safety", {"trip": reason, "telemetry": _telemetry_dict(t)})
+            await self.sleep(self.timing.telemetry_interval_s)
+
+    # ------------------------------------------------------------------ PlanTarget
+
+    def request(self, sp: Setpoint, point: int, source: Source = Source.PLAN) -> Decision:
+        """Ask for a setpoint through the safety gate; counted and logged when clamped or refused."""
+        d = self.envelope.gate(Request(sp, source))
+        if d.outcome != "applied":
+            for r in d.reason.split(","):
+                self.state.count_safety(d.outcome, r)
+            self.pipeline.log(
+                self.name, "safety", {"outcome": d.outcome, "reason": d.reason, "request": _sp_dict(sp)}
+            )
+        if d.applied is not None:
+            self.point = point
+            self._ready.clear()
+        return d
+
+    async def wait_ready(self) -> None:
+        """Wait until connected, in normal mode, with the ramp at the gated target."""
+        while True:
+            await self._ready.wait()
+            if self.connected and self.envelope.mode is Mode.NORMAL:
+                return
+            self._ready.clear()
+
+    def open_window(self) -> PointAccumulator:
+        acc = PointAccumulator()
+        self._windows.append(acc)
+        return acc
+
+    def close_window(self, acc: PointAccumulator) -> None:
+        self._publish()
+        with contextlib.suppress(ValueError):
+            self._windows.remove(acc)
+
+    def progress(self, name: str, kind: str, i: int, n: int, eta_s: float | None) -> None:
+        self.state.plan = PlanProgress(name, kind, i, n, eta_s)
+        self.pipeline.log(self.name, "plan", {"plan": name, "kind": kind, "i": i, "n": n})
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+async def _run_all(*coros: Coroutine[Any, Any, None]) -> None:
+    """Run coroutines together; the first to fail cancels the others and its exception propagates."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            exc = t.exception()
+            if exc is not None:
+                raise exc
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _close(a: Setpoint, b: Setpoint) -> bool:
+    return (
+        abs(a.freq_mhz - b.freq_mhz) < 1e-6 and a.voltage_v == b.voltage_v and a.ticket_diff == b.ticket_diff
+    )
+
+
+def _sp_tuple(sp: Setpoint) -> tuple[float, float, float]:
+    return sp.voltage_v, sp.freq_mhz, sp.ticket_diff
+
+
+def _sp_dict(sp: Setpoint) -> dict[str, float]:
+    return {"voltage_v": sp.voltage_v, "freq_mhz": sp.freq_mhz, "ticket_diff": sp.ticket_diff}
+
+
+def _telemetry_dict(t: Telemetry) -> dict[str, float | None]:
+    return {
+        "chip_temp_c": t.chip_temp_c,
+        "regulator_temp_c": t.regulator_temp_c,
+        "power_w": t.power_w,
+        "input_voltage_v": t.input_voltage_v,
+    }
+
+
+def _telemetry_str(t: Telemetry) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in _telemetry_dict(t).items() if v is not None)
