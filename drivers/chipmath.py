@@ -72,7 +72,7 @@ class PllSetting:
     @property
     def data_bytes(self) -> bytes:
         """The 4 register bytes: ``[0x40|0x50][fb_div][refdiv][(postdiv1-1)<<4 | (postdiv2-1)]``."""
-        first = 0x50 if self.vco_mhz >= VCO_HIGH_MHZ else 0x40
+        first = 0x50 if self.refdiv and self.vco_mhz >= VCO_HIGH_MHZ else 0x40
         post = ((self.postdiv1 - 1) << 4) | (self.postdiv2 - 1)
         return bytes([first, self.fb_div & 0xFF, self.refdiv & 0xFF, post])
 
