@@ -297,6 +297,14 @@ def _frame_from_raw(raw: bytes) -> Frame:
     return _decode_command(raw)
 
 
+def decode_unchecked(raw: bytes) -> Frame:
+    """Fields of one whole frame whose shape is right, without checking its CRC (for protocol analysers).
+
+    ``raw`` starts with a preamble and has the frame's full length (see :func:`frame_length`).
+    """
+    return _frame_from_raw(raw)
+
+
 def parse_exact(raw: bytes, reply_len: int | None = None) -> Frame:
     """Decode exactly one whole frame or raise :class:`InvalidFrame` saying why (for literal bytes)."""
     if reply_len is None:
