@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from drivers.crc import CRC5_INIT, CRC5_TABLE_NP
+from drivers.crc import CRC5_INIT, CRC5_POLY, CRC5_TABLE_NP
 from drivers.decoder import MAX_PENDING
 from drivers.frames import Frame, NonceReply, RegisterReply, check_frame, decode, frame_length
 from drivers.registers import REPLY_LEN_PLAIN, REPLY_LEN_ROLLING
@@ -276,3 +276,41 @@ def _batch_from_windows(w: npt.NDArray[np.uint8], end_offset: _I64, rl: int) -> 
         version_bits=vb,
         is_nonce=(w[:, rl - 1] & 0x80) != 0,
     )
+
+
+def encode_replies(
+    value: npt.ArrayLike,
+    b6: npt.ArrayLike,
+    b7: npt.ArrayLike,
+    version_bits: npt.ArrayLike = 0,
+    is_nonce: npt.ArrayLike = True,
+    reply_len: int = REPLY_LEN_ROLLING,
+) -> npt.NDArray[np.uint8]:
+    """Vectorised chip->host reply encoder (k x reply_len bytes; ``.tobytes()`` gives the stream).
+
+    Byte for byte what :meth:`NonceReply.encode` / :meth:`RegisterReply.encode` give; for emulators and
+    benchmarks that need millions of replies.
+    """
+    if reply_len not in (REPLY_LEN_ROLLING, REPLY_LEN_PLAIN):
+        raise ValueError(f"reply_len must be 9 or 11, got {reply_len}")
+    values = np.asarray(value, dtype=np.uint32).ravel()
+    k = values.size
+    w = np.zeros((k, reply_len), dtype=np.uint8)
+    w[:, 0], w[:, 1] = 0xAA, 0x55
+    w[:, 2:6] = values.astype(">u4").view(np.uint8).reshape(k, 4)
+    w[:, 6] = np.broadcast_to(np.asarray(b6, dtype=np.uint8), k)
+    w[:, 7] = np.broadcast_to(np.asarray(b7, dtype=np.uint8), k)
+    if reply_len == REPLY_LEN_ROLLING:
+        vb = np.broadcast_to(np.asarray(version_bits, dtype=np.uint16), k)
+        w[:, 8:10] = vb.astype(">u2").view(np.uint8).reshape(k, 2)
+    top = np.where(np.broadcast_to(np.asarray(is_nonce, dtype=np.bool_), k), 0x80, 0x00).astype(np.uint8)
+    reg = np.full(k, CRC5_INIT << 3, dtype=np.uint8)
+    for j in range(2, reply_len - 1):
+        reg = CRC5_TABLE_NP[reg ^ w[:, j]]
+    # Fold the top 3 bits of the last byte bit by bit (the CRC covers only those 3 bits of it).
+    crc = (reg >> 3).astype(np.int64)
+    for bit in (7, 6, 5):
+        fb = ((crc >> 4) & 1) ^ ((top.astype(np.int64) >> bit) & 1)
+        crc = ((crc << 1) & 0x1F) ^ (fb * CRC5_POLY)
+    w[:, reply_len - 1] = top | crc.astype(np.uint8)
+    return w
