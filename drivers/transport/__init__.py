@@ -9,7 +9,15 @@ from drivers.transport.base import (
     TransportError,
     wire_time_ns,
 )
-from drivers.transport.framing import FrameReader, StreamDecoder, TimedFrame
+from drivers.transport.framing import (
+    FrameReader,
+    ReplyBatchReader,
+    StreamDecoder,
+    TimedFrame,
+    TimedReplyBatch,
+    VectorFrameDecoder,
+    corrected_t_ns,
+)
 from drivers.transport.loopback import LoopbackTransport, loopback_pair
 from drivers.transport.reconnect import Backoff, LinkState, Reconnector, connect_with_backoff
 from drivers.transport.serial_port import SerialTransport
@@ -22,14 +30,18 @@ __all__ = [
     "LoopbackTransport",
     "ReadBatch",
     "Reconnector",
+    "ReplyBatchReader",
     "ResetLine",
     "SerialTransport",
     "StreamDecoder",
     "TimedFrame",
+    "TimedReplyBatch",
     "Transport",
     "TransportClosed",
     "TransportError",
+    "VectorFrameDecoder",
     "connect_with_backoff",
+    "corrected_t_ns",
     "loopback_pair",
     "wire_time_ns",
 ]

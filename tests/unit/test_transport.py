@@ -6,6 +6,7 @@ import itertools
 import logging
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,10 +19,13 @@ from drivers.transport import (
     LoopbackTransport,
     ReadBatch,
     Reconnector,
+    ReplyBatchReader,
     Transport,
     TransportClosed,
     TransportError,
+    VectorFrameDecoder,
     connect_with_backoff,
+    corrected_t_ns,
     loopback_pair,
     wire_time_ns,
 )
@@ -239,3 +243,41 @@ async def test_reconnector_propagates_other_errors() -> None:
     with pytest.raises(RuntimeError, match="bug"):
         await rc.run()
     assert rc.state is LinkState.STOPPED
+
+
+@given(
+    n=st.integers(1, 30),
+    cuts=st.lists(st.integers(0, 400), max_size=10),
+    garbage=st.lists(st.tuples(st.integers(0, 30), st.binary(min_size=1, max_size=5)), max_size=5),
+    baud=st.sampled_from([115_200, 1_000_000, 3_125_000]),
+)
+def test_vector_paths_match_the_scalar_reader(
+    n: int, cuts: list[int], garbage: list[tuple[int, bytes]], baud: int
+) -> None:
+    """VectorFrameDecoder and ReplyBatchReader give the scalar reader's frames, times and read ids."""
+    parts = [nonce(i) if i % 3 else RegisterReply(i, i, 0x14).encode() for i in range(n)]
+    for at, junk in garbage:
+        parts.insert(min(at, len(parts)), junk)
+    stream = b"".join(parts)
+    bounds = sorted({c for c in cuts if 0 < c < len(stream)} | {0, len(stream)})
+    batches = [
+        ReadBatch(stream[a:b], 10_000_000 * (i + 1), i) for i, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]
+    scalar = FrameReader(LoopbackTransport(baud=baud))
+    vector = FrameReader(LoopbackTransport(baud=baud), VectorFrameDecoder())
+    columns = ReplyBatchReader(LoopbackTransport(baud=baud))
+    for b in batches:
+        want = scalar.process(b)
+        assert vector.process(b) == want
+        got = columns.process(b)
+        assert got.read_id == b.read_id and got.t_host_ns == b.t_host_ns
+        assert got.t_ns.tolist() == [tf.t_ns for tf in want]
+        assert got.replies.value.tolist() == [
+            tf.frame.nonce if isinstance(tf.frame, NonceReply) else getattr(tf.frame, "value", None)
+            for tf in want
+        ]
+
+
+def test_corrected_t_ns_vector() -> None:
+    ends = np.array([11, 22, 33], dtype=np.int64)
+    assert corrected_t_ns(ends, 33, 1_000_000, 1_000_000).tolist() == [780_000, 890_000, 1_000_000]
