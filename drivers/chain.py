@@ -323,9 +323,12 @@ class Chain:
         expected_chips: int | None = None,
     ) -> ChainInfo:
         """Reset, enumerate, address, initialise, ramp to ``freq_mhz`` and switch to ``baud``."""
-        await self.reset()
-        if self.transport.baud != RESET_BAUD:
-            await self.transport.set_baud(RESET_BAUD)
+        if await self.reset() and self.transport.baud != RESET_BAUD:
+            await self.transport.set_baud(RESET_BAUD)  # chips are back at their power-on rate
+        elif self.transport.baud != RESET_BAUD:
+            log.info(
+                "no reset: keeping the host at %d baud (chips keep their last rate)", self.transport.baud
+            )
         rolling = chipmath.version_rolling_value()
         for _ in range(3):
             await self.write_register(REG_VERSION_ROLLING, rolling)

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 BY_ID_DIR = "/dev/serial/by-id"
+#: sysfs directory of USB serial devices; FTDI ports expose ``<tty>/latency_timer`` (ms) there.
+USB_SERIAL_SYSFS = "/sys/bus/usb-serial/devices"
 BITAXE_RAW = "bitaxe-raw"
 FTDI = "ftdi"
 CP210X = "cp210x"
@@ -55,6 +57,8 @@ class Candidate:
     control: str | None
     description: str
     location: str | None
+    #: FTDI latency timer (ms; default 16): received bytes wait up to this long, quantising timestamps.
+    latency_timer_ms: int | None = None
 
     @property
     def usb_id(self) -> str:
@@ -72,6 +76,16 @@ def stable_paths(by_id_dir: str = BY_ID_DIR) -> dict[str, str]:
         link = os.path.join(by_id_dir, name)
         out.setdefault(os.path.realpath(link), link)
     return out
+
+
+def ftdi_latency_ms(device: str, sysfs: str = USB_SERIAL_SYSFS) -> int | None:
+    """The FTDI latency timer of ``device`` (ms) from sysfs, or None when it cannot be read."""
+    tty = os.path.basename(os.path.realpath(device))
+    try:
+        with open(os.path.join(sysfs, tty, "latency_timer"), encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def interface_number(port: PortLike) -> int:
@@ -93,9 +107,14 @@ def _system_ports() -> list[PortLike]:
 
 
 def list_candidates(
-    ports: Iterable[PortLike] | None = None, stable: Mapping[str, str] | None = None
+    ports: Iterable[PortLike] | None = None,
+    stable: Mapping[str, str] | None = None,
+    sysfs: str = USB_SERIAL_SYSFS,
 ) -> list[Candidate]:
-    """Candidate boards among ``ports`` (default: pyserial's listing), stable paths from ``stable``."""
+    """Candidate boards among ``ports`` (default: pyserial's listing), stable paths from ``stable``.
+
+    FTDI candidates carry their latency timer (read from ``sysfs``) so callers can report it.
+    """
     all_ports = list(_system_ports() if ports is None else ports)
     links = stable_paths() if stable is None else stable
 
@@ -115,7 +134,14 @@ def list_candidates(
             device_loc = (p.location or "").rsplit(":", 1)[0]
             groups.setdefault((p.serial_number, device_loc if p.serial_number is None else ""), []).append(p)
             continue
-        out.append(Candidate(kind, p.vid, p.pid, p.serial_number, path(p), None, p.description, p.location))
+        latency = ftdi_latency_ms(p.device, sysfs) if kind == FTDI else None
+        if latency is not None and latency > 1:
+            log.info(
+                "%s: FTDI latency timer %d ms quantises host timestamps (set it to 1)", p.device, latency
+            )
+        out.append(
+            Candidate(kind, p.vid, p.pid, p.serial_number, path(p), None, p.description, p.location, latency)
+        )
     for members in groups.values():
         members.sort(key=lambda p: (interface_number(p), p.device))
         if len(members) != 2:

@@ -321,3 +321,24 @@ def test_chip_addresses() -> None:
     assert chip_addresses(4) == (0, 64, 128, 192)
     with pytest.raises(ValueError):
         chip_addresses(0)
+
+
+async def test_bring_up_returns_host_to_power_on_baud_only_after_a_reset() -> None:
+    host, dev = loopback_pair(has_reset=True, baud=1_000_000)
+    bauds: list[int] = []
+    host.on_baud = bauds.append
+    task = asyncio.create_task(FakeChain(dev, 1).run())
+    async with Chain(host, timing=FAST, sleep=Sleeps()) as chain:
+        info = await chain.bring_up(freq_mhz=50.0, baud=3_125_000)
+        assert bauds == [115_200, 3_125_000] and info.baud == 3_125_000
+    await host.close()
+    await task
+    host, dev = loopback_pair(baud=1_000_000)  # no reset line: the chips may still be at the fast rate
+    bauds = []
+    host.on_baud = bauds.append
+    task = asyncio.create_task(FakeChain(dev, 1).run())
+    async with Chain(host, timing=FAST, sleep=Sleeps()) as chain:
+        info = await chain.bring_up(freq_mhz=50.0, baud=1_000_000)
+        assert bauds == [] and info.baud == 1_000_000
+    await host.close()
+    await task

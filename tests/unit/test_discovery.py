@@ -15,6 +15,7 @@ from drivers.discovery import (
     FTDI,
     Candidate,
     UsbResetError,
+    ftdi_latency_ms,
     interface_number,
     list_candidates,
     stable_paths,
@@ -46,7 +47,7 @@ def test_bitaxe_raw_pair_control_is_first_interface() -> None:
         Port("/dev/ttyUSB1", 0x10C4, 0xEA60, None, "1-1.4:1.0", "CP2102"),
     ]
     stable = {"/dev/ttyACM0": "/dev/serial/by-id/usb-bitaxe_ABC-if00", "/dev/ttyUSB0": "/dev/serial/by-id/ft"}
-    got = list_candidates(ports, stable=stable)
+    got = list_candidates(ports, stable=stable, sysfs="/nonexistent")
     assert got == [
         Candidate(
             BITAXE_RAW,
@@ -152,3 +153,14 @@ def test_usb_reset_with_real_pyusb_finds_nothing_or_reports_backend() -> None:
     # On a machine without the device this must be a clear UsbResetError, never a crash.
     with pytest.raises(UsbResetError, match=r"no USB device|libusb"):
         usb_reset(0xC0DE, 0xCAFF)
+
+
+def test_ftdi_latency_timer_from_sysfs(tmp_path: Path) -> None:
+    (tmp_path / "ttyUSB3").mkdir()
+    (tmp_path / "ttyUSB3" / "latency_timer").write_text("16\n")
+    assert ftdi_latency_ms("/dev/ttyUSB3", str(tmp_path)) == 16
+    assert ftdi_latency_ms("/dev/ttyUSB4", str(tmp_path)) is None
+    got = list_candidates(
+        [Port("/dev/ttyUSB3", 0x0403, 0x6001, "F", "1-1:1.0")], stable={}, sysfs=str(tmp_path)
+    )
+    assert got[0].latency_timer_ms == 16
