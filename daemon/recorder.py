@@ -80,12 +80,17 @@ def write_json_atomic(path: Path, obj: Mapping[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
-        os.fchmod(fd, FILE_MODE)
-        os.write(fd, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            os.write(fd, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # never leave a half-written temp file on a full disk
+        raise
     _fsync_dir(path.parent)
 
 
@@ -125,54 +130,78 @@ class RecoveredSegment:
         }
 
 
-def read_stream_tolerant(path: Path) -> tuple[pa.Schema | None, list[pa.RecordBatch], int]:
-    """(schema, whole batches, bytes consumed) of an IPC stream file that may end in a torn message."""
-    batches: list[pa.RecordBatch] = []
+#: Arrow IPC end-of-stream marker (continuation token 0xFFFFFFFF, then a zero metadata length).
+EOS_MARKER = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+@dataclass(slots=True)
+class StreamScan:
+    """What a tolerant pass over an IPC stream file found (batches are kept only when asked)."""
+
+    schema: pa.Schema | None
+    rows: int
+    batches: int
+    good_bytes: int  # offset just past the last whole message
+    clean_end: bool  # the stream ended with its end-of-stream marker
+    kept: list[pa.RecordBatch]
+
+
+def scan_stream(path: Path, keep: bool = False) -> StreamScan:
+    """Read an IPC stream file that may end in a torn message, one batch at a time."""
+    scan = StreamScan(None, 0, 0, 0, False, [])
     with pa.OSFile(str(path), "rb") as f:
         try:
             reader = pa.ipc.open_stream(f)
         except (pa.ArrowInvalid, OSError):
-            return None, [], 0
-        good = f.tell()
+            return scan
+        scan.schema = reader.schema
+        scan.good_bytes = f.tell()
         while True:
             try:
                 batch = reader.read_next_batch()
             except StopIteration:
-                good = f.tell()
+                scan.clean_end = True
                 break
             except (pa.ArrowInvalid, OSError):
                 break
-            batches.append(batch)
-            good = f.tell()
-        return reader.schema, batches, good
+            scan.rows += batch.num_rows
+            scan.batches += 1
+            scan.good_bytes = f.tell()
+            if keep:
+                scan.kept.append(batch)
+    return scan
+
+
+def read_stream_tolerant(path: Path) -> tuple[pa.Schema | None, list[pa.RecordBatch], int]:
+    """(schema, whole batches, bytes up to the last whole message) of a possibly torn IPC stream file."""
+    scan = scan_stream(path, keep=True)
+    return scan.schema, scan.kept, scan.good_bytes
 
 
 def recover_segment(part: Path) -> RecoveredSegment:
-    """Rewrite the whole batches of a torn ``*.arrows.part`` into ``*.arrows`` (atomic), then remove the part.
+    """Cut a torn ``*.arrows.part`` after its last whole batch, end the stream, rename it to ``*.arrows``.
 
-    A part without a readable schema or without rows is removed (``path`` None).
+    The cut is made in place (truncate, append the end-of-stream marker, fsync, rename, fsync dir), so it
+    needs no free space and no second copy. A part without a readable schema or rows is removed (``path``
+    None).
     """
     size = part.stat().st_size
-    schema, batches, good = read_stream_tolerant(part)
-    rows = sum(b.num_rows for b in batches)
+    scan = scan_stream(part)
     final = part.with_suffix("")  # drop ".part"
-    if schema is None or rows == 0:
+    if scan.schema is None or scan.rows == 0:
         part.unlink()
         _fsync_dir(part.parent)
         return RecoveredSegment(part.name, None, 0, 0, size)
-    tmp = part.with_name(final.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    with open(fd, "wb") as fh:
-        os.fchmod(fd, FILE_MODE)
-        with pa.ipc.new_stream(fh, schema) as writer:
-            for b in batches:
-                writer.write_batch(b)
+    with open(part, "r+b") as fh:
+        fh.truncate(scan.good_bytes)
+        fh.seek(scan.good_bytes)
+        fh.write(EOS_MARKER)
         fh.flush()
-        os.fsync(fd)
-    os.replace(tmp, final)
-    part.unlink()
+        os.fchmod(fh.fileno(), FILE_MODE)
+        os.fsync(fh.fileno())
+    os.replace(part, final)
     _fsync_dir(part.parent)
-    return RecoveredSegment(part.name, final.name, rows, len(batches), size - good)
+    return RecoveredSegment(part.name, final.name, scan.rows, scan.batches, size - scan.good_bytes)
 
 
 def recover_dir(run_dir: Path) -> list[RecoveredSegment]:
@@ -435,7 +464,7 @@ class Recorder:
         self.stats.last_error = msg
         if self.stats.healthy:
             log.error(
-                "recorder: %s; dropping rows (counted), retrying every %.0f s",
+                "recorder: %s; dropping rows (counted), retrying every %g s",
                 msg,
                 self.policy.retry_interval_s,
             )
