@@ -168,9 +168,11 @@ class ReplyBatchDecoder:
         rl = self.reply_len
 
         # Reply candidates (AA 55): complete ones get a CRC check, the rest are "incomplete" stops.
-        aa = np.flatnonzero((arr[:-1] == 0xAA) & (arr[1:] == 0x55)).astype(np.int64, copy=False)
-        complete = aa[aa <= n - rl]
-        incomplete = [int(s) for s in aa[aa > n - rl]]
+        is_55, is_aa = arr == 0x55, arr == 0xAA
+        aa = np.flatnonzero(is_aa[:-1] & is_55[1:]).astype(np.int64, copy=False)
+        last_start = int(np.searchsorted(aa, n - rl, side="right"))
+        complete = aa[:last_start]
+        incomplete = aa[last_start:].tolist()
         if complete.size:
             windows = np.lib.stride_tricks.sliding_window_view(arr, rl)[complete]
             ok = crc_ok_windows(windows)
@@ -179,7 +181,7 @@ class ReplyBatchDecoder:
             ok = np.zeros(0, dtype=np.bool_)
 
         # Host candidates (55 AA): rare on a chip->host line; checked with the scalar codec.
-        host_pos = np.flatnonzero((arr[:-1] == 0x55) & (arr[1:] == 0xAA))
+        host_pos = np.flatnonzero(is_55[:-1] & is_aa[1:])
         host_valid: list[tuple[int, int]] = []  # (start, length)
         host_bad: list[int] = []
         for s in host_pos.tolist():
@@ -213,10 +215,11 @@ class ReplyBatchDecoder:
 
         # Stop at the first incomplete candidate not inside a taken frame.
         stop = n
-        for s in sorted(incomplete):
-            if not _covered(sel_starts, sel_ends, np.array([s], dtype=np.int64))[0]:
-                stop = s
-                break
+        if incomplete:
+            inc = np.sort(np.array(incomplete, dtype=np.int64))
+            uncovered = inc[~_covered(sel_starts, sel_ends, inc)]
+            if uncovered.size:
+                stop = int(uncovered[0])
         if stop == n and arr[-1] in (0x55, 0xAA) and not (sel_ends.size and sel_ends[-1] == n):
             stop = n - 1
         keep = sel_starts < stop
@@ -224,12 +227,18 @@ class ReplyBatchDecoder:
         sel_starts, sel_ends = sel_starts[keep], sel_ends[keep]
 
         # Failed candidates the scalar scan would have reached (not inside a taken frame, before the stop).
-        bad = np.concatenate([complete[~ok], np.array(host_bad, dtype=np.int64)])
-        bad = bad[bad < stop]
-        self.crc_errors += int(np.count_nonzero(~_covered(sel_starts, sel_ends, bad)))
+        bad = complete[~ok]
+        if host_bad:
+            bad = np.concatenate([bad, np.array(host_bad, dtype=np.int64)])
+        if bad.size:
+            bad = bad[bad < stop]
+            self.crc_errors += int(np.count_nonzero(~_covered(sel_starts, sel_ends, bad)))
 
-        rep = taken_idx[kinds[taken_idx] == 0]
-        w = windows[src[rep]]
+        if not host_valid and taken_idx.size == complete.size:
+            rep, w = taken_idx, windows  # common case: every candidate was a good reply and is returned
+        else:
+            rep = taken_idx[kinds[taken_idx] == 0]
+            w = windows[src[rep]]
         base = self._offset
         end_offset = (starts[rep] + rl + base).astype(np.int64)
         batch = _batch_from_windows(w, end_offset, rl)
