@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from drivers.decoder import FrameDecoder
 from drivers.frames import NonceReply, RegisterReply
 from drivers.transport import (
     Backoff,
@@ -135,7 +136,7 @@ def test_reader_timestamps_property(n: int, cuts: list[int], baud: int) -> None:
     """Any read split: every frame found once, t_ns = t_host - wire time of the rest of its read."""
     stream = b"".join(nonce(i) for i in range(n))
     bounds = sorted({c for c in cuts if 0 < c < len(stream)} | {0, len(stream)})
-    reader = FrameReader(LoopbackTransport(baud=baud))
+    reader = FrameReader(LoopbackTransport(baud=baud), FrameDecoder())
     got: list[object] = []
     for rid, (a, b) in enumerate(itertools.pairwise(bounds)):
         t = 1_000_000_000 + rid * 1_000_000
@@ -263,7 +264,7 @@ def test_vector_paths_match_the_scalar_reader(
     batches = [
         ReadBatch(stream[a:b], 10_000_000 * (i + 1), i) for i, (a, b) in enumerate(itertools.pairwise(bounds))
     ]
-    scalar = FrameReader(LoopbackTransport(baud=baud))
+    scalar = FrameReader(LoopbackTransport(baud=baud), FrameDecoder())
     vector = FrameReader(LoopbackTransport(baud=baud), VectorFrameDecoder())
     columns = ReplyBatchReader(LoopbackTransport(baud=baud))
     for b in batches:
@@ -276,6 +277,10 @@ def test_vector_paths_match_the_scalar_reader(
             tf.frame.nonce if isinstance(tf.frame, NonceReply) else getattr(tf.frame, "value", None)
             for tf in want
         ]
+
+
+def test_default_decoder_is_vectorised() -> None:
+    assert isinstance(FrameReader(LoopbackTransport()).decoder, VectorFrameDecoder)
 
 
 def test_corrected_t_ns_vector() -> None:
