@@ -24,7 +24,7 @@ from daemon.config import BoardConfig, Config, PlanConfig
 from daemon.events import Pipeline
 from daemon.http import HttpServer, make_app
 from daemon.notify import Notifier, watchdog_interval_s, watchdog_loop
-from daemon.plans import ProgressStore, SweepProgress, run_plan
+from daemon.plans import ProgressStore, SweepProgress, run_plan, write_json_atomic
 from daemon.recorder import Recorder, RecorderPolicy, new_run_id, recover_all
 from daemon.safety import Setpoint, Source
 from daemon.sim_boards import PtySimBoard, start_sim_boards
@@ -367,6 +367,24 @@ class Daemon:
             lines.append(f"recorder: {rec.rows} rows, {rec.segments} segments, healthy={rec.healthy}")
             log.info("status\n  %s", "\n  ".join(lines))
             self.notifier.status("; ".join(lines[:-1])[:200])
+            await self._write_status()
+
+    async def _write_status(self, final: bool = False) -> None:
+        """``<state dir>/status.json``: the /status snapshot, rewritten atomically (and once at exit)."""
+        if not self.state_ok:
+            return
+        snap = self.state.to_status()
+        snap["final"] = final
+        snap["supervisors"] = {
+            name: dataclasses.asdict(rt.sup.counters)
+            | {"refusals": dict(rt.sup.envelope.refusals), "clamps": dict(rt.sup.envelope.clamps)}
+            | {"trips": dict(rt.sup.envelope.trips), "caps": list(rt.sup.envelope.caps)}
+            for name, rt in self.boards.items()
+        }
+        try:
+            await asyncio.to_thread(write_json_atomic, self.state_dir / "status.json", snap)
+        except OSError as exc:
+            log.debug("cannot write status.json: %s", exc)
 
     async def _stop(self) -> None:
         self.state.stopping = True
@@ -409,6 +427,7 @@ class Daemon:
             await asyncio.gather(rec, return_exceptions=True)
             r = self.state.recorder
             log.info("recorder: %d rows in %d segment(s) under %s", r.rows, r.segments, r.path)
+        await self._write_status(final=True)
         if self.http is not None:
             await self.http.stop()
         self.notifier.close()

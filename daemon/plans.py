@@ -209,7 +209,7 @@ class ProgressStore:
         self.dir = Path(directory)
 
     def path(self, plan: str, board: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{plan}.{board}")
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{plan}.{board}")
         return self.dir / f"{safe}.json"
 
     def load(self, plan: str, board: str, fp: str, total: int) -> SweepProgress:

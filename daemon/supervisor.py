@@ -444,25 +444,21 @@ class BoardSupervisor:
         if out.fan_pct != self._fan:
             await self.control.set_fan(out.fan_pct)
             self._fan = out.fan_pct
-        line = self.control.reset_line
-        if out.hold_reset != self._held:
-            if out.hold_reset:
-                await self.control.set_core_voltage(sp.voltage_v)
-            if line is not None and line.has_reset:
-                await line.set_reset(out.hold_reset)
-            self._held = out.hold_reset
-        if prev is None or sp.voltage_v != prev.voltage_v:
-            await self.control.set_core_voltage(sp.voltage_v)
         freq = prev.freq_mhz if prev is not None else chain.freq_mhz
-        if not out.hold_reset:
+        if not self._held:
+            # the chip is alive: PLL (down first in an emergency) and ticket mask
             want = writable_freq(sp.freq_mhz, self.board.safety.freq_min_mhz)
-            if want != chain.freq_mhz:
-                freq = await chain.set_frequency(want, ramp=False)
-            else:
-                freq = want
+            freq = await chain.set_frequency(want, ramp=False) if want != chain.freq_mhz else want
             ticket = max(1, int(sp.ticket_diff))
             if ticket != chain.ticket_difficulty:
                 await chain.set_ticket_difficulty(ticket)
+        if prev is None or sp.voltage_v != prev.voltage_v:
+            await self.control.set_core_voltage(sp.voltage_v)
+        line = self.control.reset_line
+        if out.hold_reset != self._held:
+            if line is not None and line.has_reset:
+                await line.set_reset(out.hold_reset)
+            self._held = out.hold_reset
         new = Setpoint(sp.voltage_v, freq, float(chain.ticket_difficulty))
         if new != prev:
             self.applied = new
