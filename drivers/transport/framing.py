@@ -4,9 +4,9 @@ For a frame completed by a read that returned at ``t_host_ns``, the bytes that a
 read were still on the wire when the frame had already landed, so ``t_ns = t_host_ns - wire_time(after)`` at
 the current baud (10 bits per byte, 8N1). ``read_id`` ties frames of one read together.
 
-:class:`FrameReader` yields codec dataclasses (vectorised decoding through :class:`VectorFrameDecoder` by
-default, or the scalar :class:`drivers.decoder.FrameDecoder`); :class:`ReplyBatchReader` is the hot path and keeps replies as
-numpy columns (:class:`drivers.reply_batch.ReplyBatch`) with a vector of corrected times.
+:class:`FrameReader` yields codec dataclasses (decoded by :class:`VectorFrameDecoder` by default, or by
+the scalar :class:`drivers.decoder.FrameDecoder`); :class:`ReplyBatchReader` is the hot path and keeps
+replies as numpy columns (:class:`drivers.reply_batch.ReplyBatch`) with a vector of corrected times.
 """
 
 from __future__ import annotations
