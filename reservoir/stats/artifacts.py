@@ -98,15 +98,15 @@ def quantum(gaps: I64) -> Detection:
         return Detection("timestamp-quantum", 1.0, False, {"zero_gap_fraction": zero_frac})
     g = gaps[:QUANTUM_MAX_SAMPLES]
     m = len(g)
-    best: tuple[float, float, int] = (-1.0, 1.0, 0)
+    scored: list[tuple[float, float, int]] = []
     for q in cands:
         theta = (g % q).astype(np.float64) * (2.0 * np.pi / q)
         r = complex(float(np.mean(np.cos(theta))), float(np.mean(np.sin(theta))))
         r0 = 1.0 / complex(1.0, -2.0 * np.pi * mean / q)
-        p = float(np.exp(-m * abs(r - r0) ** 2))
-        if abs(r) > best[0]:
-            best = (abs(r), p, q)
-    r_abs, p_raw, q = best
+        scored.append((abs(r), float(np.exp(-m * abs(r - r0) ** 2)), q))
+    # a lattice of q is also one of q/k: report the coarsest candidate nearly as tight as the tightest
+    r_max = max(s[0] for s in scored)
+    r_abs, p_raw, q = max((s for s in scored if s[0] >= 0.9 * r_max), key=lambda s: s[2])
     on_lattice = float(np.mean(np.minimum(g % q, q - g % q) < 0.05 * q))
     ev: dict[str, Any] = {
         "quantum_ns": q,

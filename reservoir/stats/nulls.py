@@ -17,8 +17,11 @@ from reservoir.stats.core import ad_exp, ks_exp
 
 F64 = NDArray[np.float64]
 
-#: Monte-Carlo replicates per null (p-value resolution 1/(B+1) = 0.001).
+#: Monte-Carlo replicates per null: at least this many (p-value resolution 1/(B+1) = 0.001) ...
 MC_REPLICATES = 999
+#: ... and more for short streams, up to MC_MAX_REPLICATES, while B x n stays within MC_BUDGET samples.
+MC_MAX_REPLICATES = 19_999
+MC_BUDGET = 4_000_000
 #: Largest interval count simulated exactly; larger counts reuse it through the sqrt(n) scaling.
 MC_MAX_N = 5000
 #: Seed of every null (results are reproducible run to run).
@@ -47,9 +50,12 @@ def _null_tables(n: int, reps: int) -> tuple[F64, F64, F64]:
     return np.sort(np.concatenate(cvs)), np.sort(np.concatenate(kss)), np.sort(np.concatenate(ads))
 
 
-def null_tables(n: int, reps: int = MC_REPLICATES) -> tuple[F64, F64, F64]:
+def null_tables(n: int, reps: int | None = None) -> tuple[F64, F64, F64]:
     """Cached null samples (sorted) of sqrt(n)(CV-1), sqrt(n) D and A^2 for ``n`` intervals."""
-    return _null_tables(min(int(n), MC_MAX_N), int(reps))
+    n = min(int(n), MC_MAX_N)
+    if reps is None:
+        reps = max(MC_REPLICATES, min(MC_MAX_REPLICATES, MC_BUDGET // n))
+    return _null_tables(n, int(reps))
 
 
 def _upper_p(null_sorted: F64, value: float) -> float:
@@ -65,25 +71,25 @@ def _lower_p(null_sorted: F64, value: float) -> float:
     return (1 + le) / (len(null_sorted) + 1)
 
 
-def cv_pvalue(cv: float, n: int, reps: int = MC_REPLICATES) -> float:
+def cv_pvalue(cv: float, n: int, reps: int | None = None) -> float:
     """Two-sided Monte-Carlo p of the CV of ``n`` intervals under the exponential null."""
     z = np.sqrt(n) * (cv - 1.0)
     table = null_tables(n, reps)[0]
     return min(1.0, 2.0 * min(_upper_p(table, z), _lower_p(table, z)))
 
 
-def cv_null95(n: int, reps: int = MC_REPLICATES) -> tuple[float, float]:
+def cv_null95(n: int, reps: int | None = None) -> tuple[float, float]:
     """Central 95 % interval of the CV of ``n`` exponential intervals (science.md: 0.54-1.48 at n = 10)."""
     table = null_tables(n, reps)[0]
     lo, hi = np.quantile(table, [0.025, 0.975])
     return 1.0 + float(lo) / np.sqrt(n), 1.0 + float(hi) / np.sqrt(n)
 
 
-def ks_pvalue(d: float, n: int, reps: int = MC_REPLICATES) -> float:
+def ks_pvalue(d: float, n: int, reps: int | None = None) -> float:
     """Lilliefors (scale-fitted) KS p-value by Monte-Carlo for distance ``d`` on ``n`` intervals."""
     return _upper_p(null_tables(n, reps)[1], float(np.sqrt(n) * d))
 
 
-def ad_pvalue(a2: float, n: int, reps: int = MC_REPLICATES) -> float:
+def ad_pvalue(a2: float, n: int, reps: int | None = None) -> float:
     """Anderson-Darling (scale-fitted exponential) p-value by Monte-Carlo."""
     return _upper_p(null_tables(n, reps)[2], a2)
