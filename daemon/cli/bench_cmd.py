@@ -1,0 +1,115 @@
+"""``asicrc bench``: run a reservoir on a benchmark task over seeds (docs/bench.md).
+
+    asicrc bench TASK --reservoir KIND [--size N] [--seeds K] [--json] [--report DIR]
+                 [--series FILE] [--horizon K] [--data FILE] [--simulate]
+
+``--json`` prints one object on stdout; progress goes to stderr. ``--reservoir asic`` asks
+``daemon.substrate:make_substrate(args)`` for a Substrate (real boards, or the emulator with --simulate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+from typing import Any
+
+from reservoir.bench import run_bench
+from reservoir.registry import REGISTRY, UnsupportedTask
+from reservoir.tasks import TASKS, TaskDataError
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``bench`` subcommand."""
+    p = subparsers.add_parser("bench", help="benchmark a reservoir on a task", description=__doc__)
+    p.add_argument("task", choices=TASKS, help="benchmark task")
+    p.add_argument("--reservoir", "-r", required=True, choices=sorted(REGISTRY), help="reservoir kind")
+    p.add_argument("--size", type=int, default=None, help="state size N (default: the reservoir's, esn 100)")
+    p.add_argument("--seeds", type=int, default=3, help="reservoir seeds 0..K-1 (default 3)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--report", metavar="DIR", help="write plots and summary tables into DIR")
+    p.add_argument("--series", metavar="FILE", help="forecast: one-column .npy or .csv series")
+    p.add_argument("--horizon", type=int, default=1, help="forecast: steps ahead (default 1)")
+    p.add_argument("--data", metavar="FILE", help="classify: .npz with X, y and optionally n_train")
+    p.add_argument("--n-train", type=int, default=None, help="generated tasks: training steps")
+    p.add_argument("--n-test", type=int, default=None, help="generated tasks: test steps")
+    p.add_argument("--rate", type=float, default=None, help="poisson-null: events/s per chip")
+    p.add_argument("--simulate", action="store_true", help="asic: run on the emulator (accelerated clock)")
+    p.add_argument("--config", metavar="FILE", help="asic: daemon config for the substrate")
+    p.set_defaults(func=run)
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, recursively."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def _substrate_factory(args: argparse.Namespace) -> Any:
+    try:
+        module = importlib.import_module("daemon.substrate")
+        return module.make_substrate(args)
+    except (ImportError, AttributeError) as exc:
+        raise SystemExit(
+            "asicrc bench: --reservoir asic needs daemon.substrate.make_substrate, which is not available "
+            f"in this build ({exc}). The Python API runs asic on reservoir.substrate.RateModelSubstrate."
+        ) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler: run the benchmark and print the result."""
+    options: dict[str, Any] = {}
+    if args.reservoir == "asic":
+        options["substrate"] = _substrate_factory(args)
+    if args.rate is not None:
+        options["rate_hz"] = args.rate
+    task_options = {
+        "series": args.series,
+        "horizon": args.horizon,
+        "data": args.data,
+        "n_train": args.n_train,
+        "n_test": args.n_test,
+    }
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    try:
+        with console.status("bench starting") as status:
+            result = run_bench(
+                args.task,
+                args.reservoir,
+                size=args.size,
+                seeds=args.seeds,
+                options=options,
+                task_options=task_options,
+                progress=lambda msg: status.update(msg),
+            )
+    except (TaskDataError, UnsupportedTask, ImportError, ValueError) as exc:
+        print(f"asicrc bench: {exc}", file=sys.stderr)
+        return 2
+    summary = _clean(result.summary)
+    if args.report:
+        from reservoir.report import write_report
+
+        paths = write_report(args.report, summary, result.y_test, result.y_pred)
+        print("report: " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        ci = summary["ci95"]
+        ci_s = f" (95 % CI {ci[0]:.4g} .. {ci[1]:.4g})" if ci else ""
+        print(
+            f"{summary['task']} / {summary['reservoir']} (state {summary['state_dim']}): "
+            f"{summary['metric']} = {summary['value']:.4g}{ci_s} over {len(summary['seeds'])} seed(s); "
+            f"train {summary['n_train']}, test {summary['n_test']}"
+        )
+        if "noise_floor" in summary:
+            print(f"shot-noise floor: {summary['noise_floor']}")
+    return 0

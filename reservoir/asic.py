@@ -1,0 +1,161 @@
+"""The hardware-in-the-loop reservoir: input -> masked frequency setpoints -> substrate -> event features.
+
+Each input step u(t) (scaled to [-1, 1] from the training split) is spread over S sub-slots (virtual nodes,
+as in single-node delay reservoirs): sub-slot j gets x_j = clip(m_j . u(t) / d_in, -1, 1) with a fixed random
+mask m_j ~ U[-1, 1]^d_in (seeded), and the frequency setpoint f = f_mid + x_j (f_max - f_min) / 2. The
+substrate runs the slots and returns the events; :mod:`reservoir.features` turns each step's S slots into
+its state row. The caller gives [f_min, f_max]; the daemon enforces its safety envelope again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from reservoir.features import FEATURES, noise_floor, states_from_slots
+from reservoir.registry import ReservoirSpec
+from reservoir.substrate import EventSlot, PoissonSubstrate, RateModelSubstrate, SlotSchedule, Substrate
+
+F64 = NDArray[np.float64]
+
+#: Frequency range (MHz) offered by ESP-Miner's UI for the BM1366 (bm1366.md, "Safety figures in use").
+F_MIN_MHZ, F_MAX_MHZ = 400.0, 575.0
+#: Default slot (virtual node) length: 1 ms, and the default sub-slots per input step.
+SLOT_NS = 1_000_000
+DEFAULT_SUB = 17
+#: Steps sent to the substrate per call (bounds the events held in memory at once).
+CHUNK_STEPS = 500
+#: Inputs per step when a static sample is presented as a sequence (as the ESN does).
+SAMPLE_CHUNK = 8
+
+
+class AsicReservoir:
+    """SeriesReservoir and SampleReservoir over a :class:`Substrate` (see reservoir.registry)."""
+
+    def __init__(
+        self,
+        substrate: Substrate,
+        n_inputs: int,
+        n_sub: int = DEFAULT_SUB,
+        f_min: float = F_MIN_MHZ,
+        f_max: float = F_MAX_MHZ,
+        slot_ns: int = SLOT_NS,
+        seed: int = 0,
+    ) -> None:
+        if not f_max > f_min:
+            raise ValueError(f"f_max ({f_max}) must exceed f_min ({f_min}) MHz")
+        self.substrate = substrate
+        self.n_inputs = n_inputs
+        self.n_sub = n_sub
+        self.f_min, self.f_max = f_min, f_max
+        self.slot_ns = slot_ns
+        self.seed = seed
+        self.n_chips = int(substrate.n_chips)
+        self.state_dim = n_sub * self.n_chips * len(FEATURES)
+        self._mask: F64 | None = None
+        self._slots_seen: list[EventSlot] = []
+
+    def _get_mask(self, d: int) -> F64:
+        if self._mask is None or self._mask.shape[1] != d:
+            self._mask = np.random.default_rng(self.seed).uniform(-1.0, 1.0, (self.n_sub, d))
+        return self._mask
+
+    def setpoints(self, u: F64) -> F64:
+        """Frequency setpoints (T * S,) in MHz for inputs u (T, d)."""
+        u = np.asarray(u, dtype=np.float64).reshape(len(u), -1)
+        x = np.clip(u @ self._get_mask(u.shape[1]).T / u.shape[1], -1.0, 1.0)  # (T, S)
+        mid, half = 0.5 * (self.f_min + self.f_max), 0.5 * (self.f_max - self.f_min)
+        return np.asarray(np.clip(mid + half * x, self.f_min, self.f_max).reshape(-1), dtype=np.float64)
+
+    def reset(self) -> None:
+        """Forget the noise-floor statistics (the substrate itself keeps running: a physical state)."""
+        self._slots_seen = []
+
+    def run(self, u: F64) -> F64:
+        """States (T, state_dim) for inputs u (T, d)."""
+        u = np.asarray(u, dtype=np.float64).reshape(len(u), -1)
+        out = np.empty((u.shape[0], self.state_dim))
+        for a in range(0, u.shape[0], CHUNK_STEPS):
+            chunk = u[a : a + CHUNK_STEPS]
+            slots = self.substrate.run(SlotSchedule(self.setpoints(chunk), self.slot_ns))
+            out[a : a + len(chunk)] = states_from_slots(slots, len(chunk), self.n_sub, self.n_chips)
+            self._remember(slots)
+        return out
+
+    def _remember(self, slots: list[EventSlot]) -> None:
+        # keep a bounded sample of slots for the noise floor (the mean count is all it needs)
+        room = 20_000 - len(self._slots_seen)
+        if room > 0:
+            self._slots_seen.extend(slots[:room])
+
+    def noise_floor(self) -> dict[str, float]:
+        """Shot-noise floor of the features at the mean event count seen since reset()."""
+        return noise_floor(self._slots_seen, self.n_chips)
+
+    def _samples(self, X: F64) -> F64:
+        X = np.asarray(X, dtype=np.float64)
+        n, d = X.shape
+        steps = -(-d // SAMPLE_CHUNK)
+        padded = np.zeros((n, steps * SAMPLE_CHUNK))
+        padded[:, :d] = X * 2.0 - 1.0  # [0, 1] -> [-1, 1]
+        seq = padded.reshape(n * steps, SAMPLE_CHUNK)
+        return self.run(seq).reshape(n, steps * self.state_dim)
+
+    def fit_transform(self, X: F64) -> F64:
+        """Features (n, steps * state_dim): a sample as rows of SAMPLE_CHUNK inputs, states concatenated."""
+        return self._samples(X)
+
+    def transform(self, X: F64) -> F64:
+        """As fit_transform."""
+        return self._samples(X)
+
+
+def n_sub_for_size(size: int | None, n_chips: int) -> int:
+    """Sub-slots giving a state size of about ``size`` (ceil(size / (n_chips * len(FEATURES))))."""
+    if size is None:
+        return DEFAULT_SUB
+    return max(1, -(-size // (n_chips * len(FEATURES))))
+
+
+def _common(spec: ReservoirSpec, substrate: Substrate) -> AsicReservoir:
+    o: dict[str, Any] = spec.options
+    return AsicReservoir(
+        substrate,
+        spec.n_inputs,
+        n_sub=int(o.get("n_sub") or n_sub_for_size(spec.size, int(substrate.n_chips))),
+        f_min=float(o.get("f_min", F_MIN_MHZ)),
+        f_max=float(o.get("f_max", F_MAX_MHZ)),
+        slot_ns=int(o.get("slot_ns", SLOT_NS)),
+        seed=spec.seed,
+    )
+
+
+def make_asic(spec: ReservoirSpec) -> AsicReservoir:
+    """Registry factory: ``spec.options["substrate"]`` is a Substrate, or a callable(seed) -> Substrate, or
+    the string "rate-model" (the toy :class:`RateModelSubstrate`, options ``rate_hz``, ``n_chips``)."""
+    sub = spec.options.get("substrate")
+    if sub is None:
+        raise ValueError(
+            "asic reservoir needs a substrate: options['substrate'] = a Substrate, a factory or 'rate-model'"
+        )
+    if sub == "rate-model":
+        sub = RateModelSubstrate(
+            n_chips=int(spec.options.get("n_chips", 1)),
+            rate_hz=float(spec.options.get("rate_hz", 20_000.0)),
+            seed=spec.seed,
+        )
+    elif callable(sub) and not isinstance(sub, Substrate):
+        sub = sub(spec.seed)
+    return _common(spec, sub)
+
+
+def make_poisson_asic(spec: ReservoirSpec) -> AsicReservoir:
+    """The asic pipeline on a :class:`PoissonSubstrate` (options ``rate_hz``, ``n_chips``)."""
+    sub = PoissonSubstrate(
+        n_chips=int(spec.options.get("n_chips", 1)),
+        rate_hz=float(spec.options.get("rate_hz", 20_000.0)),
+        seed=spec.seed,
+    )
+    return _common(spec, sub)

@@ -1,0 +1,224 @@
+"""Benchmark runner: task x reservoir x seeds -> one result dict with a t-interval over seeds.
+
+The data (and its split) are fixed per task; the seeds vary the reservoir (its random matrices, mask or
+noise). Inputs are scaled from the training split only; state columns are standardised from the training
+rows only; the readout is :class:`reservoir.readout.RidgeReadout` (``alpha="cv"``: 5 contiguous folds of the
+training rows, grid DEFAULT_ALPHAS) or its classifier wrapper.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.stats
+from numpy.typing import NDArray
+
+from reservoir.readout import RidgeClassifierReadout, RidgeReadout
+from reservoir.registry import (
+    ReservoirSpec,
+    SampleReservoir,
+    SeriesReservoir,
+    UnsupportedTask,
+    make_reservoir,
+)
+from reservoir.tasks import (
+    ClassificationTask,
+    MinMaxScaler,
+    SeriesTask,
+    Task,
+    accuracy,
+    make_task,
+    memory_capacity,
+    nmse,
+)
+
+F64 = NDArray[np.float64]
+Progress = Callable[[str], None]
+
+#: Teacher-forced steps between free-run trials (re-synchronises the reservoir to the true series).
+RESYNC_STEPS = 100
+
+
+@dataclass
+class BenchResult:
+    """``summary``: the JSON-able result; ``y_test``/``y_pred``: test targets and first-seed predictions."""
+
+    summary: dict[str, Any]
+    y_test: NDArray[Any]
+    y_pred: NDArray[Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Std:
+    """Column standardisation fitted on training rows (constant columns pass through centred)."""
+
+    def __init__(self, train: F64) -> None:
+        self.mean = train.mean(axis=0)
+        sd = train.std(axis=0)
+        self.sd = np.where(sd > 0, sd, 1.0)
+
+    def __call__(self, S: F64) -> F64:
+        return np.asarray((S - self.mean) / self.sd, dtype=np.float64)
+
+
+def ci95(values: Sequence[float]) -> tuple[float, float] | None:
+    """Student-t 95 % interval of the mean over seeds (None for a single seed)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size < 2:
+        return None
+    half = float(scipy.stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    m = float(v.mean())
+    return (m - half, m + half)
+
+
+def _ci_list(values: Sequence[float]) -> list[float] | None:
+    ci = ci95(values)
+    return None if ci is None else [ci[0], ci[1]]
+
+
+def _readout() -> RidgeReadout:
+    return RidgeReadout(alpha="cv")
+
+
+def _series_seed(
+    task: SeriesTask, res: object, u: F64
+) -> tuple[float, F64, dict[str, Any], RidgeReadout, _Std]:
+    if not isinstance(res, SeriesReservoir):
+        raise UnsupportedTask(
+            f"reservoir {type(res).__name__} has no reset()/run(): it cannot do series tasks"
+        )
+    res.reset()
+    S = res.run(u[: task.test.stop])
+    std = _Std(S[task.train])
+    y = task.y[:, 0] if task.y.shape[1] == 1 else task.y
+    ro = _readout().fit(std(S[task.train]), y[task.train])
+    y_pred = ro.predict(std(S[task.test]))
+    y_true = y[task.test]
+    extra: dict[str, Any] = {"alpha": ro.alpha_}
+    if task.metric == "mc":
+        value, r2 = memory_capacity(y_pred, y_true)
+        extra["r2_per_delay"] = r2.tolist()
+    else:
+        value = nmse(y_pred, y_true)
+        extra["nrmse"] = float(np.sqrt(value))
+    return value, np.asarray(y_pred), extra, ro, std
+
+
+def free_run_nrmse(
+    task: SeriesTask, res: SeriesReservoir, readout: RidgeReadout, std: _Std, scaler: MinMaxScaler
+) -> float:
+    """NRMSE at step ``task.free_run`` of closed-loop runs started every RESYNC_STEPS in the test split."""
+    horizon = task.free_run
+    u = scaler.transform(task.u)
+    res.reset()
+    res.run(u[: task.test.start])
+    t, errs = task.test.start, []
+    while t + RESYNC_STEPS + horizon <= task.test.stop:
+        S = res.run(u[t : t + RESYNC_STEPS])
+        t += RESYNC_STEPS
+        pred = float(np.ravel(readout.predict(std(S[-1:])))[0])  # ~ x(t), one step ahead
+        for _ in range(horizon - 1):
+            S1 = res.run(scaler.transform(np.array([[pred]])))
+            pred = float(np.ravel(readout.predict(std(S1)))[0])
+        errs.append(pred - float(task.y[t - 1 + horizon - 1, 0]))
+    var = float(np.var(task.y[task.test, 0]))
+    return float(np.sqrt(np.mean(np.square(errs)) / var)) if errs else float("nan")
+
+
+def run_bench(
+    task: str | Task,
+    reservoir: str,
+    size: int | None = None,
+    seeds: int | Sequence[int] = 1,
+    options: dict[str, Any] | None = None,
+    task_options: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> BenchResult:
+    """Run ``reservoir`` on ``task`` for each seed; ``value`` is the mean metric over seeds.
+
+    ``options`` go to the reservoir factory (e.g. ``substrate`` for asic, ESN hyper-parameters);
+    ``task_options`` to :func:`reservoir.tasks.make_task` (``series``, ``horizon``, ``data``, sizes).
+    """
+    t0 = time.perf_counter()
+    tk = make_task(task, **(task_options or {})) if isinstance(task, str) else task
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list:
+        raise ValueError("need at least one seed")
+    values: list[float] = []
+    extras: list[dict[str, Any]] = []
+    first_pred: NDArray[Any] = np.zeros(0)
+    state_dim = 0
+    noise: dict[str, float] | None = None
+    for i, seed in enumerate(seed_list):
+        if progress:
+            progress(f"{tk.name} x {reservoir}: seed {seed} ({i + 1}/{len(seed_list)})")
+        if isinstance(tk, SeriesTask):
+            scaler = MinMaxScaler.fit(tk.u[tk.train])
+            u = scaler.transform(tk.u)
+            spec = ReservoirSpec(tk.u.shape[1], seed, size, "series", dict(options or {}))
+            res = make_reservoir(reservoir, spec)
+            value, pred, extra, ro, std = _series_seed(tk, res, u)
+            if tk.free_run and isinstance(res, SeriesReservoir):
+                extra[f"free_run_nrmse_{tk.free_run}"] = free_run_nrmse(tk, res, ro, std, scaler)
+            state_dim = int(getattr(res, "state_dim", pred.shape[-1] if pred.ndim > 1 else 0))
+        else:
+            value, pred, extra, state_dim, res = _classify_seed(tk, reservoir, size, seed, options)
+        nf = getattr(res, "noise_floor", None)
+        if callable(nf):
+            noise = nf()
+        values.append(value)
+        extras.append(extra)
+        if i == 0:
+            first_pred = pred
+    metric = tk.metric if isinstance(tk, SeriesTask) else "accuracy"
+    summary: dict[str, Any] = {
+        "task": tk.name,
+        "reservoir": reservoir,
+        "metric": metric,
+        "value": float(np.mean(values)),
+        "ci95": _ci_list(values),
+        "seeds": seed_list,
+        "per_seed": values,
+        "n_train": tk.n_train if isinstance(tk, SeriesTask) else len(tk.y_train),
+        "n_test": tk.n_test if isinstance(tk, SeriesTask) else len(tk.y_test),
+        "washout": tk.washout if isinstance(tk, SeriesTask) else 0,
+        "state_dim": state_dim,
+        "size": size,
+        "alpha": [e.get("alpha") for e in extras],
+        "elapsed_s": round(time.perf_counter() - t0, 3),
+    }
+    if metric == "nmse":
+        summary["nrmse"] = float(np.mean([e["nrmse"] for e in extras]))
+    fr = [k for k in extras[0] if k.startswith("free_run_nrmse")]
+    for k in fr:
+        summary[k] = float(np.mean([e[k] for e in extras]))
+    if isinstance(tk, ClassificationTask):
+        summary["n_classes"] = tk.n_classes
+        summary["chance"] = float(np.max(np.bincount(tk.y_test)) / len(tk.y_test))
+    if noise is not None:
+        summary["noise_floor"] = noise
+    y_test = tk.y[tk.test] if isinstance(tk, SeriesTask) else tk.y_test
+    return BenchResult(summary, np.asarray(y_test), first_pred, {"per_seed": extras})
+
+
+def _classify_seed(
+    tk: ClassificationTask, reservoir: str, size: int | None, seed: int, options: dict[str, Any] | None
+) -> tuple[float, NDArray[Any], dict[str, Any], int, object]:
+    scaler = MinMaxScaler.fit(tk.X_train, 0.0, 1.0)
+    Xtr, Xte = scaler.transform(tk.X_train), scaler.transform(tk.X_test)
+    spec = ReservoirSpec(tk.X_train.shape[1], seed, size, "samples", dict(options or {}))
+    res = make_reservoir(reservoir, spec)
+    if not isinstance(res, SampleReservoir):
+        raise UnsupportedTask(
+            f"reservoir {reservoir!r} has no fit_transform()/transform(): no classification"
+        )
+    Ftr = res.fit_transform(Xtr)
+    Fte = res.transform(Xte)
+    std = _Std(Ftr)
+    clf = RidgeClassifierReadout(alpha="cv").fit(std(Ftr), tk.y_train)
+    pred = clf.predict(std(Fte))
+    return accuracy(pred, tk.y_test), np.asarray(pred), {"alpha": clf.alpha_}, int(Ftr.shape[1]), res
