@@ -20,7 +20,7 @@ from drivers.bitaxe_raw import BitaxeRaw
 from drivers.chain import Chain, ChainTiming
 from drivers.frames import JobFrame, NonceReply
 from drivers.parts import board_power
-from drivers.transport import FrameReader, SerialTransport, TransportClosed
+from drivers.transport import FrameReader, SerialTransport, TransportClosed, TransportError
 
 pytestmark = pytest.mark.system
 
@@ -62,9 +62,14 @@ async def test_serial_transport_on_a_pty() -> None:
         assert got == b"\x55\xaa" * 100
         await t.set_baud(1_000_000)
         assert t.baud == 1_000_000
-        # ptys may refuse modem-line ioctls: either the pin works or it is switched off, never a crash
-        with contextlib.suppress(OSError):
+        # ptys may refuse modem-line ioctls: either the pin works, or it is switched off (no crash, no retry)
+        assert t.has_reset
+        try:
             await t.set_reset(True)
+        except TransportError:
+            assert not t.has_reset
+            with pytest.raises(TransportError, match="no usable reset line"):
+                await t.set_reset(False)
         # a decoded frame from the pty, timestamped
         reply = NonceReply(0x12345678, 0, 0x28, 0x0001).encode()
         os.write(master, reply)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from drivers.transport import (
     ReadBatch,
     Reconnector,
     ReplyBatchReader,
+    SerialTransport,
     Transport,
     TransportClosed,
     TransportError,
@@ -96,6 +98,15 @@ async def test_loopback_baud_and_reset_line() -> None:
 
 def test_loopback_satisfies_transport_protocol() -> None:
     assert isinstance(LoopbackTransport(), Transport)
+
+
+async def test_serial_open_failure_is_a_transport_error(tmp_path: Path) -> None:
+    t = SerialTransport(str(tmp_path / "no-such-tty"))
+    with pytest.raises(TransportError, match="cannot open"):
+        await t.open()
+    assert not t.is_open and not t.has_reset
+    with pytest.raises(TransportClosed):
+        await t.write(b"x")
 
 
 def test_wire_time() -> None:
