@@ -151,8 +151,14 @@ class Chain:
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Start the background reader (the transport must be open)."""
+        """Start (or restart) the background reader (the transport must be open)."""
         if self._task is None:
+            if self.closed.is_set():  # restarted after stop(): forget the end-of-stream marker
+                self.closed.clear()
+                kept = self.drain_nonces()
+                self._nonces = asyncio.Queue()
+                for tf in kept:
+                    self._nonces.put_nowait(tf)
             self._task = asyncio.create_task(self._read_loop(), name="chain-reader")
 
     async def stop(self) -> None:

@@ -342,3 +342,22 @@ async def test_bring_up_returns_host_to_power_on_baud_only_after_a_reset() -> No
         assert bauds == [] and info.baud == 1_000_000
     await host.close()
     await task
+
+
+async def test_reader_can_be_stopped_and_restarted() -> None:
+    host, dev = loopback_pair()
+    chain = Chain(host, timing=FAST, sleep=Sleeps())
+    await chain.start()
+    await dev.write(NonceReply(1, 0, 8, 0).encode())
+    assert (await chain.next_nonce(timeout_s=1.0)).frame == NonceReply(1, 0, 8, 0)
+    await dev.write(NonceReply(2, 0, 8, 0).encode())
+    await asyncio.sleep(0)
+    await chain.stop()
+    assert chain.closed.is_set()
+    await chain.start()
+    assert not chain.closed.is_set()
+    await dev.write(NonceReply(3, 0, 8, 0).encode())
+    got = [(await chain.next_nonce(timeout_s=1.0)).frame for _ in range(2)]
+    assert got == [NonceReply(2, 0, 8, 0), NonceReply(3, 0, 8, 0)]
+    await chain.stop()
+    await host.close()
