@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daemon.board_control import BoardControl, NullControl, PartsControl
 from daemon.config import BoardConfig, Config, PlanConfig
 from daemon.events import Pipeline
 from daemon.http import HttpServer, make_app
@@ -27,9 +28,9 @@ from daemon.notify import Notifier, watchdog_interval_s, watchdog_loop
 from daemon.plans import ProgressStore, SweepProgress, run_plan, write_json_atomic
 from daemon.recorder import Recorder, RecorderPolicy, new_run_id, recover_all
 from daemon.safety import Setpoint, Source
-from daemon.sim_boards import PtySimBoard, start_sim_boards
+from daemon.sim_boards import SimBoard, start_sim_boards
 from daemon.state import DaemonState
-from daemon.supervisor import BoardControl, BoardSupervisor
+from daemon.supervisor import BoardSupervisor
 from drivers.chain import ChainTiming
 from drivers.transport import SerialTransport, Transport
 
@@ -112,7 +113,7 @@ class Daemon:
         self.state.pipeline = self.pipeline
         self.pipeline.add_listener("state", self.state.update_from_events)
         self.boards: dict[str, BoardRuntime] = {}
-        self.sim_boards: list[PtySimBoard] = []
+        self.sim_boards: list[SimBoard] = []
         self.stop_event = asyncio.Event()
         self.http: HttpServer | None = None
         self.notifier = Notifier()
@@ -166,18 +167,19 @@ class Daemon:
         specs = list(self._configured_boards())
         if self.simulate:
             specs.extend(await self._start_sim())
-        for board, factory, control, valid_scale, chain_timing in specs:
+        for spec in specs:
+            board = spec.config
             st = self.state.add_board(board.name, board.kind, board.chips, link=board.data_port)
             sup = BoardSupervisor(
                 board,
                 cfg.timing,
                 self.pipeline,
                 st,
-                factory,
-                control=control,
+                spec.factory,
+                control=spec.control,
                 clock=self.clock,
-                chain_timing=chain_timing,
-                valid_scale=valid_scale,
+                chain_timing=spec.chain_timing,
+                valid_scale=spec.valid_scale,
                 seed=cfg.simulate.seed + len(self.boards),
             )
             self.boards[board.name] = BoardRuntime(sup)
@@ -206,36 +208,43 @@ class Daemon:
                 asyncio.create_task(watchdog_loop(self.notifier, wd, lambda: self.state.health()[0]))
             )
 
-    def _configured_boards(
-        self,
-    ) -> list[tuple[BoardConfig, Callable[[], Transport], BoardControl | None, float, ChainTiming]]:
-        out: list[tuple[BoardConfig, Callable[[], Transport], BoardControl | None, float, ChainTiming]] = []
+    def _configured_boards(self) -> list[BoardSpec]:
+        out: list[BoardSpec] = []
         for b in self.cfg.boards:
             if b.data_port == "discover":
                 log.error(
                     "board %s: port discovery is not available in this build; give data_port a path", b.name
                 )
                 continue
-            out.append((b, functools_partial_serial(b.data_port, self.clock), None, 1.0, ChainTiming()))
+            control: BoardControl = NullControl()
+            if b.control_port and b.kind in ("gamma", "ultra"):
+                control = PartsControl(serial_factory(b.control_port, self.clock), b.kind)
+            out.append(BoardSpec(b, serial_factory(b.data_port, self.clock), control))
         return out
 
-    async def _start_sim(
-        self,
-    ) -> list[tuple[BoardConfig, Callable[[], Transport], BoardControl | None, float, ChainTiming]]:
+    async def _start_sim(self) -> list[BoardSpec]:
         sim = self.cfg.simulate
         self._sim_dir = tempfile.TemporaryDirectory(prefix="asicrc-sim-")
-        self.sim_boards = await start_sim_boards(self.simulate, Path(self._sim_dir.name), sim, link=sim.link)
-        out: list[tuple[BoardConfig, Callable[[], Transport], BoardControl | None, float, ChainTiming]] = []
+        self.sim_boards = await start_sim_boards(
+            self.simulate, Path(self._sim_dir.name), sim, clock=self.clock
+        )
+        out: list[BoardSpec] = []
         for sb in self.sim_boards:
             bc = BoardConfig(
-                name=sb.name, kind="generic", data_port=str(sb.path), chips=sim.chips, safety=self.cfg.safety
+                name=sb.name,
+                kind="gamma",
+                data_port=str(sb.data_link),
+                control_port=str(sb.control_link),
+                chips=sim.chips,
+                safety=self.cfg.safety,
             )
-            log.info("emulated board %s on %s", sb.name, sb.path)
+            log.info("emulated board %s: data %s, control %s", sb.name, sb.data_link, sb.control_link)
+            control = PartsControl(serial_factory(str(sb.control_link), self.clock), "gamma")
             out.append(
-                (
+                BoardSpec(
                     bc,
-                    functools_partial_serial(str(sb.path), self.clock),
-                    sb.control,
+                    serial_factory(str(sb.data_link), self.clock),
+                    control,
                     sb.valid_scale,
                     SIM_CHAIN_TIMING,
                 )
@@ -258,15 +267,13 @@ class Daemon:
                 sb.brownout(value)
             elif kind == "unplug":
                 sb.unplug()
-        if kind in ("brownout", "unplug"):
+        if kind == "brownout":
             await asyncio.sleep(duration_s)
             for sb in self.sim_boards:
                 if board and sb.name != board:
                     continue
                 if kind == "brownout":
-                    sb.brownout(5.0)
-                else:
-                    sb.plug()
+                    sb.brownout(None)
                 log.warning("emulator: %s on %s over", kind, sb.name)
 
     async def _start_recorder(self) -> None:
@@ -403,9 +410,12 @@ class Daemon:
         for t in sup_tasks:
             t.cancel()
         await asyncio.gather(*sup_tasks, return_exceptions=True)
+        for rt in self.boards.values():
+            with contextlib.suppress(Exception):
+                await rt.sup.control.close()
         for name, rt in self.boards.items():
             sp = rt.sup.applied
-            log.warning(
+            log.info(
                 "board %s: safe (%s)",
                 name,
                 "unknown, not connected" if sp is None else f"{sp.voltage_v:.2f} V {sp.freq_mhz:.1f} MHz",
@@ -433,7 +443,18 @@ class Daemon:
         self.notifier.close()
 
 
-def functools_partial_serial(path: str, clock: Callable[[], int]) -> Callable[[], Transport]:
+@dataclass
+class BoardSpec:
+    """How to reach one board: config, data-port transport factory, control, share-check scale, timing."""
+
+    config: BoardConfig
+    factory: Callable[[], Transport]
+    control: BoardControl
+    valid_scale: float = 1.0
+    chain_timing: ChainTiming = dataclasses.field(default_factory=ChainTiming)
+
+
+def serial_factory(path: str, clock: Callable[[], int]) -> Callable[[], Transport]:
     """A factory of fresh serial transports on ``path`` (the reconnector opens a new one each time)."""
 
     def make() -> Transport:

@@ -21,10 +21,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from daemon.board_control import BoardControl, NullControl
 from daemon.config import BoardConfig, TimingConfig
 from daemon.events import Pipeline, make_event_batch
 from daemon.jobs import JobSource
@@ -35,7 +36,7 @@ from drivers import chipmath
 from drivers.chain import Chain, ChainError, ChainTiming
 from drivers.frames import read_reg
 from drivers.reply_batch import ReplyBatchDecoder
-from drivers.transport import Backoff, LinkState, Reconnector, ResetLine, Transport, TransportError
+from drivers.transport import Backoff, LinkState, Reconnector, Transport, TransportError
 from drivers.transport.base import BITS_PER_BYTE
 
 log = logging.getLogger(__name__)
@@ -54,42 +55,6 @@ class HealthError(TransportError):
 
 class _Reinit(Exception):
     """The safety envelope asks for a fresh bring-up (after an overheat or a brown-out)."""
-
-
-class BoardControl(Protocol):
-    """Power, fan and sensors of a board (bitaxe-raw parts, the emulator, or nothing)."""
-
-    @property
-    def reset_line(self) -> ResetLine | None:
-        """The ASIC reset line when the board has one the host can drive."""
-        ...
-
-    async def set_core_voltage(self, volts: float) -> None:
-        """Core voltage in V; 0 switches the regulator off."""
-        ...
-
-    async def set_fan(self, pct: float) -> None:
-        """Fan duty 0..100 %."""
-        ...
-
-    async def read_telemetry(self) -> Telemetry:
-        """Temperatures (C), power (W), input voltage (V); None for what is not measured."""
-        ...
-
-
-class NullControl:
-    """A generic board without a control channel: nothing to set, nothing measured."""
-
-    reset_line: ResetLine | None = None
-
-    async def set_core_voltage(self, volts: float) -> None:
-        return None
-
-    async def set_fan(self, pct: float) -> None:
-        return None
-
-    async def read_telemetry(self) -> Telemetry:
-        return Telemetry()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -260,6 +225,7 @@ class BoardSupervisor:
         self.applied = None
         out = env.tick()
         # start-up writes safe values before anything else: fan, core voltage at its floor
+        await self.control.connect()
         await self.control.set_fan(out.fan_pct)
         await self.control.set_core_voltage(out.setpoint.voltage_v)
         self._fan = out.fan_pct

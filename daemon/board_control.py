@@ -1,0 +1,134 @@
+"""A board's power, fan, reset line and sensors as seen by the supervisor (:class:`BoardControl`).
+
+* :class:`NullControl`: a generic board without a control channel (nothing to set, nothing measured).
+* :class:`PartsControl`: a Bitaxe behind the ``bitaxe-raw`` firmware: the control port (a serial transport)
+  carries I2C to the regulator and fan controller (:mod:`drivers.parts`) and the ASIC reset GPIO. The same
+  class drives the emulated boards of ``--simulate`` (the simulator emulates the firmware and the parts).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from daemon.safety import Telemetry
+from drivers.bitaxe_raw import BitaxeRaw
+from drivers.i2c import I2CError
+from drivers.parts.board import BoardPower, board_power
+from drivers.parts.errors import PowerError
+from drivers.transport import ResetLine, Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+
+class BoardControl(Protocol):
+    """Power, fan and sensors of a board."""
+
+    @property
+    def reset_line(self) -> ResetLine | None:
+        """The ASIC reset line when the host can drive one."""
+        ...
+
+    async def connect(self) -> None:
+        """(Re)open the control channel; raises :class:`TransportError` when it cannot."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def set_core_voltage(self, volts: float) -> None:
+        """Core voltage in V; 0 switches the regulator off."""
+        ...
+
+    async def set_fan(self, pct: float) -> None:
+        """Fan duty 0..100 %."""
+        ...
+
+    async def read_telemetry(self) -> Telemetry:
+        """Temperatures (C), power (W), input voltage (V); None for what is not measured."""
+        ...
+
+
+class NullControl:
+    """A generic board without a control channel."""
+
+    @property
+    def reset_line(self) -> ResetLine | None:
+        return None
+
+    async def connect(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def set_core_voltage(self, volts: float) -> None:
+        return None
+
+    async def set_fan(self, pct: float) -> None:
+        return None
+
+    async def read_telemetry(self) -> Telemetry:
+        return Telemetry()
+
+
+class PartsControl:
+    """A bitaxe-raw board: ``factory()`` makes the control-port transport, ``kind`` picks the parts.
+
+    I2C and power errors become :class:`TransportError` (the supervisor reconnects: a board whose regulator
+    does not answer is not safe to run).
+    """
+
+    def __init__(self, factory: Callable[[], Transport], kind: str) -> None:
+        self.factory = factory
+        self.kind = kind
+        self._transport: Transport | None = None
+        self._raw: BitaxeRaw | None = None
+        self._power: BoardPower | None = None
+
+    @property
+    def reset_line(self) -> ResetLine | None:
+        return self._raw
+
+    async def connect(self) -> None:
+        await self.close()
+        t = self.factory()
+        await t.open()
+        self._transport = t
+        self._raw = BitaxeRaw(t)
+        self._power = board_power(self.kind, self._raw)
+
+    async def close(self) -> None:
+        t, self._transport, self._raw, self._power = self._transport, None, None, None
+        if t is not None:
+            await t.close()
+
+    def _parts(self) -> BoardPower:
+        if self._power is None:
+            raise TransportError("control channel not connected")
+        return self._power
+
+    async def set_core_voltage(self, volts: float) -> None:
+        p = self._parts()
+        try:
+            if volts <= 0.0:
+                await p.core_voltage_off()
+            else:
+                await p.set_core_voltage(volts)
+        except (I2CError, PowerError, TimeoutError) as exc:
+            raise TransportError(f"core voltage {volts:.3f} V not set: {exc}") from exc
+
+    async def set_fan(self, pct: float) -> None:
+        try:
+            await self._parts().set_fan_percent(pct)
+        except (I2CError, PowerError, TimeoutError) as exc:
+            raise TransportError(f"fan not set: {exc}") from exc
+
+    async def read_telemetry(self) -> Telemetry:
+        try:
+            t = await self._parts().read_telemetry()
+        except (I2CError, PowerError, TimeoutError) as exc:
+            raise TransportError(f"telemetry read failed: {exc}") from exc
+        return Telemetry(
+            chip_temp_c=t.chip_temp_c, regulator_temp_c=t.vr_temp_c, power_w=t.power_w, input_voltage_v=t.vin
+        )
