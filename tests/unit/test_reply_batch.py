@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -180,3 +182,26 @@ def test_vectorised_encoder_matches_scalar(
     batch = ReplyBatchDecoder(reply_len).feed(w.tobytes())
     assert batch.value.tolist() == list(cols[0])
     assert batch.is_nonce.tolist() == list(cols[4])
+
+
+@pytest.mark.slow
+def test_million_reply_stream_with_garbage_matches_scalar() -> None:
+    """10^6 replies with garbage sprinkled in, fed in 64 KiB reads, against the scalar decoder."""
+    rng = np.random.default_rng(11)
+    n = 1_000_000
+    w = encode_replies(
+        rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32),
+        rng.integers(0, 5, n),
+        rng.integers(0, 256, n),
+        rng.integers(0, 2**16, n),
+    )
+    raw = w.tobytes()
+    cuts = sorted(rng.choice(len(raw), size=n // 50, replace=False).tolist())
+    junk = rng.choice(np.array([0x55, 0xAA, 0x00, 0xFF], dtype=np.uint8), size=(len(cuts), 3))
+    parts = []
+    for (a, b), g in zip(itertools.pairwise([0, *cuts, len(raw)]), [*junk.tolist(), []]):
+        parts += [raw[a:b], bytes(g)]
+    data = b"".join(parts)
+    chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    out = assert_same_as_scalar(chunks, 11)
+    assert len(out) > 0.95 * n
