@@ -21,13 +21,22 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from daemon.events import Pipeline
+from daemon.events import EVENT_SCHEMA, Pipeline
 
 #: Inter-arrival histogram upper bounds in seconds: 1-2-5 steps from 100 us to 100 s (design.md, issue 7).
 INTERARRIVAL_BUCKETS_S: tuple[float, ...] = (
     *(round(m * 10.0**e, 12) for e in range(-4, 2) for m in (1.0, 2.0, 5.0)),
     100.0,
 )
+
+#: Bucket bounds in integer ns (the fold compares integers: no float conversion per event).
+_BUCKETS_NS = np.array([round(b * 1e9) for b in INTERARRIVAL_BUCKETS_S], np.int64)
+
+#: Column positions in EVENT_SCHEMA (lookup by index is cheaper than by name on the hot path).
+_COL_T = EVENT_SCHEMA.get_field_index("t_ns")
+_COL_CHIP = EVENT_SCHEMA.get_field_index("chip")
+_COL_VALID = EVENT_SCHEMA.get_field_index("valid")
+_COL_TICKET = EVENT_SCHEMA.get_field_index("ticket_diff")
 
 #: Window over which /status computes the nonce rate (s); long enough to average a few job rotations.
 RATE_WINDOW_NS = 10_000_000_000
@@ -109,6 +118,7 @@ class BoardState:
     safety: dict[tuple[str, str], int] = field(default_factory=dict)
     plan: PlanProgress | None = None
     _rate: deque[tuple[int, int]] = field(default_factory=deque)
+    _total: int = 0
 
     def __post_init__(self) -> None:
         if len(self.nonces) < self.chips:
@@ -147,39 +157,39 @@ class BoardState:
         n = batch.num_rows
         if n == 0:
             return
-        chip = batch.column("chip").to_numpy().astype(np.intp)
-        valid_all = batch.column("valid").to_numpy(zero_copy_only=False)
-        valid = valid_all
-        t_ns = batch.column("t_ns").to_numpy()
-        ok = chip >= 0
-        if not ok.all():
-            chip, valid = chip[ok], valid[ok]
-        if len(chip):
-            top = int(chip.max()) + 1
-            if top > len(self.nonces):
-                self._grow(top)
-            size = len(self.nonces)
-            self.nonces += np.bincount(chip, minlength=size)
-            bad = ~valid
-            if bad.any():
-                self.invalid += np.bincount(chip[bad], minlength=size)
-        ticket = batch.column("ticket_diff").to_numpy()
-        self.estimated_hashes += float(ticket[valid_all].sum(dtype=np.float64)) * HASHES_PER_DIFF1
-        # inter-arrival times (s) across batches; out-of-order stamps count as 0
+        chip = batch.column(_COL_CHIP).to_numpy()
+        valid = batch.column(_COL_VALID).to_numpy(zero_copy_only=False)
+        t_ns = batch.column(_COL_T).to_numpy()
+        lo, hi = int(chip.min()), int(chip.max())
+        if hi >= len(self.nonces):
+            self._grow(hi + 1)
+        size = len(self.nonces)
+        # one bincount for both counters: slot 2*chip holds valid, 2*chip+1 invalid nonces
+        key = chip.astype(np.intp) * 2 + ~valid
+        if lo < 0:
+            key = key[chip >= 0]
+        both = np.bincount(key, minlength=2 * size).reshape(size, 2)
+        self.nonces += both[:, 0] + both[:, 1]
+        self.invalid += both[:, 1]
+        self._total += len(key)
+        ticket = batch.column(_COL_TICKET).to_numpy()
+        self.estimated_hashes += float(ticket[valid].sum(dtype=np.float64)) * HASHES_PER_DIFF1
+        # inter-arrival times across batches on integer ns edges; out-of-order stamps count as 0
         if self.last_t_ns is None:
-            dt_ns = np.diff(t_ns)
+            dt_ns = t_ns[1:] - t_ns[:-1]
         else:
-            dt_ns = np.diff(t_ns, prepend=np.int64(self.last_t_ns))
+            dt_ns = np.empty(n, np.int64)
+            dt_ns[0] = t_ns[0] - self.last_t_ns
+            np.subtract(t_ns[1:], t_ns[:-1], out=dt_ns[1:])
         self.last_t_ns = int(t_ns[-1])
         if len(dt_ns):
-            dt_s = np.maximum(dt_ns, 0).astype(np.float64) * 1e-9
-            idx = np.searchsorted(INTERARRIVAL_BUCKETS_S, dt_s, side="left")
+            np.maximum(dt_ns, 0, out=dt_ns)
+            idx = np.searchsorted(_BUCKETS_NS, dt_ns, side="left")
             self.hist_counts += np.bincount(idx, minlength=len(self.hist_counts))
-            self.hist_sum_s += float(dt_s.sum())
-            self.hist_count += len(dt_s)
+            self.hist_sum_s += int(dt_ns.sum()) * 1e-9
+            self.hist_count += len(dt_ns)
         # rate window
-        total = self.nonces_total
-        self._rate.append((self.last_t_ns, total))
+        self._rate.append((self.last_t_ns, self._total))
         while len(self._rate) > 2 and self._rate[-1][0] - self._rate[1][0] >= RATE_WINDOW_NS:
             self._rate.popleft()
 
