@@ -1,0 +1,39 @@
+"""The emulator's default output is called ``poisson``; through its FTDI link model, ``artifact``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reservoir.stats import analyze_stream
+from simulator.chain import ChainCore
+from simulator.link import FtdiLink, IdealLink
+
+SEEDS = range(5)
+RUN_S = 800.0  # ~4,000 nonces at 5/s per seed
+BAUD = 115200.0
+
+
+def _delivered_ns(seed: int, link: IdealLink) -> np.ndarray:
+    """Host delivery times (ns) of every reply of one emulated chip at 5 nonces/s through ``link``."""
+    core = ChainCore(chips=1, seed=seed, firehose_rate=5.0, physics_step_s=1.0)
+    for te, data in core.advance(RUN_S):
+        link.push(te, data, BAUD)
+    link.pop_ready(float("inf"))
+    return (np.array([g.deliver_s for g in link.truth]) * 1e9).astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_emulator_default_output_is_poisson(seed: int) -> None:
+    t = _delivered_ns(seed, IdealLink(record=True))
+    assert len(t) > 3000
+    r = analyze_stream(t, surrogates=0)
+    assert r.verdict == "poisson", (r.rejected, r.p_adjusted)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_emulator_ftdi_link_is_a_timestamp_quantum_artifact(seed: int) -> None:
+    r = analyze_stream(_delivered_ns(seed, FtdiLink(record=True)), surrogates=0)
+    assert r.verdict == "artifact" and r.kind == "timestamp-quantum"
+    ev = r.artifacts[0]["evidence"]
+    assert ev["quantum_ns"] == 16_000_000 and "FTDI" in ev["mechanism"]
