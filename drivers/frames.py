@@ -8,6 +8,7 @@ shape was wrong). Nothing here raises on bad input; :class:`InvalidFrame` is rai
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -222,13 +223,15 @@ def _command_len(header: int, length: int) -> int:
     return 2 + length if length == expected else 0
 
 
+#: Either preamble; one forward scan that stops at the first hit (two ``find`` calls would each scan ahead to
+#: the next occurrence of their own preamble, quadratic on a one-direction capture).
+_PREAMBLE_RE = re.compile(re.escape(HOST_PREAMBLE) + b"|" + re.escape(CHIP_PREAMBLE))
+
+
 def _next_preamble(buf: bytes | bytearray, pos: int) -> int:
     """Index of the next ``55 AA`` or ``AA 55`` at or after ``pos``; -1 when there is none."""
-    i1 = buf.find(HOST_PREAMBLE, pos)
-    i2 = buf.find(CHIP_PREAMBLE, pos)
-    if i1 < 0 or i2 < 0:
-        return max(i1, i2)
-    return min(i1, i2)
+    m = _PREAMBLE_RE.search(buf, pos)
+    return m.start() if m else -1
 
 
 def check_frame(raw: bytes, reply_len: int = REPLY_LEN_ROLLING) -> str | None:
