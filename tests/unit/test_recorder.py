@@ -16,7 +16,7 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.events import EVENT_SCHEMA, Pipeline, make_event_batch, make_log_batch
@@ -200,6 +200,7 @@ def torn_part(run: Path) -> tuple[Path, list[int]]:
     return part, ends
 
 
+@settings(max_examples=40)  # each example writes and fsyncs a segment
 @given(cut=st.floats(0.0, 1.0))
 def test_recovery_keeps_every_whole_batch_before_the_tear(
     tmp_path_factory: pytest.TempPathFactory, cut: float
