@@ -101,9 +101,7 @@ def read_recording(directory: Path, clock: str = "t_ns") -> dict[str, np.ndarray
                 continue
             c = t.column(name)
             if name == "board":
-                cols.setdefault(name, []).append(
-                    np.asarray(pc.cast(c, pa.string()).to_pylist(), dtype=object)
-                )
+                cols.setdefault(name, []).append(_strings(c))
             else:
                 cols.setdefault(name, []).append(c.to_numpy())
     if clock not in cols:
@@ -112,6 +110,14 @@ def read_recording(directory: Path, clock: str = "t_ns") -> dict[str, np.ndarray
     out = {k: np.concatenate(v) for k, v in cols.items() if sum(len(a) for a in v) == n}
     order = np.argsort(out[clock], kind="stable")
     return {k: v[order] for k, v in out.items()}
+
+
+def _strings(col: pa.ChunkedArray) -> np.ndarray:
+    """A (dictionary) string column as a numpy object array, decoding each distinct name once."""
+    enc = pc.dictionary_encode(pc.cast(col, pa.string())).combine_chunks()
+    names = np.asarray(enc.dictionary.to_pylist(), dtype=object)
+    out: np.ndarray = names[enc.indices.to_numpy(zero_copy_only=False)]
+    return out
 
 
 def group_streams(ev: dict[str, np.ndarray], by: str, clock: str = "t_ns") -> list[Stream]:

@@ -111,3 +111,17 @@ def test_fast_path_without_mc_gives_nan_mc_pvalues() -> None:
     assert np.isnan(s.pvalues["ks"]) and np.isnan(s.pvalues["cv"])
     assert s.fano and s.cv == pytest.approx(1.0, abs=0.1)
     assert not s.fano_shuffle95
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=10**10), min_size=2, max_size=200),
+    st.floats(min_value=1e-3, max_value=5.0),
+)
+def test_window_counts_count_every_event_in_whole_windows(raw: list[int], window_s: float) -> None:
+    t = np.sort(np.asarray(raw, dtype=np.int64))
+    c = core.window_counts([t], window_s)
+    w = window_s * core.NS
+    k = int((int(t[-1]) - int(t[0])) // w)
+    assert len(c) == k
+    offs = t[1:] - t[0]
+    assert int(c.sum()) == int(np.count_nonzero(offs < k * w))
