@@ -13,6 +13,7 @@ Column names and types are the contract of ``docs/recording-format.md``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -103,6 +104,12 @@ def _coerce(name: str, value: np.ndarray | int | float | bool, n: int) -> np.nda
     return arr.astype(target)
 
 
+@functools.lru_cache(maxsize=1024)
+def _board_dictionary(board: str) -> pa.Array:
+    """The one-entry ``board`` dictionary of a board's batches (cached: boards are few)."""
+    return pa.array([board], type=pa.string())
+
+
 def make_event_batch(board: str, **columns: np.ndarray | int | float | bool) -> pa.RecordBatch:
     """One record batch of nonce events of ``board`` in :data:`EVENT_SCHEMA`.
 
@@ -120,11 +127,8 @@ def make_event_batch(board: str, **columns: np.ndarray | int | float | bool) -> 
     for field in EVENT_SCHEMA:
         name = field.name
         if name == "board":
-            arrays.append(
-                pa.DictionaryArray.from_arrays(
-                    pa.array(np.zeros(n, dtype=np.int32)), pa.array([board], type=pa.string())
-                )
-            )
+            indices = pa.array(np.zeros(n, dtype=np.int32))
+            arrays.append(pa.DictionaryArray.from_arrays(indices, _board_dictionary(board), safe=False))
             continue
         if name in columns:
             value = columns[name]
