@@ -1,0 +1,315 @@
+"""``reservoir.substrate.Substrate`` over a board supervisor: the physical side of the asic reservoir.
+
+:class:`BoardSubstrate` runs one :class:`~daemon.supervisor.BoardSupervisor` (an emulated board from the
+simulator, or a configured real board) on an asyncio loop in a background thread. :meth:`BoardSubstrate.run`
+takes a :class:`~reservoir.substrate.SlotSchedule`, asks for one setpoint per slot through the safety gate on
+an absolute schedule, and returns the nonce events of each slot (split by their serialization-corrected
+timestamps). Emulated boards run on an accelerated clock: every daemon clock and sleep is scaled by
+``time_scale`` so slot lengths, timestamps and timing constants are all in emulated time.
+
+The envelope still applies: per-chip setpoints are averaged (one PLL per chain is written broadcast) and
+every slot's frequency is clamped to the board's limits; the default limits for the emulator allow fast
+frequency steps so the modulation is not ramp-limited.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pyarrow as pa
+
+from daemon.board_control import BoardControl, PartsControl
+from daemon.config import BoardConfig, SafetyLimits, SimulateConfig, TimingConfig, load_config
+from daemon.events import Pipeline
+from daemon.safety import Setpoint
+from daemon.sim_boards import SimBoard, start_sim_boards
+from daemon.state import BoardState
+from daemon.supervisor import BoardSupervisor
+from drivers.chain import ChainTiming
+from drivers.transport import SerialTransport, Transport
+from reservoir.substrate import EventSlot, SlotSchedule
+
+T = TypeVar("T")
+
+#: Emulator limits for modulation: the default envelope but with frequency steps up to 100 GHz/s (a step per
+#: slot is the point of the experiment; on hardware the configured limits apply unchanged).
+EMULATOR_LIMITS = SafetyLimits(freq_step_rate_mhz_s=100_000.0, cool_down_s=5.0)
+#: Shortest real-time slot the supervisor's control loop can follow (s): the accelerated clock is slowed
+#: down so a slot never lasts less than this on the host.
+MIN_REAL_SLOT_S = 0.004
+#: Time (emulated s) allowed after the last slot for replies still on the wire to arrive.
+TAIL_S = 0.05
+#: Bring-up and first-setpoint timeout (real s).
+START_TIMEOUT_S = 60.0
+
+
+class ScaledClock:
+    """Monotonic ns running ``scale`` times faster than the host clock from ``t0``."""
+
+    def __init__(self, scale: float, base: Callable[[], int] = time.monotonic_ns) -> None:
+        self.scale = scale
+        self._base = base
+        self.t0 = base()
+
+    def __call__(self) -> int:
+        return self.t0 + int((self._base() - self.t0) * self.scale)
+
+    async def sleep(self, s: float) -> None:
+        await asyncio.sleep(max(0.0, s) / self.scale)
+
+
+class BoardSubstrate:
+    """A Substrate over one board (see the module docstring). Use as a context manager or call :meth:`close`.
+
+    ``sim``: emulate a board with these settings; otherwise ``board`` (with a data port and optionally a
+    bitaxe-raw control port) is driven as hardware on the real clock.
+    """
+
+    def __init__(
+        self,
+        *,
+        sim: SimulateConfig | None = None,
+        board: BoardConfig | None = None,
+        limits: SafetyLimits | None = None,
+        voltage_v: float = 1.2,
+        ticket_diff: float = 1.0,
+        timing: TimingConfig | None = None,
+    ) -> None:
+        if (sim is None) == (board is None):
+            raise ValueError("give exactly one of sim= (emulated board) or board= (hardware)")
+        self.sim = sim
+        self.board = board
+        self.limits = limits or (EMULATOR_LIMITS if sim is not None else board.safety)  # type: ignore[union-attr]
+        self.n_chips = sim.chips if sim is not None else board.chips  # type: ignore[union-attr]
+        self.voltage_v = voltage_v
+        self.ticket_diff = ticket_diff
+        self.timing = timing
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._sup: BoardSupervisor | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._sim_boards: list[SimBoard] = []
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._clock: ScaledClock | None = None
+        self._pipeline: Pipeline | None = None
+        self._runs = 0
+
+    # ------------------------------------------------------------------ sync API (Substrate)
+
+    def run(self, schedule: SlotSchedule) -> list[EventSlot]:
+        """Apply one setpoint per slot and return the events of each slot."""
+        self._ensure_started()
+        return self._call(self._run(schedule), timeout=None)
+
+    def close(self) -> None:
+        """Put the board in its safe state, stop the emulator and the background loop."""
+        if self._loop is None:
+            return
+        with contextlib.suppress(Exception):
+            self._call(self._stop(), timeout=30.0)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+        self._loop.close()
+        self._loop = None
+
+    def __enter__(self) -> BoardSubstrate:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ loop plumbing
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def _ensure_started(self) -> None:
+        if self._loop is not None:
+            return
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name="asicrc-substrate", daemon=True)
+        self._thread.start()
+        self._call(self._start(), timeout=START_TIMEOUT_S)
+
+    async def _start(self) -> None:
+        sim = self.sim
+        timing = self.timing or TimingConfig(
+            control_tick_s=0.002, job_interval_s=1.0, telemetry_interval_s=0.5, batch_interval_s=0.05
+        )
+        if sim is not None:
+            self._clock = ScaledClock(sim.time_scale)
+            self._tmp = tempfile.TemporaryDirectory(prefix="asicrc-substrate-")
+            self._sim_boards = await start_sim_boards(1, Path(self._tmp.name), sim)
+            sb = self._sim_boards[0]
+            board = BoardConfig(
+                name="sim0",
+                kind="gamma",
+                data_port=str(sb.data_link),
+                control_port=str(sb.control_link),
+                chips=sim.chips,
+                safety=self.limits,
+            )
+            valid_scale = sb.valid_scale
+            chain_timing = ChainTiming(
+                reset_hold_s=0.01, reset_settle_s=0.01, enum_gap_s=0.2, ramp_step_delay_s=0.01
+            )
+        else:
+            assert self.board is not None
+            self._clock = ScaledClock(1.0)
+            board = self.board
+            valid_scale, chain_timing = 1.0, ChainTiming()
+        clock = self._clock
+
+        def factory(path: str) -> Callable[[], Transport]:
+            return lambda: SerialTransport(path, clock=clock)
+
+        control: BoardControl | None = None
+        if board.control_port and board.kind in ("gamma", "ultra"):
+            control = PartsControl(factory(board.control_port), board.kind)
+        self._pipeline = Pipeline(clock=clock)
+        self._sup = BoardSupervisor(
+            board,
+            timing,
+            self._pipeline,
+            BoardState(board.name, kind=board.kind, chips=board.chips),
+            factory(board.data_port),
+            control=control,
+            clock=clock,
+            sleep=clock.sleep,
+            chain_timing=chain_timing,
+            valid_scale=valid_scale,
+        )
+        self._task = asyncio.create_task(self._sup.run())
+        self._sup.request(Setpoint(self.voltage_v, self.limits.freq_min_mhz, self.ticket_diff), -1)
+        await asyncio.wait_for(self._sup.wait_ready(), START_TIMEOUT_S)
+        if control is not None:  # the first sensor reading, so every slot has a temperature
+            st = self._sup.state
+            for _ in range(int(START_TIMEOUT_S / 0.01)):
+                if st.chip_temp_c is not None:
+                    break
+                await asyncio.sleep(0.01)
+
+    async def _stop(self) -> None:
+        if self._sup is not None:
+            await self._sup.shutdown()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._sup is not None:
+            await self._sup.control.close()
+        for sb in self._sim_boards:
+            await sb.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    # ------------------------------------------------------------------ one schedule
+
+    async def _run(self, schedule: SlotSchedule) -> list[EventSlot]:
+        sup, clock, pipe = self._sup, self._clock, self._pipeline
+        assert sup is not None and clock is not None and pipe is not None
+        f = np.asarray(schedule.freq_mhz, dtype=np.float64)
+        freqs = f.mean(axis=1) if f.ndim == 2 else f
+        volts = None
+        if schedule.voltage_v is not None:
+            v = np.asarray(schedule.voltage_v, dtype=np.float64)
+            volts = v.mean(axis=1) if v.ndim == 2 else v
+        n, slot_ns = schedule.n_slots, int(schedule.slot_ns)
+        self._runs += 1
+        name = f"substrate-{self._runs}"
+        sub = pipe.subscribe(name, maxsize=1_000_000, logs=False)
+        temps = np.zeros(n)
+        starts = np.zeros(n, dtype=np.int64)
+        try:
+            first = Setpoint(
+                self.voltage_v if volts is None else float(volts[0]), float(freqs[0]), self.ticket_diff
+            )
+            sup.request(first, 0)
+            await sup.wait_ready()
+            t0 = clock() + slot_ns
+            for k in range(n):
+                due = t0 + k * slot_ns
+                await clock.sleep((due - clock()) / 1e9)
+                vk = self.voltage_v if volts is None else float(volts[k])
+                sup.request(Setpoint(vk, float(freqs[k]), self.ticket_diff), k)
+                starts[k] = due
+                t = sup.state.chip_temp_c
+                temps[k] = np.nan if t is None else t
+            end = t0 + n * slot_ns
+            await clock.sleep((end - clock()) / 1e9 + TAIL_S)
+            sup._publish()
+            batches = sub.drain()
+        finally:
+            pipe.unsubscribe(name)
+        return _split(batches, starts, slot_ns, temps, self.n_chips)
+
+
+def _split(
+    batches: list[pa.RecordBatch], starts: np.ndarray, slot_ns: int, temps: np.ndarray, n_chips: int
+) -> list[EventSlot]:
+    """Events into slots by ``t_ns`` (a slot is [start, start + slot_ns))."""
+    if batches:
+        tab = pa.Table.from_batches(batches)
+        t = tab.column("t_ns").to_numpy()
+        chip = tab.column("chip").to_numpy().astype(np.int16)
+        core = tab.column("core").to_numpy().astype(np.int16)
+        valid = tab.column("valid").to_numpy(zero_copy_only=False).astype(bool)
+        order = np.argsort(t, kind="stable")
+        t, chip, core, valid = t[order], chip[order], core[order], valid[order]
+    else:
+        t = np.zeros(0, np.int64)
+        chip = core = np.zeros(0, np.int16)
+        valid = np.zeros(0, bool)
+    lo = np.searchsorted(t, starts, side="left")
+    hi = np.searchsorted(t, starts + slot_ns, side="left")
+    out = []
+    for k in range(len(starts)):
+        a, b = int(lo[k]), int(hi[k])
+        out.append(
+            EventSlot(
+                t[a:b].astype(np.int64),
+                chip[a:b],
+                core[a:b],
+                valid[a:b],
+                np.full(n_chips, temps[k]),
+                int(starts[k]),
+                slot_ns,
+            )
+        )
+    return out
+
+
+def make_substrate(args: argparse.Namespace) -> BoardSubstrate:
+    """The asic substrate for ``asicrc bench TASK --reservoir asic``.
+
+    ``--simulate``: an emulated board (``chips``, ``seed``, ``time_scale`` attributes when present; the clock
+    is accelerated as far as the slot length allows). Otherwise the first board of ``--config``.
+    """
+    if getattr(args, "simulate", False):
+        slot_s = float(getattr(args, "slot_ns", 1_000_000)) / 1e9
+        want = float(getattr(args, "time_scale", 1.0) or 1.0)
+        scale = max(1e-3, min(want, slot_s / MIN_REAL_SLOT_S)) if slot_s > 0 else want
+        sim = SimulateConfig(
+            chips=int(getattr(args, "chips", 1) or 1),
+            seed=int(getattr(args, "seed", 0) or 0),
+            time_scale=scale,
+        )
+        return BoardSubstrate(sim=sim)
+    path = getattr(args, "config", None)
+    if not path:
+        raise ValueError("the asic reservoir needs --simulate or --config FILE with a [[boards]] entry")
+    cfg = load_config(path)
+    if not cfg.boards:
+        raise ValueError(f"{path}: no [[boards]] configured for the asic reservoir")
+    return BoardSubstrate(board=cfg.boards[0])
