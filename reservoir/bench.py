@@ -201,7 +201,11 @@ def run_bench(
         summary["chance"] = float(np.max(np.bincount(tk.y_test)) / len(tk.y_test))
     if noise is not None:
         summary["noise_floor"] = noise
-    y_test = tk.y[tk.test] if isinstance(tk, SeriesTask) else tk.y_test
+    y_test: NDArray[Any]
+    if isinstance(tk, SeriesTask):
+        y_test = tk.y[tk.test, 0] if tk.y.shape[1] == 1 else tk.y[tk.test]
+    else:
+        y_test = tk.y_test
     return BenchResult(summary, np.asarray(y_test), first_pred, {"per_seed": extras})
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -191,7 +192,9 @@ def _solve(stats: RidgeStats, alpha: float) -> F64:
     d = stats.cxx.shape[0]
     A = stats.cxx + alpha * np.eye(d)
     try:
-        return np.asarray(scipy.linalg.solve(A, stats.cxy, assume_a="pos", check_finite=False))
+        with warnings.catch_warnings():  # tiny alphas on collinear states: the CV chose it, do not nag
+            warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+            return np.asarray(scipy.linalg.solve(A, stats.cxy, assume_a="pos", check_finite=False))
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
         return np.asarray(np.linalg.lstsq(A, stats.cxy, rcond=None)[0])
 

@@ -1,0 +1,92 @@
+"""The asic reservoir end to end on the toy substrates, through the Substrate protocol only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reservoir.asic import AsicReservoir, n_sub_for_size
+from reservoir.bench import run_bench
+from reservoir.features import FEATURES
+from reservoir.substrate import PoissonSubstrate, RateModelSubstrate, SlotSchedule, Substrate
+from reservoir.tasks import SeriesTask, narma10_task
+
+
+def test_toy_substrates_satisfy_the_protocol() -> None:
+    assert isinstance(PoissonSubstrate(), Substrate)
+    assert isinstance(RateModelSubstrate(), Substrate)
+
+
+def test_rate_model_is_seeded_and_follows_frequency() -> None:
+    sched = SlotSchedule(np.repeat([400.0, 575.0], 200), slot_ns=1_000_000)
+    a = RateModelSubstrate(rate_hz=50_000, seed=3).run(sched)
+    b = RateModelSubstrate(rate_hz=50_000, seed=3).run(sched)
+    assert len(a) == 400
+    np.testing.assert_array_equal(np.concatenate([s.t_ns for s in a]), np.concatenate([s.t_ns for s in b]))
+    low = np.mean([s.t_ns.size for s in a[50:200]])
+    high = np.mean([s.t_ns.size for s in a[250:]])
+    assert high / low == pytest.approx(575 / 400, rel=0.1)
+    for s in a[:3]:
+        assert np.all((s.t_ns >= s.start_ns) & (s.t_ns < s.start_ns + s.duration_ns))
+        assert np.all(np.diff(s.t_ns) >= 0)
+
+
+def test_poisson_substrate_ignores_setpoints() -> None:
+    lo = PoissonSubstrate(rate_hz=50_000, seed=1).run(SlotSchedule(np.full(300, 400.0), 1_000_000))
+    hi = PoissonSubstrate(rate_hz=50_000, seed=1).run(SlotSchedule(np.full(300, 575.0), 1_000_000))
+    np.testing.assert_array_equal(np.concatenate([s.t_ns for s in lo]), np.concatenate([s.t_ns for s in hi]))
+
+
+@given(st.lists(st.floats(-3, 3), min_size=1, max_size=20), st.integers(0, 100))
+def test_setpoints_stay_in_range(u: list[float], seed: int) -> None:
+    res = AsicReservoir(PoissonSubstrate(), 1, n_sub=5, f_min=420.0, f_max=500.0, seed=seed)
+    f = res.setpoints(np.array(u)[:, None])
+    assert f.shape == (5 * len(u),)
+    assert np.all((f >= 420.0) & (f <= 500.0))
+
+
+def test_mask_fixed_by_seed() -> None:
+    u = np.linspace(-1, 1, 7)[:, None]
+    a = AsicReservoir(PoissonSubstrate(), 1, n_sub=4, seed=2).setpoints(u)
+    b = AsicReservoir(PoissonSubstrate(), 1, n_sub=4, seed=2).setpoints(u)
+    c = AsicReservoir(PoissonSubstrate(), 1, n_sub=4, seed=3).setpoints(u)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    with pytest.raises(ValueError, match="f_max"):
+        AsicReservoir(PoissonSubstrate(), 1, f_min=500, f_max=400)
+
+
+def test_state_size() -> None:
+    assert n_sub_for_size(100, 1) == 17
+    res = AsicReservoir(RateModelSubstrate(n_chips=2), 1, n_sub=3)
+    S = res.run(np.zeros((4, 1)))
+    assert S.shape == (4, 3 * 2 * len(FEATURES)) == (4, res.state_dim)
+
+
+def test_asic_decodes_its_input_and_the_null_does_not() -> None:
+    """Target = the current input: the rate model carries it, the Poisson null cannot."""
+    rng = np.random.default_rng(0)
+    u = rng.uniform(0, 1, (1000, 1))
+    task = SeriesTask("identity", u, u.copy(), 50, 600, 350, "nmse")
+    sub = {"substrate": lambda seed: RateModelSubstrate(rate_hz=50_000, seed=seed)}
+    asic = run_bench(task, "asic", size=30, options=sub).summary
+    null = run_bench(task, "poisson-null", size=30, options={"rate_hz": 50_000}).summary
+    assert asic["value"] < 0.6, asic  # ~0.37: shot noise at ~50 events per slot limits it
+    assert null["value"] > 0.9, null
+    assert asic["noise_floor"]["mean_count_per_slot"] == pytest.approx(50, rel=0.2)
+
+
+def test_asic_narma10_end_to_end_with_noise_floor() -> None:
+    s = run_bench(
+        narma10_task(n_train=500, n_test=300), "asic", size=30, seeds=2, options={"substrate": "rate-model"}
+    ).summary
+    assert s["reservoir"] == "asic" and s["state_dim"] == 30
+    assert np.isfinite(s["value"]) and s["ci95"] is not None
+    assert set(s["noise_floor"]) >= {"mean_count_per_slot", "count", "log_iv_mean", "invalid_frac"}
+
+
+def test_asic_needs_a_substrate() -> None:
+    with pytest.raises(ValueError, match="substrate"):
+        run_bench(narma10_task(n_train=100, n_test=50), "asic")

@@ -1,0 +1,153 @@
+"""Bench runner and ``asicrc bench``: result fields, confidence intervals, --json, --report, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from daemon.cli import main
+from reservoir.bench import ci95, run_bench
+from reservoir.registry import REGISTRY, ReservoirSpec, UnsupportedTask, make_reservoir, register
+from reservoir.substrate import RateModelSubstrate
+
+FAST = ["--n-train", "400", "--n-test", "200"]
+
+
+def test_ci95_is_a_t_interval() -> None:
+    v = [0.1, 0.2, 0.4]
+    lo, hi = ci95(v)  # type: ignore[misc]
+    half = scipy.stats.t.ppf(0.975, 2) * np.std(v, ddof=1) / np.sqrt(3)
+    assert (lo, hi) == pytest.approx((np.mean(v) - half, np.mean(v) + half))
+    assert ci95([0.3]) is None
+
+
+def test_run_bench_summary_fields() -> None:
+    r = run_bench("narma10", "esn", size=40, seeds=[3, 4], task_options={"n_train": 500, "n_test": 200})
+    s = r.summary
+    assert s["seeds"] == [3, 4] and len(s["per_seed"]) == 2
+    assert s["value"] == pytest.approx(np.mean(s["per_seed"]))
+    assert s["ci95"][0] <= s["value"] <= s["ci95"][1]
+    assert (s["n_train"], s["n_test"], s["state_dim"], s["metric"]) == (500, 200, 40, "nmse")
+    assert r.y_pred.shape == r.y_test.shape == (200,)
+    again = run_bench("narma10", "esn", size=40, seeds=[3, 4], task_options={"n_train": 500, "n_test": 200})
+    assert again.summary["per_seed"] == s["per_seed"]  # deterministic
+
+
+def test_mackey_glass_reports_free_run() -> None:
+    s = run_bench("mackey-glass", "esn", size=50, task_options={"n_train": 1000, "n_test": 400}).summary
+    assert s["value"] < 1e-3  # one step ahead of a smooth series
+    assert np.isfinite(s["free_run_nrmse_84"]) and s["free_run_nrmse_84"] > 0.0
+
+
+def test_unknown_and_unsupported() -> None:
+    with pytest.raises(ValueError, match="unknown reservoir"):
+        make_reservoir("hopfield", ReservoirSpec(1))
+    register(
+        "series-only", lambda spec: types.SimpleNamespace(state_dim=1, reset=lambda: None, run=lambda u: u)
+    )
+    try:
+        with pytest.raises(UnsupportedTask, match="no classification"):
+            run_bench("digits", "series-only")
+    finally:
+        del REGISTRY["series-only"]
+
+
+def test_spiking_without_torch_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r"pip install '\.\[neuro\]'"):
+        make_reservoir("nalsm", ReservoirSpec(64, kind="samples"))
+
+
+def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["bench", "narma10", "--reservoir", "esn", "--size", "30", "--seeds", "2", "--json", *FAST])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    obj = json.loads(out)
+    for key in ("task", "reservoir", "metric", "value", "ci95", "seeds", "n_train", "n_test", "state_dim"):
+        assert key in obj
+    assert obj["task"] == "narma10" and obj["reservoir"] == "esn" and obj["state_dim"] == 30
+    assert obj["seeds"] == [0, 1] and len(obj["ci95"]) == 2
+
+
+def test_cli_report_and_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for kind in ("esn", "delay-line"):
+        assert (
+            main(
+                [
+                    "bench",
+                    "narma10",
+                    "-r",
+                    kind,
+                    "--size",
+                    "20",
+                    "--seeds",
+                    "1",
+                    "--report",
+                    str(tmp_path),
+                    *FAST,
+                ]
+            )
+            == 0
+        )
+    out = capsys.readouterr().out
+    assert "narma10 / delay-line" in out and "nmse =" in out
+    assert (tmp_path / "narma10_esn.png").stat().st_size > 1000
+    md = (tmp_path / "summary.md").read_text()
+    assert "| narma10 | delay-line |" in md and "| narma10 | esn |" in md
+    assert "<table" in (tmp_path / "summary.html").read_text()
+
+
+def test_cli_classification_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["bench", "digits", "-r", "delay-line", "--seeds", "1", "--json", "--report", str(tmp_path)])
+        == 0
+    )
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["metric"] == "accuracy" and obj["value"] > 0.9 and obj["n_classes"] == 10
+    assert (tmp_path / "digits_delay-line.png").exists()
+
+
+def test_cli_bad_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "wide.npy", np.zeros((100, 3)))
+    rc = main(["bench", "forecast", "-r", "esn", "--series", str(tmp_path / "wide.npy"), "--json"])
+    cap = capsys.readouterr()
+    assert rc == 2 and cap.out == ""
+    assert "one-column" in cap.err and "(100, 3)" in cap.err
+    assert main(["bench", "classify", "-r", "esn"]) == 2
+    assert "--data" in capsys.readouterr().err
+
+
+def test_cli_asic_without_daemon_substrate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "daemon.substrate", None)
+    with pytest.raises(SystemExit, match=r"daemon\.substrate\.make_substrate"):
+        main(["bench", "narma10", "-r", "asic", "--simulate", *FAST])
+
+
+def test_cli_asic_with_a_substrate_factory(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = types.ModuleType("daemon.substrate")
+    seen = {}
+
+    def make_substrate(args: object) -> object:
+        seen["simulate"] = getattr(args, "simulate", None)
+        return lambda seed: RateModelSubstrate(rate_hz=20_000, seed=seed)
+
+    fake.make_substrate = make_substrate  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "daemon.substrate", fake)
+    assert (
+        main(
+            ["bench", "narma10", "-r", "asic", "--simulate", "--size", "12", "--seeds", "1", "--json", *FAST]
+        )
+        == 0
+    )
+    obj = json.loads(capsys.readouterr().out)
+    assert seen["simulate"] is True
+    assert obj["reservoir"] == "asic" and obj["state_dim"] == 12 and "noise_floor" in obj
