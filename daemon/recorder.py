@@ -323,12 +323,21 @@ class Recorder:
 
     # -- buffering -----------------------------------------------------------------------------------------
     def add(self, batch: pa.RecordBatch) -> None:
-        """Buffer an event or log batch (written by the next :meth:`flush`)."""
+        """Buffer an event or log batch (written by the next :meth:`flush`).
+
+        A batch in neither schema is dropped and counted in ``stats.rejected_rows`` (logged once).
+        """
         if is_log_batch(batch):
             self._logs.append(batch)
-        else:
+        elif batch.schema.equals(EVENT_SCHEMA):
             self._events.append(batch)
             self._event_rows += batch.num_rows
+        else:
+            if not self.stats.rejected_rows:
+                log.error(
+                    "recorder: dropping a batch that is neither an event nor a log batch: %s", batch.schema
+                )
+            self.stats.rejected_rows += batch.num_rows
 
     @property
     def buffered_rows(self) -> int:
@@ -379,7 +388,7 @@ class Recorder:
                     seg.size >= self.policy.segment_bytes or now - seg.opened_s >= self.policy.segment_seconds
                 ):
                     self._close_segment(kind)
-        except OSError as exc:
+        except (OSError, pa.ArrowException) as exc:
             self._fail(exc, dropped=rows + log_rows)
             return
         self.stats.rows += rows
@@ -455,12 +464,14 @@ class Recorder:
         os.replace(seg.part, seg.part.with_suffix(""))
         _fsync_dir(self.run_dir)
 
-    def _fail(self, exc: OSError, dropped: int) -> None:
+    def _fail(self, exc: Exception, dropped: int) -> None:
         """Count a write error, drop the buffered rows, abandon open segments, schedule a retry."""
         self.stats.write_errors += 1
         self.stats.error_dropped_rows += dropped
-        reason = errno.errorcode.get(exc.errno or 0, "") if exc.errno else ""
-        msg = f"cannot write recording in {self.run_dir}: {exc.strerror or exc} {reason}".strip()
+        code = getattr(exc, "errno", None)
+        reason = errno.errorcode.get(code, "") if isinstance(code, int) else ""
+        text = getattr(exc, "strerror", None) or str(exc)
+        msg = f"cannot write recording in {self.run_dir}: {text} {reason}".strip()
         self.stats.last_error = msg
         if self.stats.healthy:
             log.error(

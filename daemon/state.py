@@ -255,6 +255,7 @@ class RecorderStats:
     recovered_rows: int = 0
     write_errors: int = 0
     error_dropped_rows: int = 0
+    rejected_rows: int = 0  # rows of batches in neither the event nor the log schema
     healthy: bool = True
     last_error: str | None = None
 
@@ -270,6 +271,7 @@ class RecorderStats:
             "recovered_rows": self.recovered_rows,
             "write_errors": self.write_errors,
             "error_dropped_rows": self.error_dropped_rows,
+            "rejected_rows": self.rejected_rows,
             "healthy": self.healthy,
             "last_error": self.last_error,
         }

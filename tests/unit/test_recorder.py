@@ -327,3 +327,13 @@ async def test_cancelling_run_flushes_and_closes(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert read_table(tmp_path / "r").num_rows == 10
+
+
+def test_foreign_batch_is_rejected_and_counted(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path / "r")
+    rec.open()
+    rec.add(pa.record_batch({"x": [1, 2, 3]}))
+    rec.add(ev("a", 4, 0))
+    rec.close()
+    assert rec.stats.rejected_rows == 3 and rec.stats.rows == 4 and rec.stats.healthy
+    assert read_table(tmp_path / "r").num_rows == 4
