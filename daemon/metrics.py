@@ -181,6 +181,7 @@ def _recorder(st: DaemonState) -> Iterator[Metric]:
     yield _counter(
         "asicrc_recorder_error_dropped_rows", "Rows dropped by write errors.", r.error_dropped_rows
     )
+    yield _counter("asicrc_recorder_rejected_rows", "Rows in neither recording schema.", r.rejected_rows)
     p = st.pipeline
     sub = p.stats().get(RECORDER_SUBSCRIBER) if p is not None else None
     yield _counter(

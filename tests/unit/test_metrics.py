@@ -88,6 +88,7 @@ def test_names_units_and_labels_follow_the_contract() -> None:
         "asicrc_recorder_rows",
         "asicrc_recorder_written_bytes",
         "asicrc_recorder_queue_dropped_rows",
+        "asicrc_recorder_rejected_rows",
         "asicrc_pipeline_dropped_rows",
         "asicrc_build_info",
     ):
