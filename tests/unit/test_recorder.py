@@ -337,3 +337,15 @@ def test_foreign_batch_is_rejected_and_counted(tmp_path: Path) -> None:
     rec.close()
     assert rec.stats.rejected_rows == 3 and rec.stats.rows == 4 and rec.stats.healthy
     assert read_table(tmp_path / "r").num_rows == 4
+
+
+def test_recovered_segment_reads_with_polars_and_pandas(tmp_path: Path) -> None:
+    part, ends = torn_part(tmp_path / "r")
+    with open(part, "r+b") as f:
+        f.truncate(part.stat().st_size - 100)  # tear the last batch
+    (found,) = recover_dir(part.parent)
+    assert found.rows == ends[-2]
+    path = part.parent / "events-000000.arrows"
+    assert pl.read_ipc_stream(path)["t_ns"].to_list() == list(range(ends[-2]))
+    with pa.OSFile(str(path), "rb") as f:
+        assert len(pa.ipc.open_stream(f).read_pandas()) == ends[-2]
