@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,9 +115,12 @@ def summarize(run_dir: Path) -> dict[str, Any]:
 
 def _print_info(s: dict[str, Any]) -> None:
     print(f"recording   {s['path']}  (run {s['run_id']}, host {s['host']})")
+    if s["start_unix_ns"]:
+        start = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(s["start_unix_ns"] / 1e9))
+        print(f"started     {start} (asicrc {s['version']})")
     print(f"rows        {s['rows']:,} ({s['invalid']:,} invalid) over {s['span_s']:.3f} s")
     for name, b in sorted(s["boards"].items()):
-        print(f"  board {name}: {b['rows']:,} rows, {b['invalid']:,} invalid, {b['chips_seen']} chips seen")
+        print(f"  board {name}: {b['rows']:,} rows, {b['invalid']:,} invalid, {b['chips_seen']} chip(s) seen")
     seg = s["segments"]
     print(f"segments    {seg['events']} events + {seg['log']} log, {s['bytes']:,} bytes")
     print(f"recovered   {s['recovered_segments']} torn segment(s) recovered at start")
