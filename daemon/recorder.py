@@ -311,7 +311,10 @@ class Recorder:
             old = self.run_dir / "meta.json"
             if old.exists():
                 with contextlib.suppress(ValueError, OSError):
-                    self.meta = {**json.loads(old.read_text()), **self.meta}
+                    prev = json.loads(old.read_text())
+                    # a reopened run keeps its first start time; everything else is refreshed
+                    starts = {k: prev[k] for k in ("start_unix_ns", "start_monotonic_ns") if k in prev}
+                    self.meta = {**prev, **self.meta, **starts}
             write_json_atomic(self.run_dir / "meta.json", self.meta)
         except OSError as exc:
             self._fail(exc, dropped=0)

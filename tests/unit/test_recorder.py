@@ -228,9 +228,11 @@ def test_recovery_keeps_every_whole_batch_before_the_tear(
 
 def test_untouched_part_is_recovered_whole_and_reported_in_stats(tmp_path: Path) -> None:
     part, ends = torn_part(tmp_path / "r")
+    first_start = json.loads((part.parent / "meta.json").read_text())["start_unix_ns"]
     stats = RecorderStats()
     rec = Recorder(part.parent, stats=stats)
     found = rec.open()  # a restart in the same directory recovers first, then continues numbering
+    assert json.loads((part.parent / "meta.json").read_text())["start_unix_ns"] == first_start
     assert [r.rows for r in found] == [ends[-1]] and stats.recovered_segments == 1
     rec.add(ev("a", 3, ends[-1]))
     rec.close()
