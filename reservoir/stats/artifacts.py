@@ -5,8 +5,9 @@ stream's multiple-comparison family), a gate saying whether the effect is large 
 statistics, and the evidence as plain JSON-able numbers. Intervals are int64 ns.
 
 Dead time is classified here too: a hole at small intervals followed by a pile-up of intervals just above it
-means events were *delayed* (the host delivered them late: ``artifact``); a hole without pile-up means events
-never arrived (a dead time of the source or of the link: ``non-poisson``, kind ``regular/dead-time``).
+means events were *delayed* (the host delivered them late), and a hole equal to a reply's wire time is the
+UART serialising replies: both ``artifact``; any other hole means events never arrived or the source is
+regular (``non-poisson``, kind ``regular/dead-time``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,21 @@ DEADTIME_K_DIV = 2000
 #: is this many times the count a shifted exponential predicts.
 PILEUP_REL = 0.1
 PILEUP_MIN_RATIO = 3.0
+#: Link bauds and reply sizes (bm1366.md: 9- or 11-byte replies; 115200 at reset, ~1 M and 3.125 M fast
+#: UART) whose wire time (10 bits per byte) a dead time is compared with; a match within 5 % names the link.
+LINK_BAUDS: tuple[float, ...] = (115_200.0, 1_000_000.0, 3_125_000.0)
+REPLY_BYTES: tuple[int, ...] = (9, 11)
+WIRE_MATCH_REL = 0.05
+
+
+def wire_match(dead_s: float) -> str | None:
+    """The reply size and baud whose wire time equals ``dead_s`` (within 5 %), if any."""
+    for baud in LINK_BAUDS:
+        for nbytes in REPLY_BYTES:
+            wire = nbytes * 10 / baud
+            if abs(dead_s - wire) <= WIRE_MATCH_REL * wire:
+                return f"wire time of a {nbytes}-byte reply at {baud:g} baud ({wire * 1e3:.3g} ms)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -172,8 +188,9 @@ def batch_delivery(gaps: I64, read_ids: I64 | None = None) -> Detection:
 
 def dead_time(gaps: I64) -> Detection:
     """Dead time: a hole at small intervals. Test on the k-th smallest interval d_k: under exponential
-    intervals #(g < d_k) ~ Binomial(n, 1 - e^{-d_k/mean}), p = P(Bin <= k - 1). Evidence says whether the
-    intervals pile up just above the hole (events delayed by the host: ``delivery``) or not (``source``)."""
+    intervals #(g < d_k) ~ Binomial(n, 1 - e^{-d_k/mean}), p = P(Bin <= k - 1). Evidence says whether
+    the intervals pile up just above the hole (events delayed by the host: ``delivery``), the hole equals a
+    reply's wire time (the UART serialises replies: ``link``), or neither (``source``)."""
     n = len(gaps)
     if n < 2:
         return Detection("dead-time", 1.0, False, {})
@@ -188,13 +205,20 @@ def dead_time(gaps: I64) -> Detection:
     c_pile = int(np.count_nonzero(gaps < dk + width)) - (k - 1)
     exp_pile = len(above) * float(-np.expm1(-lam_above * width))
     pile_ratio = c_pile / max(exp_pile, 1e-12)
-    mechanism = "delivery" if pile_ratio >= PILEUP_MIN_RATIO and c_pile >= 10 else "source"
+    link = wire_match(dk / 1e9)
+    if link is not None:
+        mechanism = "link"
+    elif pile_ratio >= PILEUP_MIN_RATIO and c_pile >= 10:
+        mechanism = "delivery"
+    else:
+        mechanism = "source"
     ev: dict[str, Any] = {
         "dead_time_s": dk / 1e9,
         "order_statistic_k": k,
         "expected_below": round(n * pk, 2),
         "pileup_ratio": round(pile_ratio, 3),
         "mechanism": mechanism,
+        "link": link,
     }
     # gate: the hole must be wide enough to matter (>= 1 % of intervals would fall in it)
     return Detection("dead-time", p, pk >= 0.01, ev)

@@ -278,7 +278,7 @@ def _artifacts(s: StreamStats, rejected: set[str]) -> list[dict[str, Any]]:
         out.append(_art(d["polling"]))
     elif qua:
         out.append(_art(d["timestamp-quantum"]))
-    if "dead-time" in rejected and d["dead-time"].evidence.get("mechanism") == "delivery":
+    if "dead-time" in rejected and d["dead-time"].evidence.get("mechanism") in ("delivery", "link"):
         out.append(_art(d["dead-time"]))
     return out
 

@@ -37,3 +37,23 @@ def test_emulator_ftdi_link_is_a_timestamp_quantum_artifact(seed: int) -> None:
     assert r.verdict == "artifact" and r.kind == "timestamp-quantum"
     ev = r.artifacts[0]["evidence"]
     assert ev["quantum_ns"] == 16_000_000 and "FTDI" in ev["mechanism"]
+
+
+def test_emulator_wire_serialisation_at_high_rate_is_a_link_artifact() -> None:
+    # 100 nonces/s at 115200 baud: 9-byte replies take 0.78 ms on the wire, so close replies queue behind
+    # each other (a dead time the silicon did not make); at 1 Mbaud the hole is too small to matter.
+    core = ChainCore(chips=1, seed=1, firehose_rate=100.0, physics_step_s=1.0)
+    out = core.advance(50.0)
+    slow, fast = IdealLink(record=True), IdealLink(record=True)
+    for te, data in out:
+        slow.push(te, data, BAUD)
+        fast.push(te, data, 1e6)
+    res = []
+    for link in (slow, fast):
+        link.pop_ready(float("inf"))
+        t = (np.array([g.deliver_s for g in link.truth]) * 1e9).astype(np.int64)
+        res.append(analyze_stream(t, surrogates=0))
+    assert res[0].verdict == "artifact" and res[0].kind == "dead-time"
+    assert res[0].artifacts[0]["evidence"]["mechanism"] == "link"
+    assert "9-byte reply at 115200" in res[0].artifacts[0]["evidence"]["link"]
+    assert res[1].verdict != "artifact"  # 90 us wire time: below the 1 % effect gate at 100/s
