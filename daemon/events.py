@@ -314,7 +314,7 @@ class Pipeline:
         self.published_rows += batch.num_rows
         if self._listeners:
             if board is None:
-                board = str(batch.column(2).dictionary[0])
+                board = str(batch.column(2).dictionary[0].as_py())
             for name, fn in self._listeners:
                 try:
                     fn(board, batch)
