@@ -168,3 +168,30 @@ def benjamini_hochberg(pvals: Sequence[float]) -> list[float]:
     out = np.empty(m)
     out[order] = np.minimum(adj, 1.0)
     return [float(v) for v in out]
+
+
+#: Time rescaling: the rate is fitted piecewise-constant over bins of this many mean intervals (smaller bins
+#: overfit: at 50 the rescaled intervals of a true Poisson train fail the KS test too often).
+RESCALE_BIN_MULTIPLE = 200.0
+
+
+def time_rescaled(segments: Sequence[I64], bin_s: float) -> F64:
+    """Intervals after time rescaling with a piecewise-constant rate fitted per ``bin_s`` bin (Brown et al.
+    2002): tau_i = Lambda(t_i) - Lambda(t_{i-1}); Exp(1) if the train is Poisson with that varying rate."""
+    w = bin_s * NS
+    out: list[F64] = []
+    for s in segments:
+        if len(s) < 3:
+            continue
+        off = (s - s[0]).astype(np.float64)
+        span = float(off[-1])
+        nb = max(1, int(np.ceil(span / w)))
+        idx = np.minimum((off[1:] / w).astype(np.int64), nb - 1)
+        counts = np.bincount(idx, minlength=nb).astype(np.float64)
+        widths = np.full(nb, w)
+        widths[-1] = span - (nb - 1) * w
+        widths[widths <= 0] = w
+        cum = np.concatenate(([0.0], np.cumsum(counts)))
+        lam = cum[idx] + counts[idx] * (off[1:] - idx * w) / widths[idx]
+        out.append(np.diff(np.concatenate(([0.0], lam))))
+    return np.concatenate(out) if out else np.zeros(0)

@@ -188,6 +188,11 @@ def compute_stream(
     }
     for d in dets.values():
         pvalues[d.name] = d.p
+    tau = core.time_rescaled(segs, core.RESCALE_BIN_MULTIPLE * mean)
+    rescaling: dict[str, Any] = {"bin_s": core.RESCALE_BIN_MULTIPLE * mean}
+    if len(tau) >= MIN_EVENTS:
+        tau_d = float(core.ks_exp(np.sort(tau)))
+        rescaling.update(cv=core.cv(tau), ks_d=tau_d, ks_p=nulls.ks_pvalue(tau_d, len(tau)) if mc else nan)
     rng = np.random.default_rng([seed, n])
     shuffle = _shuffle_band(g * core.NS, list(fano), surrogates if mc else 0, rng)
     return StreamStats(
@@ -208,7 +213,7 @@ def compute_stream(
         acf=[float(a) for a in acf],
         pvalues=pvalues,
         detections=dets,
-        extra=dict(extra or {}),
+        extra={"time_rescaling": rescaling, **(extra or {})},
     )
 
 

@@ -139,3 +139,11 @@ def test_high_rate_poisson_is_poisson() -> None:
     rng = np.random.default_rng(5)
     r = analyze_stream(synth.poisson(20_000, 400.0, rng), surrogates=0)  # near-zero window scales down
     assert r.verdict == "poisson"
+
+
+def test_time_rescaling_explains_drift_but_not_dead_time() -> None:
+    rng = np.random.default_rng(6)
+    drift = analyze_stream(_drift(rng), surrogates=0).stats.extra["time_rescaling"]
+    dead = analyze_stream(_dead(rng), surrogates=0).stats.extra["time_rescaling"]
+    assert drift["ks_p"] > 0.01 and abs(drift["cv"] - 1) < 0.05  # Poisson with a slowly varying rate
+    assert dead["ks_p"] <= 0.01 and dead["cv"] < 0.85  # still regular after rescaling
