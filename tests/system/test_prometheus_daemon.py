@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.mqtt_fixture import free_port
-from tests.system.prom_fixture import Prometheus, prometheus_factory
+from tests.system.prom_fixture import Prometheus, free_port, prometheus_factory
 
 pytestmark = pytest.mark.system
 
