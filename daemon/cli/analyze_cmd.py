@@ -288,7 +288,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"report: {path}", file=sys.stderr)
     if args.json:
         objs = [r.to_json() for r in results]
-        print(json.dumps(objs[0] if len(objs) == 1 else objs, default=_json_default))
+        doc = _finite(objs[0] if len(objs) == 1 else objs)
+        print(json.dumps(doc, default=_json_default, allow_nan=False))
     else:
         print(_table(results))
     return 0
@@ -301,6 +302,17 @@ def _fano_at(s: StreamStats, multiple: float) -> float | None:
     target = multiple * s.mean_interval_s
     w = min(s.fano, key=lambda x: abs(np.log(x / target)))
     return s.fano[w]
+
+
+def _finite(o: Any) -> Any:
+    """NaN and infinities -> None (strict JSON), recursively."""
+    if isinstance(o, float | np.floating):
+        return float(o) if np.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    return o
 
 
 def _json_default(o: object) -> Any:

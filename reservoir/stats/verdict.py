@@ -149,6 +149,8 @@ def compute_stream(
     if n_events < MIN_EVENTS:
         raise TooFewEvents(f"stream {name!r}: {n_events} events, at least {MIN_EVENTS} are needed")
     gi = core.intervals_ns(segs)
+    if len(gi) and int(gi.min()) < 0:
+        raise ValueError(f"stream {name!r}: timestamps are not sorted")
     g = gi.astype(np.float64) / core.NS
     n = len(g)
     dur = core.duration_s(segs)

@@ -214,3 +214,13 @@ def test_subprocess_json(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)
     assert obj["n_events"] == 500 and obj["verdict"] in ("poisson", "non-poisson", "artifact")
+
+
+def test_no_mc_json_is_strict_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "ts.txt"
+    f.write_text("\n".join(str(int(v)) for v in synth.poisson(300, 5.0, np.random.default_rng(4))))
+    assert main(["analyze", "--timestamps", str(f), "--json", "--no-mc"]) == 0
+    out = capsys.readouterr().out
+    assert "NaN" not in out
+    obj = json.loads(out)
+    assert obj["ks_p"] is None and obj["cv_null95"] == [None, None] and obj["fano"]

@@ -125,3 +125,9 @@ def test_window_counts_count_every_event_in_whole_windows(raw: list[int], window
     assert len(c) == k
     offs = t[1:] - t[0]
     assert int(c.sum()) == int(np.count_nonzero(offs < k * w))
+
+
+def test_unsorted_timestamps_are_refused() -> None:
+    t = synth.poisson(100, 5.0, np.random.default_rng(10))
+    with pytest.raises(ValueError, match="not sorted"):
+        compute_stream(t[::-1].copy())
