@@ -106,3 +106,22 @@ def test_not_a_recording_is_a_clear_error(tmp_path: Path, capsys: pytest.Capture
     assert "not a recording" in err and "r1" in err
     assert main(["record", "info", str(tmp_path / "nope")]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_convert_across_segments_with_different_board_dictionaries(tmp_path: Path, fmt: str) -> None:
+    rec = Recorder(tmp_path / "run", boards=["a"])
+    for board, start in (("a", 0), ("z", 5), ("a", 10)):  # "z" rotates to a segment with dictionary [a, z]
+        t = np.arange(start, start + 5, dtype=np.int64)
+        rec.add(
+            make_event_batch(
+                board, t_host_ns=t, t_ns=t, chip=0, core=0, small_core=0, job_id=0, nonce=0, valid=True,
+                voltage_v=1.0, freq_mhz=400.0, ticket_diff=1.0, read_id=0,
+            )
+        )  # fmt: skip
+        rec.flush()
+    rec.close()
+    out = tmp_path / f"o.{fmt}"
+    assert main(["record", "convert", str(tmp_path / "run"), "--to", fmt, str(out)]) == 0
+    df = pq.read_table(out).to_pandas() if fmt == "parquet" else pd.read_csv(out)
+    assert df["board"].astype(str).tolist() == ["a"] * 5 + ["z"] * 5 + ["a"] * 5
