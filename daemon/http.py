@@ -87,10 +87,9 @@ class HttpServer:
         except OSError as exc:
             await runner.cleanup()
             raise OSError(exc.errno, f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
-        server = site._server  # aiohttp exposes bound sockets only here
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        addresses = runner.addresses  # (host, port, ...) per bound socket
+        if addresses:
+            self.port = int(addresses[0][1])
         self._runner = runner
         log.info("http: serving /metrics /healthz /status on http://%s:%d", self.host, self.port)
 
