@@ -239,13 +239,15 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     clock = "t_host_ns" if args.clock == "host" else "t_ns"
     streams: list[Stream]
+    ev: dict[str, np.ndarray] | None = None
     if args.timestamps:
         if args.recording:
             raise AnalyzeError("give either RECORDING_DIR or --timestamps FILE, not both")
         path = Path(args.timestamps)
         streams = [Stream(name=path.name, segments=[read_timestamps(path)])]
     elif args.recording:
-        streams = group_streams(read_recording(Path(args.recording), clock), args.by, clock)
+        ev = read_recording(Path(args.recording), clock)
+        streams = group_streams(ev, args.by, clock)
     else:
         raise AnalyzeError("give RECORDING_DIR or --timestamps FILE")
     stats: list[StreamStats] = []
@@ -270,18 +272,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.report:
         from reservoir.stats.report import write_report
 
-        points = []
-        for r in results:
-            row = dict(r.stats.extra)
-            row["cv"] = r.stats.cv
-            row["fano"] = _fano_at(r.stats, 10.0)
-            points.append(row)
-        has_points = args.by == "point" and len(points) > 1
+        if args.by == "point":
+            points = [_point_row(r.stats) for r in results]
+        elif ev is not None and "voltage_v" in ev and "freq_mhz" in ev:
+            points = _point_rows(ev, clock)
+        else:
+            points = []
         path = write_report(
             results,
             gaps,
             args.report,
-            points=points if has_points else (),
+            points=points,
             title=f"asicrc analyze {args.recording or args.timestamps}",
             notes=[*skipped, f"clock: {clock}; correction: {args.correction}; alpha: {args.alpha}"],
         )
@@ -293,6 +294,24 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(_table(results))
     return 0
+
+
+def _point_row(s: StreamStats) -> dict[str, Any]:
+    """One heatmap row: the stream's labels and extras plus CV and the Fano factor at ~10 mean intervals."""
+    return {**s.extra, "cv": s.cv, "fano": _fano_at(s, 10.0)}
+
+
+def _point_rows(ev: dict[str, np.ndarray], clock: str) -> list[dict[str, Any]]:
+    """Heatmap rows per (board, voltage, frequency) for a report grouped otherwise (fast path, no MC)."""
+    rows = []
+    for st in group_streams(ev, "point", clock):
+        try:
+            s = compute_stream(st.segments, name=st.name, mc=False, surrogates=0)
+        except TooFewEvents:
+            continue
+        s.extra.update(stream_extras(st, s.rate_hz))
+        rows.append(_point_row(s))
+    return rows
 
 
 def _fano_at(s: StreamStats, multiple: float) -> float | None:

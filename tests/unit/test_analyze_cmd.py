@@ -224,3 +224,13 @@ def test_no_mc_json_is_strict_json(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "NaN" not in out
     obj = json.loads(out)
     assert obj["ks_p"] is None and obj["cv_null95"] == [None, None] and obj["fano"]
+
+
+def test_report_by_board_still_maps_operating_points(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rec = make_recording(tmp_path, torn_part=False)
+    rep = tmp_path / "report"
+    assert main(["analyze", str(rec), "--report", str(rep), "--no-mc"]) == 0
+    assert (rep / "heat_rate_vs_expected.png").read_bytes()[:4] == b"\x89PNG"
+    assert "heat_cv.png" in (rep / "index.html").read_text()
