@@ -15,12 +15,18 @@ from numpy.typing import NDArray
 
 from reservoir.registry import ReservoirSpec
 
+try:  # the kernel behind CSR @ vector, without scipy's per-call checks (falls back to W @ x)
+    from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
+except ImportError:  # pragma: no cover
+    _csr_matvec = None
+
 F64 = NDArray[np.float64]
 
 #: Default state size (issue 5: ``--size`` default 100).
 DEFAULT_SIZE = 100
-#: Above this many units the recurrent matrix stays sparse (CSR mat-vec beats dense around 10 % density).
-DENSE_MAX = 1000
+#: Up to this many units the recurrent matrix is dense; above it CSR (at 10 % density CSR mat-vec wins from
+#: about N = 200 on a 2-core x86 machine, measured with benchmarks/bench_esn.py).
+DENSE_MAX = 150
 #: Inputs per step when a static sample is presented as a sequence (digits: 8 rows of 8 pixels).
 SAMPLE_CHUNK = 8
 
@@ -55,10 +61,10 @@ class ESN:
         rng = np.random.default_rng(self.seed)
         W = sp.random(N, N, density=p.density, random_state=rng, data_rvs=lambda k: rng.uniform(-1, 1, k))
         W = W.tocsr()
-        if N <= 400:
+        if N <= DENSE_MAX:
             rho = float(np.max(np.abs(np.linalg.eigvals(W.toarray()))))
         else:
-            rho = float(np.max(np.abs(spla.eigs(W, k=1, which="LM", return_eigenvectors=False, tol=1e-6))))
+            rho = float(np.max(np.abs(spla.eigs(W, k=1, which="LM", return_eigenvectors=False, tol=1e-9))))
         W = W * (p.spectral_radius / rho) if rho > 0 else W
         self._W: F64 | sp.csr_matrix = W.toarray() if N <= DENSE_MAX else W
         Win = rng.uniform(-1, 1, (N, n_inputs))
@@ -81,7 +87,15 @@ class ESN:
         out = np.empty((u.shape[0], self.state_dim))
         W, a, x = self._W, self.params.leak, self._x
         tanh = np.tanh
-        if a == 1.0:
+        if a == 1.0 and isinstance(W, sp.csr_matrix) and _csr_matvec is not None:
+            # y += W x straight into the drive row, tanh in place: no per-step allocation or scipy overhead
+            N, ip, ix, val = self.state_dim, W.indptr, W.indices, W.data
+            for t in range(u.shape[0]):
+                row = out[t]
+                row[:] = drive[t]
+                _csr_matvec(N, N, ip, ix, val, x, row)
+                x = tanh(row, out=row)
+        elif a == 1.0:
             for t in range(u.shape[0]):
                 x = tanh(W @ x + drive[t])
                 out[t] = x

@@ -22,6 +22,17 @@ def test_spectral_radius_and_shapes() -> None:
     assert np.all(np.abs(S) < 1.0)
 
 
+def test_sparse_fast_path_equals_plain_recurrence() -> None:
+    u = np.random.default_rng(4).uniform(-1, 1, (50, 2))
+    esn = ESN(2, ESNParams(size=300), seed=1)  # above DENSE_MAX: CSR kernel path
+    S = esn.run(u)
+    x, ref = np.zeros(300), []
+    for t in range(50):
+        x = np.tanh(esn._W @ x + esn._Win @ u[t] + esn._b)
+        ref.append(x)
+    np.testing.assert_allclose(S, np.array(ref), atol=1e-12)
+
+
 def test_run_continues_and_reset_repeats() -> None:
     u = np.random.default_rng(1).uniform(-1, 1, (100, 1))
     esn = ESN(1, ESNParams(size=30, leak=0.6), seed=0)
