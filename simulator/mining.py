@@ -112,52 +112,71 @@ def header_hash_value(header80: bytes) -> int:
     return int.from_bytes(hashlib.sha256(hashlib.sha256(header80).digest()).digest(), "little")
 
 
+class _Cursor:
+    """One big core's scan: its rolled version, midstate and the next low nonce bits to try."""
+
+    __slots__ = ("addr", "end", "field", "high", "job", "mid", "pos", "tail", "vmask")
+
+    def __init__(self, job: Job, vmask: int, addr: int, core: int, rng: random.Random) -> None:
+        self.job = job
+        self.vmask = vmask
+        self.addr = addr
+        self.high = (core << 25) | ((addr & 0xFF) << 17)
+        self.roll(rng)
+
+    def roll(self, rng: random.Random) -> None:
+        """Take a new version field and a random start (the previous range is exhausted)."""
+        self.field = rng.getrandbits(16) & (self.vmask >> 13)
+        prefix = self.job.header_prefix(self.job.version | (self.field << 13))
+        self.mid = hashlib.sha256(prefix[:64])
+        self.tail = prefix[64:]
+        self.pos = rng.getrandbits(NONCE_SEARCH_BITS)
+        self.end = self.pos + (1 << NONCE_SEARCH_BITS)
+
+
 class NonceSearcher:
-    """Finds nonces whose double-SHA-256 meets a threshold, with midstates cached per (job, version)."""
+    """Finds nonces whose double-SHA-256 meets a threshold, scanning like a chip: each big core walks its
+    low nonce bits sequentially under one rolled version (midstate computed once), rolling the version
+    when its range is exhausted; the core reporting each nonce is drawn uniformly."""
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
-        self._mid: dict[tuple[int, int, bytes], tuple[hashlib._Hash, bytes]] = {}
+        self._cursors: dict[int, _Cursor] = {}
         self.hashes = 0
-
-    def _midstate(self, job: Job, rolled: int) -> tuple[hashlib._Hash, bytes]:
-        key = (rolled, job.job_id, job.merkle_root)
-        hit = self._mid.get(key)
-        if hit is None:
-            if len(self._mid) > 4096:
-                self._mid.clear()
-            prefix = job.header_prefix(rolled)
-            hit = (hashlib.sha256(prefix[:64]), prefix[64:])
-            self._mid[key] = hit
-        return hit
 
     def find(self, job: Job, vmask: int, addr: int, threshold: int, want_valid: bool) -> tuple[int, int, int]:
         """``(nonce, version_field, core)`` meeting (or, for ``want_valid=False``, failing) ``threshold``.
 
-        Nonce bits 31-25 = core (0..111), 24-17 = chip address, 16-0 searched from a random start.
+        Nonce bits 31-25 = core (0..111), 24-17 = chip address, 16-0 searched.
         """
         rng = self._rng
+        core = rng.randrange(112)
+        cur = self._cursors.get(core)
+        if cur is None or cur.job is not job or cur.vmask != vmask or cur.addr != addr:
+            cur = self._cursors[core] = _Cursor(job, vmask, addr, core, rng)
         sha = hashlib.sha256
-        fmax = vmask >> 13
+        from_bytes = int.from_bytes
+        low_mask = (1 << NONCE_SEARCH_BITS) - 1
+        while not want_valid:  # an error lands anywhere in the range; the scan position is untouched
+            nonce = cur.high | rng.getrandbits(NONCE_SEARCH_BITS)
+            h = cur.mid.copy()
+            h.update(cur.tail + nonce.to_bytes(4, "big"))
+            self.hashes += 1
+            if from_bytes(sha(h.digest()).digest(), "little") > threshold:
+                return nonce, cur.field, core
         while True:
-            core = rng.randrange(112)
-            field = rng.getrandbits(16) & fmax
-            rolled = job.version | (field << 13)
-            mid, tail = self._midstate(job, rolled)
-            high = (core << 25) | ((addr & 0xFF) << 17)
-            span = 1 << NONCE_SEARCH_BITS
-            start = rng.getrandbits(NONCE_SEARCH_BITS)
-            tries = span if want_valid else 64
-            low_mask = span - 1
-            from_bytes = int.from_bytes
-            for i in range(tries):
-                nonce = high | ((start + i) & low_mask)
+            mid, tail, high = cur.mid, cur.tail, cur.high
+            pos = cur.pos
+            for i in range(pos, cur.end):
+                nonce = high | (i & low_mask)
                 h = mid.copy()
                 h.update(tail + nonce.to_bytes(4, "big"))
-                if (from_bytes(sha(h.digest()).digest(), "little") <= threshold) == want_valid:
-                    self.hashes += i + 1
-                    return nonce, field, core
-            self.hashes += tries
+                if from_bytes(sha(h.digest()).digest(), "little") <= threshold:
+                    self.hashes += i + 1 - pos
+                    cur.pos = i + 1
+                    return nonce, cur.field, core
+            self.hashes += cur.end - pos
+            cur.roll(rng)
 
 
 def _crc5_reply_table() -> list[int]:
