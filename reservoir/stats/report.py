@@ -87,6 +87,8 @@ def plot_stream(res: StreamResult, gaps_s: F64, out_dir: Path, stem: str) -> lis
         ax.plot(w, [s.fano[v] for v in w], "o-", label="Fano factor")
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.set_xscale("log")
+        if max(s.fano.values()) > 5 or min(s.fano.values()) < 0.2:
+            ax.set_yscale("log")
     ax.set_xlabel("window (s)")
     ax.set_ylabel("Var N / E N")
     ax.set_title(f"{s.name}: Fano factor", fontsize=9)
@@ -96,8 +98,7 @@ def plot_stream(res: StreamResult, gaps_s: F64, out_dir: Path, stem: str) -> lis
 
 
 def _save(fig: Any, out_dir: Path, name: str) -> str:
-    fig.tight_layout()
-    fig.savefig(out_dir / name, dpi=90)
+    fig.savefig(out_dir / name, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return name
 
