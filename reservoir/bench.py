@@ -137,11 +137,14 @@ def run_bench(
     options: dict[str, Any] | None = None,
     task_options: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    with_null: bool = False,
 ) -> BenchResult:
     """Run ``reservoir`` on ``task`` for each seed; ``value`` is the mean metric over seeds.
 
     ``options`` go to the reservoir factory (e.g. ``substrate`` for asic, ESN hyper-parameters);
     ``task_options`` to :func:`reservoir.tasks.make_task` (``series``, ``horizon``, ``data``, sizes).
+    ``with_null``: for a reservoir reporting a noise floor (asic), also run ``poisson-null`` with the same
+    seeds, size and slot layout at the mean event rate it measured, and add it as ``summary["null"]``.
     """
     t0 = time.perf_counter()
     tk = make_task(task, **(task_options or {})) if isinstance(task, str) else task
@@ -201,12 +204,33 @@ def run_bench(
         summary["chance"] = float(np.max(np.bincount(tk.y_test)) / len(tk.y_test))
     if noise is not None:
         summary["noise_floor"] = noise
+        if with_null and reservoir != "poisson-null":
+            summary["null"] = _matched_null(tk, size, seed_list, options, noise, progress)
     y_test: NDArray[Any]
     if isinstance(tk, SeriesTask):
         y_test = tk.y[tk.test, 0] if tk.y.shape[1] == 1 else tk.y[tk.test]
     else:
         y_test = tk.y_test
     return BenchResult(summary, np.asarray(y_test), first_pred, {"per_seed": extras})
+
+
+def _matched_null(
+    tk: Task,
+    size: int | None,
+    seeds: list[int],
+    options: dict[str, Any] | None,
+    noise: dict[str, float],
+    progress: Progress | None,
+) -> dict[str, Any]:
+    """poisson-null at the measured mean rate per chip, same seeds, size and slot layout."""
+    from reservoir.asic import SLOT_NS
+
+    opts = {k: v for k, v in (options or {}).items() if k != "substrate"}
+    slot_s = float(opts.get("slot_ns", SLOT_NS)) / 1e9
+    rate = noise["mean_count_per_slot"] / slot_s
+    opts["rate_hz"] = rate
+    s = run_bench(tk, "poisson-null", size, seeds, opts, progress=progress).summary
+    return {"value": s["value"], "ci95": s["ci95"], "per_seed": s["per_seed"], "rate_hz": rate}
 
 
 def _classify_seed(

@@ -37,6 +37,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--n-test", type=int, default=None, help="generated tasks: test steps")
     p.add_argument("--rate", type=float, default=None, help="poisson-null: events/s per chip")
     p.add_argument("--simulate", action="store_true", help="asic: run on the emulator (accelerated clock)")
+    p.add_argument(
+        "--no-null", action="store_true", help="asic: skip the poisson-null run at the measured rate"
+    )
     p.add_argument("--config", metavar="FILE", help="asic: daemon config for the substrate")
     p.set_defaults(func=run)
 
@@ -90,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
                 options=options,
                 task_options=task_options,
                 progress=lambda msg: status.update(msg),
+                with_null=not args.no_null,
             )
     except (TaskDataError, UnsupportedTask, ImportError, ValueError) as exc:
         print(f"asicrc bench: {exc}", file=sys.stderr)
@@ -112,4 +116,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if "noise_floor" in summary:
             print(f"shot-noise floor: {summary['noise_floor']}")
+        if "null" in summary:
+            null = summary["null"]
+            rate, value = null["rate_hz"], null["value"]
+            print(f"poisson-null at {rate:.4g} events/s per chip: {summary['metric']} = {value:.4g}")
     return 0

@@ -87,6 +87,17 @@ def test_asic_narma10_end_to_end_with_noise_floor() -> None:
     assert set(s["noise_floor"]) >= {"mean_count_per_slot", "count", "log_iv_mean", "invalid_frac"}
 
 
+def test_asic_result_carries_its_matched_null() -> None:
+    sub = {"substrate": lambda seed: RateModelSubstrate(rate_hz=30_000, seed=seed)}
+    s = run_bench(
+        narma10_task(n_train=300, n_test=200), "asic", size=12, seeds=2, options=sub, with_null=True
+    )
+    null = s.summary["null"]
+    # the rate model runs at 30,000/s x f/485 MHz around the 487.5 MHz mid-point of the range
+    assert null["rate_hz"] == pytest.approx(30_000 * 487.5 / 485, rel=0.05)
+    assert len(null["per_seed"]) == 2 and 0.85 < null["value"] < 1.4
+
+
 def test_asic_needs_a_substrate() -> None:
     with pytest.raises(ValueError, match="substrate"):
         run_bench(narma10_task(n_train=100, n_test=50), "asic")

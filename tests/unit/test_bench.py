@@ -151,3 +151,4 @@ def test_cli_asic_with_a_substrate_factory(
     obj = json.loads(capsys.readouterr().out)
     assert seen["simulate"] is True
     assert obj["reservoir"] == "asic" and obj["state_dim"] == 12 and "noise_floor" in obj
+    assert obj["null"]["rate_hz"] > 0 and obj["null"]["value"] > 0.8
