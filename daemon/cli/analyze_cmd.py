@@ -86,7 +86,10 @@ def read_recording(directory: Path, clock: str = "t_ns") -> dict[str, np.ndarray
     """The event columns of a recording directory as numpy arrays (board as strings), sorted by time."""
     if not directory.is_dir():
         raise AnalyzeError(f"{directory}: no such recording directory")
-    files = sorted(directory.glob("events-*.arrows")) + sorted(directory.glob("events-*.arrows.part"))
+    whole = sorted(directory.glob("events-*.arrows"))
+    names = {f.name for f in whole}
+    # a .part next to its finished segment (a crash during recovery's rename) would count rows twice
+    files = whole + sorted(p for p in directory.glob("events-*.arrows.part") if p.name[:-5] not in names)
     if not files:
         raise AnalyzeError(f"{directory}: no events-*.arrows segments (is this a recording directory?)")
     cols: dict[str, list[np.ndarray]] = {}

@@ -234,3 +234,12 @@ def test_report_by_board_still_maps_operating_points(
     assert main(["analyze", str(rec), "--report", str(rep), "--no-mc"]) == 0
     assert (rep / "heat_rate_vs_expected.png").read_bytes()[:4] == b"\x89PNG"
     assert "heat_cv.png" in (rep / "index.html").read_text()
+
+
+def test_part_next_to_its_finished_segment_is_not_counted_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rec = make_recording(tmp_path, torn_part=False)
+    (rec / "events-000001.arrows.part").write_bytes((rec / "events-000001.arrows").read_bytes())
+    out = _json(capsys, ["analyze", str(rec), "--json", "--no-mc"])
+    assert out[0]["n_events"] == 3000
