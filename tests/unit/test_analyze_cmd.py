@@ -243,3 +243,17 @@ def test_part_next_to_its_finished_segment_is_not_counted_twice(
     (rec / "events-000001.arrows.part").write_bytes((rec / "events-000001.arrows").read_bytes())
     out = _json(capsys, ["analyze", str(rec), "--json", "--no-mc"])
     assert out[0]["n_events"] == 3000
+
+
+def test_clock_host_sees_the_host_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(12)
+    t = synth.poisson(2000, 5.0, rng)
+    tab = _table(t, "a", np.zeros(2000), np.full(2000, 1.2), np.full(2000, 485.0))
+    host = synth.grid(t, 0.016, rng)  # what the host read clock saw through a 16 ms latency timer
+    tab = tab.set_column(0, "t_host_ns", pa.array(host, pa.int64()))
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    _write(rec / "events-000000.arrows", tab)
+    assert _json(capsys, ["analyze", str(rec), "--json"])["verdict"] == "poisson"
+    host_res = _json(capsys, ["analyze", str(rec), "--json", "--clock", "host"])
+    assert host_res["verdict"] == "artifact" and host_res["kind"] == "timestamp-quantum"
