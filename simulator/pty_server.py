@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import logging
 import os
+import random
+import struct
 import time
 import tty
 from collections.abc import Callable
@@ -36,6 +39,10 @@ MIN_TICK_S = 0.0005
 MAX_IDLE_S = 0.05
 #: Reply bytes held for a host that is not reading before the oldest are dropped (a UART overrun).
 MAX_PENDING_OUT = 1 << 20
+#: Linux TCGETS2 ioctl (struct termios2; c_ispeed/c_ospeed at byte offsets 36/40), as pyserial uses it.
+TCGETS2 = 0x802C542A
+#: Largest host/chain baud mismatch a UART tolerates (8N1 sampling mid-bit over 10 bits: ~5 %).
+BAUD_TOLERANCE = 0.05
 
 
 @dataclass
@@ -56,6 +63,9 @@ class BoardConfig:
     truth_path: str | None = None
     link_dir: str | None = None
     name: str = "board0"
+    #: Garble bytes both ways while the host's pty speed (as set by e.g. pyserial) differs from the chain's
+    #: baud by more than 5 %, like a real UART. Off by default: a pty opened raw reports 38400 baud.
+    check_baud: bool = False
 
 
 class _Pty:
@@ -96,6 +106,8 @@ class SimulatedBoard:
         self.link = make_link(cfg.link, cfg.ftdi_latency_s, record=cfg.record_truth)
         self.device = BitaxeRawDevice(self.core, cfg.board_kind)
         self.faults = StreamFaults(cfg.seed)
+        self._garble_rng = random.Random(f"asicrc-garble:{cfg.seed}")
+        self.garbled_bytes = 0
         self.t0_ns = 0
         self.reopen_count = 0
         self._data: _Pty | None = None
@@ -174,6 +186,28 @@ class SimulatedBoard:
             out["data_link"] = str(Path(self.config.link_dir) / f"{self.config.name}-data")
             out["control_link"] = str(Path(self.config.link_dir) / f"{self.config.name}-control")
         return out
+
+    def host_baud(self) -> int | None:
+        """Output speed the host set on the data pty (baud), or None when it cannot be read."""
+        if self._data is None:
+            return None
+        try:
+            raw = fcntl.ioctl(self._data.slave, TCGETS2, bytes(44))
+        except OSError:
+            return None
+        speed = struct.unpack_from("<I", raw, 40)[0]
+        return int(speed) or None
+
+    def baud_mismatch(self) -> bool:
+        """True when ``check_baud`` is on and host and chain speeds differ by more than 5 %."""
+        if not self.config.check_baud:
+            return False
+        host = self.host_baud()
+        return host is not None and abs(host / self.core.baud - 1.0) > BAUD_TOLERANCE
+
+    def _garble(self, data: bytes) -> bytes:
+        self.garbled_bytes += len(data)
+        return self._garble_rng.randbytes(len(data))
 
     def write_truth(self, path: str) -> None:
         """Ground truth as CSV: ``emit_s,wire_end_s,deliver_s,frame_hex``."""
@@ -263,6 +297,8 @@ class SimulatedBoard:
         t = self.sim_now()
         if not data or t < self._silent_until:
             return
+        if self.baud_mismatch():
+            data = self._garble(data)
         self.core.feed(data, t)
         self._pump()
         self._wake.set()
@@ -296,7 +332,8 @@ class SimulatedBoard:
             link.push(t, faults.take_garbage(), core.baud)
         ready = link.pop_ready(t)
         if ready and self._data is not None and t >= self._silent_until:
-            self._write(self._data, b"".join(d.data for d in ready))
+            out = b"".join(d.data for d in ready)
+            self._write(self._data, self._garble(out) if self.baud_mismatch() else out)
 
     def _write(self, p: _Pty, data: bytes) -> None:
         p.out += data

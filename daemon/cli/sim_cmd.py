@@ -66,6 +66,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--truth", default=None, metavar="PREFIX", help="write ground truth PREFIX<board>.csv")
     p.add_argument("--link-dir", default=None, help="symlinks <name>-data/-control here")
     p.add_argument("--stdin-control", action="store_true", help="read fault JSON lines from stdin")
+    p.add_argument("--check-baud", action="store_true", help="garble bytes when host and chain bauds differ")
     p.set_defaults(func=run)
 
 
@@ -93,6 +94,7 @@ def configs(args: argparse.Namespace) -> list[BoardConfig]:
             truth_path=f"{args.truth}{i}.csv" if args.truth else None,
             link_dir=args.link_dir,
             name=f"board{i}",
+            check_baud=args.check_baud,
         )
         for i in range(args.boards)
     ]

@@ -231,6 +231,28 @@ async def test_ftdi_link_batches_reads_on_the_latency_grid() -> None:
     assert np.allclose(steps, np.round(steps), atol=1e-6)  # on the latency-timer grid
 
 
+async def test_baud_mismatch_garbles_like_a_uart() -> None:
+    import serial
+
+    async with SimulatedBoard(BoardConfig(chips=2, seed=5, check_baud=True)) as board:
+        port = serial.Serial(board.data_path, 115200, timeout=0)  # sets the pty speed, as a host would
+        host = PtyHost(board.data_path)
+        try:
+            host.write(CHIP_ID_READ)
+            assert len(frames(await host.until(18), reply_len=9)[0]) == 2
+            host.write(write_reg(0x28, 0x11300200).encode())  # chain -> 1.04 Mbaud, host still at 115200
+            await asyncio.sleep(0.05)
+            host.write(CHIP_ID_READ)
+            got, _ = frames(await host.collect(0.1), reply_len=9)
+            assert got == [] and board.garbled_bytes > 0
+            port.baudrate = 1_000_000  # within 5 % of 1.04 M
+            host.write(CHIP_ID_READ)
+            assert len(frames(await host.until(18), reply_len=9)[0]) == 2
+        finally:
+            host.close()
+            port.close()
+
+
 def test_asicrc_sim_cli_serves_and_exits_cleanly() -> None:
     proc = subprocess.Popen(
         [str(ASICRC), "sim", "--chips", "4", "--seed", "1", "--stdin-control"],

@@ -260,3 +260,22 @@ def test_same_seed_same_output_regardless_of_advance_granularity() -> None:
     assert np.allclose([t for t, _ in a], [t for t, _ in b], atol=1e-9)
     c = nonce_replies(mining_chain(chips=3, seed=10)[0].advance(3.0))
     assert [r.nonce for r in c] != [r.nonce for r in nonce_replies(a)]
+
+
+@pytest.mark.slow
+def test_long_run_poisson_null_and_shares_at_difficulty_256() -> None:
+    """Slow tier: 8 chips at ticket difficulty 256 for 20 simulated minutes (the fast variants run above)."""
+    core, host, job = mining_chain(chips=8, ticket_mask=0x000000FF, seed=21)
+    out = core.advance(host.t + 1200.0)
+    replies = nonce_replies(out)
+    assert len(replies) > 3000
+    need = 256 * DEFAULT_DIFFICULTY_SCALE
+    assert sum(host_share_difficulty(job, r) >= need for r in replies) / len(replies) >= 0.99
+    for chip in range(8):
+        times = np.array([r.t for r in core.nonce_log if r.chip == chip])
+        gaps = np.diff(times)
+        assert abs(gaps.std(ddof=1) / gaps.mean() - 1) < 4 / np.sqrt(len(gaps))
+        for window in (1.0, 10.0, 60.0):
+            counts = np.histogram(times, bins=np.arange(times[0], times[-1], window))[0]
+            fano = counts.var(ddof=1) / counts.mean()
+            assert abs(fano - 1) < 4 * np.sqrt(2 / (len(counts) - 1))
