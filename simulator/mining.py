@@ -115,7 +115,7 @@ def header_hash_value(header80: bytes) -> int:
 class _Cursor:
     """One big core's scan: its rolled version, midstate and the next low nonce bits to try."""
 
-    __slots__ = ("addr", "end", "field", "high", "job", "mid", "pos", "tail", "vmask")
+    __slots__ = ("addr", "end", "field", "high", "job", "mid", "pos", "vmask")
 
     def __init__(self, job: Job, vmask: int, addr: int, core: int, rng: random.Random) -> None:
         self.job = job
@@ -127,9 +127,8 @@ class _Cursor:
     def roll(self, rng: random.Random) -> None:
         """Take a new version field and a random start (the previous range is exhausted)."""
         self.field = rng.getrandbits(16) & (self.vmask >> 13)
-        prefix = self.job.header_prefix(self.job.version | (self.field << 13))
-        self.mid = hashlib.sha256(prefix[:64])
-        self.tail = prefix[64:]
+        # SHA-256 state after the 76 fixed header bytes (one block compressed, 12 bytes buffered).
+        self.mid = hashlib.sha256(self.job.header_prefix(self.job.version | (self.field << 13)))
         self.pos = rng.getrandbits(NONCE_SEARCH_BITS)
         self.end = self.pos + (1 << NONCE_SEARCH_BITS)
 
@@ -160,17 +159,17 @@ class NonceSearcher:
         while not want_valid:  # an error lands anywhere in the range; the scan position is untouched
             nonce = cur.high | rng.getrandbits(NONCE_SEARCH_BITS)
             h = cur.mid.copy()
-            h.update(cur.tail + nonce.to_bytes(4, "big"))
+            h.update(nonce.to_bytes(4, "big"))
             self.hashes += 1
             if from_bytes(sha(h.digest()).digest(), "little") > threshold:
                 return nonce, cur.field, core
         while True:
-            mid, tail, high = cur.mid, cur.tail, cur.high
+            mid_copy, high = cur.mid.copy, cur.high
             pos = cur.pos
             for i in range(pos, cur.end):
                 nonce = high | (i & low_mask)
-                h = mid.copy()
-                h.update(tail + nonce.to_bytes(4, "big"))
+                h = mid_copy()
+                h.update(nonce.to_bytes(4, "big"))
                 if from_bytes(sha(h.digest()).digest(), "little") <= threshold:
                     self.hashes += i + 1 - pos
                     cur.pos = i + 1
