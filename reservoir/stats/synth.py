@@ -69,3 +69,17 @@ def modulated(n: int, rate_hz: float, amplitude: float, period_s: float, rng: np
         have += len(keep)
         t0 = int(cand[-1])
     return np.concatenate(out)[:n]
+
+
+def ear1(n: int, rate_hz: float, rho: float, rng: np.random.Generator) -> I64:
+    """n events whose intervals are an exponential AR(1) (Lawrance & Lewis 1977): exponential marginal at
+    ``rate_hz``, lag-k correlation rho^k: short-range serial correlation without a rate drift."""
+    mean = NS / rate_hz
+    e = rng.exponential(mean, n)
+    keep = rng.uniform(size=n) >= rho  # B_n ~ Bernoulli(1 - rho)
+    x = np.empty(n)
+    prev = e[0]
+    for i in range(n):  # sequential recurrence; test-sized streams only
+        prev = rho * prev + (e[i] if keep[i] else 0.0)
+        x[i] = prev
+    return np.cumsum(x).astype(np.int64)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import stats as sps
 
 from reservoir.stats import artifacts, core, nulls
 
@@ -224,9 +225,10 @@ def _kind(s: StreamStats, rejected: set[str]) -> str:
     if "dead-time" in rejected:
         return "regular/dead-time"
     sig_w = [w for w, p in s.fano_p.items() if p * len(s.fano_p) < ALPHA]
-    if "fano" in rejected and any(
+    long_high = "fano" in rejected and any(
         s.fano[w] > 1 and w >= LONG_WINDOW_MULTIPLE * s.mean_interval_s for w in sig_w
-    ):
+    )
+    if long_high and not ("ljung-box" in rejected and _short_range(s)):
         return "rate-drift/modulation"
     if "ljung-box" in rejected:
         return "serial-correlation"
@@ -235,6 +237,19 @@ def _kind(s: StreamStats, rejected: set[str]) -> str:
     if "fano" in rejected:
         return "rate-drift/modulation"
     return "non-exponential"
+
+
+def _short_range(s: StreamStats) -> bool:
+    """True when the interval autocorrelation is gone by lag 5: Ljung-Box over lags 5..10 does not reject
+    (p >= 0.01). A drift or a modulation correlates intervals far apart; an interval process that remembers
+    only its neighbours does not (and raises the long-window Fano factor to a plateau, not a climb)."""
+    n = s.n_events - 1
+    r = np.asarray(s.acf[4:10])
+    if len(r) < 2:
+        return False
+    k = np.arange(5, 5 + len(r))
+    q = float(n * (n + 2) * np.sum(r**2 / (n - k)))
+    return bool(sps.chi2.sf(q, len(r)) >= 0.01)
 
 
 def decide(

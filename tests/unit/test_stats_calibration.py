@@ -82,6 +82,10 @@ def _modulation(rng: np.random.Generator) -> np.ndarray:
     return synth.modulated(N_POWER, RATE, 0.3, 10.0, rng)  # +-30 % at 0.1 Hz
 
 
+def _ear1(rng: np.random.Generator) -> np.ndarray:
+    return synth.ear1(N_POWER, RATE, 0.2, rng)  # exponential intervals, lag-1 correlation 0.2
+
+
 def _is(verdict: str, kind: str | None) -> Callable[[StreamResult], bool]:
     return lambda r: r.verdict == verdict and r.kind == kind
 
@@ -97,6 +101,7 @@ SCENARIOS: dict[str, tuple[Gen, Callable[[StreamResult], bool]]] = {
     "delayed-50ms": (_delayed, _is("artifact", "dead-time")),
     "slow-drift": (_drift, _is("non-poisson", "rate-drift/modulation")),
     "modulation": (_modulation, _is("non-poisson", "rate-drift/modulation")),
+    "serial-correlation": (_ear1, _is("non-poisson", "serial-correlation")),
 }
 
 
