@@ -96,6 +96,8 @@ class TPS546D24A(_Registers):
     def __init__(self, core: ChainCore) -> None:
         super().__init__(core)
         self.on = True
+        #: Input supply (V) reported by READ_VIN; set it to emulate a sagging supply.
+        self.vin_v = VIN_V
         self.stored[0x20] = bytes([self.VOUT_EXP & 0x1F])
         self.stored[0x21] = round(core.physics.v_target / 2.0**self.VOUT_EXP).to_bytes(2, "little")
 
@@ -113,7 +115,7 @@ class TPS546D24A(_Registers):
         if reg == 0x01:
             return bytes([0x80 if self.on else 0x00])
         if reg == 0x88:
-            return linear11(VIN_V).to_bytes(2, "little")
+            return linear11(self.vin_v).to_bytes(2, "little")
         if reg == 0x8B:
             core.advance_physics(t)
             return round(core.physics.volts / 2.0**self.VOUT_EXP).to_bytes(2, "little")
@@ -161,14 +163,19 @@ class DS4432U(_Registers):
 class INA260(_Registers):
     """Power monitor at 0x40 on the 5 V input: 16-bit big-endian registers (current, bus voltage, power)."""
 
+    def __init__(self, core: ChainCore) -> None:
+        super().__init__(core)
+        #: Input supply (V) on the monitored rail; set it to emulate a sagging supply.
+        self.vin_v = VIN_V
+
     def value(self, reg: int, t: float) -> bytes | None:
         p_in = self.chip_power_w(t) / REGULATOR_EFFICIENCY + 0.5  # + board overhead (ESP32, fan), W
         if reg == 0x00:
             return (0x6127).to_bytes(2, "big")
         if reg == 0x01:
-            return min(round(p_in / VIN_V / 1.25e-3), 0x7FFF).to_bytes(2, "big")
+            return min(round(p_in / self.vin_v / 1.25e-3), 0x7FFF).to_bytes(2, "big")
         if reg == 0x02:
-            return round(VIN_V / 1.25e-3).to_bytes(2, "big")
+            return round(self.vin_v / 1.25e-3).to_bytes(2, "big")
         if reg == 0x03:
             return min(round(p_in / 10e-3), 0xFFFF).to_bytes(2, "big")
         if reg == 0xFE:

@@ -45,6 +45,9 @@ def test_gamma_tps546_sets_and_reports_core_voltage() -> None:
     assert vout == pytest.approx(1.1, abs=0.002)
     assert core.physics.volts == pytest.approx(1.1, abs=0.002)
     assert from_linear11(int.from_bytes(i2c_read(dev, 0x24, 0x88, 2, 0.3), "little")) == pytest.approx(5.0)
+    dev.devices[0x24].vin_v = 4.4  # type: ignore[attr-defined]
+    vin = from_linear11(int.from_bytes(i2c_read(dev, 0x24, 0x88, 2, 0.3), "little"))
+    assert vin == pytest.approx(4.4, abs=0.01)
     assert i2c_read(dev, 0x24, 0xAD, 7, 0.3)[1:3] == b"TI"
 
 
