@@ -111,19 +111,24 @@ def _series_seed(
 def free_run_nrmse(
     task: SeriesTask, res: SeriesReservoir, readout: RidgeReadout, std: _Std, scaler: MinMaxScaler
 ) -> float:
-    """NRMSE at step ``task.free_run`` of closed-loop runs started every RESYNC_STEPS in the test split."""
+    """NRMSE at step ``task.free_run`` of closed-loop runs started every RESYNC_STEPS in the test split.
+
+    A fed-back prediction is clipped to the training range of the series (as a physical input would be
+    clipped to its setpoint range), so one diverging trial cannot blow the score up to astronomic values.
+    """
     horizon = task.free_run
     u = scaler.transform(task.u)
+    lo, hi = float(task.y[task.train, 0].min()), float(task.y[task.train, 0].max())
     res.reset()
     res.run(u[: task.test.start])
     t, errs = task.test.start, []
     while t + RESYNC_STEPS + horizon <= task.test.stop:
         S = res.run(u[t : t + RESYNC_STEPS])
         t += RESYNC_STEPS
-        pred = float(np.ravel(readout.predict(std(S[-1:])))[0])  # ~ x(t), one step ahead
+        pred = float(np.clip(readout.predict(std(S[-1:])), lo, hi)[0])  # ~ x(t), one step ahead
         for _ in range(horizon - 1):
             S1 = res.run(scaler.transform(np.array([[pred]])))
-            pred = float(np.ravel(readout.predict(std(S1)))[0])
+            pred = float(np.clip(readout.predict(std(S1)), lo, hi)[0])
         errs.append(pred - float(task.y[t - 1 + horizon - 1, 0]))
     var = float(np.var(task.y[task.test, 0]))
     return float(np.sqrt(np.mean(np.square(errs)) / var)) if errs else float("nan")
