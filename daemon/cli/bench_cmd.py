@@ -36,6 +36,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--n-train", type=int, default=None, help="generated tasks: training steps")
     p.add_argument("--n-test", type=int, default=None, help="generated tasks: test steps")
     p.add_argument("--rate", type=float, default=None, help="poisson-null: events/s per chip")
+    p.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="reservoir option, repeatable (esn: spectral_radius, leak, input_scaling, bias_scaling)",
+    )
     p.add_argument("--simulate", action="store_true", help="asic: run on the emulator (accelerated clock)")
     p.add_argument(
         "--no-null", action="store_true", help="asic: skip the poisson-null run at the measured rate"
@@ -69,6 +76,15 @@ def _substrate_factory(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Handler: run the benchmark and print the result."""
     options: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"asicrc bench: --set expects KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        try:
+            options[key] = float(value)
+        except ValueError:
+            options[key] = value
     if args.reservoir == "asic":
         options["substrate"] = _substrate_factory(args)
     if args.rate is not None:

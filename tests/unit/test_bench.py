@@ -76,6 +76,17 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert obj["seeds"] == [0, 1] and len(obj["ci95"]) == 2
 
 
+def test_cli_set_passes_reservoir_options(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["bench", "narma10", "-r", "esn", "--size", "20", "--seeds", "1", "--json", *FAST]
+    assert main(base) == 0
+    a = json.loads(capsys.readouterr().out)["value"]
+    assert main([*base, "--set", "spectral_radius=0.2", "--set", "input_scaling=1.0"]) == 0
+    b = json.loads(capsys.readouterr().out)["value"]
+    assert a != b
+    assert main([*base, "--set", "oops"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
 def test_cli_report_and_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for kind in ("esn", "delay-line"):
         assert (
