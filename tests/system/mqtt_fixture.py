@@ -5,6 +5,8 @@ Import the fixtures into a test module (``from tests.system.mqtt_fixture import 
 
 from __future__ import annotations
 
+import os
+import pwd
 import socket
 import subprocess
 import time
@@ -77,6 +79,9 @@ class Broker:
 def _make_broker(tmp: Path, auth: bool) -> Broker:
     port = free_port()
     lines = [f"listener {port} 127.0.0.1", "persistence false", "log_dest stderr"]
+    if os.geteuid() == 0:
+        # Started as root, mosquitto drops to user "mosquitto", which cannot read the 0700 pytest tmp dir.
+        lines.append(f"user {pwd.getpwuid(0).pw_name}")
     broker = Broker(port=port, workdir=tmp, conf=tmp / "mosquitto.conf")
     if auth:
         pw = tmp / "passwd"

@@ -17,7 +17,6 @@ def test_leaking_async_test_fails(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         import asyncio
-from pathlib import Path
 
         async def test_leaks():
             asyncio.get_running_loop().create_task(asyncio.sleep(10))
