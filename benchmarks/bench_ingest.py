@@ -1,0 +1,259 @@
+"""End-to-end ingest through real ptys: emulator firehose -> serial transport -> chain bring-up -> vectorised
+decoder -> event batches -> pipeline -> DaemonState, exactly the daemon's board supervisor path.
+
+Three measurements:
+
+1. throughput: ``--links`` emulated boards (in a separate process, so its CPU is not counted) each emit
+   ``--rate`` random nonce replies/s at 3.125 Mbaud; the daemon runs one BoardSupervisor per link. Reports
+   frames/s received, loss (emulator nonces vs events published; must be 0), the daemon process's CPU in
+   cores and per 1,000 frames/s. Target: 4 links x 28,400 = 113,600 frames/s, zero loss, <= 0.5 core.
+2. timestamp error on the ideal link: each event's serialization-corrected ``t_ns`` minus the emulator's
+   ground truth (host monotonic time the frame's last byte left the wire); median and p99 (target median
+   < 200 us).
+3. the same on the FTDI link model (16 ms latency timer): shows the quantisation a real bridge adds.
+
+Run: ``.venv/bin/python benchmarks/bench_ingest.py [--links 4] [--rate 28000] [--seconds 5] [--json]``.
+Figures are noisy on a shared machine; rerun when it is quiet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import multiprocessing as mp
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from daemon.board_control import PartsControl
+from daemon.config import BoardConfig, SafetyLimits, TimingConfig
+from daemon.events import Pipeline
+from daemon.state import DaemonState
+from daemon.supervisor import BoardSupervisor
+from drivers.chain import ChainTiming
+from drivers.transport import SerialTransport
+
+#: One 3.125 Mbaud link at line rate: 3.125e6 / 110 bits per 11-byte reply (bm1366.md "Rates").
+LINK_RATE = 28_400
+TARGET_FRAMES = 113_600
+TARGET_CORES = 0.5
+TARGET_MEDIAN_US = 200.0
+#: Longest wait (s) for the emulator to write out its backlog after the firehose stops.
+DRAIN_MAX_S = 60.0
+BAUD = 3_125_000
+#: Daemon timing for the benchmark: no job rotation during the run (a new job would restart the firehose
+#: after the emulator is told to stop), telemetry once a second as in production.
+TIMING = TimingConfig(job_interval_s=600.0, telemetry_interval_s=1.0, silence_timeout_s=600.0)
+CHAIN_TIMING = ChainTiming(reset_hold_s=0.01, reset_settle_s=0.01, enum_gap_s=0.2, ramp_step_delay_s=0.005)
+
+
+# ---------------------------------------------------------------------------------------------- emulator side
+
+
+def _emulator(links: int, rate: float, link: str, truth: bool, conn: Any, seed0: int = 0) -> None:
+    """Child process: serve ``links`` firehose boards; answer 'stop' and 'stats' requests on ``conn``."""
+    from simulator.pty_server import BoardConfig as SimCfg
+    from simulator.pty_server import SimulatedBoard
+
+    async def main() -> None:
+        boards = []
+        for i in range(links):
+            b = SimulatedBoard(SimCfg(seed=seed0 + i, link=link, record_truth=truth, name=f"b{i}"))
+            await b.start()
+            boards.append(b)
+        conn.send([(b.data_path, b.control_path) for b in boards])
+        loop = asyncio.get_running_loop()
+        while True:
+            cmd = await loop.run_in_executor(None, conn.recv)
+            if cmd in ("go", "stop"):  # firehose on after bring-up (the link is at 3.125 Mbaud), then off
+                for b in boards:
+                    b._pump()  # emit everything due (to the link), so nothing generated is left in the core
+                    b.core.firehose_rate = rate if cmd == "go" else None
+                    b.core._update_rates()
+                    if cmd == "stop":  # reset held at the same instant: not one more nonce is generated
+                        b.core.set_reset_line(False, b.core.now)
+                conn.send(True)
+            elif cmd == "pending":  # replies not yet written to the ptys (the emulator lags when starved)
+                conn.send(sum(len(b.link._queue) + len(b._data.out or b"") for b in boards if b._data))
+            elif cmd == "stats":
+                out = []
+                for b in boards:
+                    item: dict[str, Any] = {
+                        "nonces": b.core.stats.nonces,
+                        "dropped": b._data.dropped,  # type: ignore[union-attr]
+                        "baud": b.core.baud,
+                    }
+                    if truth:
+                        gt = [g for g in b.ground_truth if len(g.frame) == 11 and g.frame[-1] & 0x80]
+                        item["t_ns"] = np.array([b.host_ns(g.wire_end_s) for g in gt], dtype=np.int64)
+                        item["nonce"] = np.array([int.from_bytes(g.frame[2:6], "big") for g in gt], np.uint32)
+                    out.append(item)
+                conn.send(out)
+            else:
+                for b in boards:
+                    await b.stop()
+                conn.send(True)
+                return
+
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------------------------------------- daemon side
+
+
+async def _ingest(links: int, rate: float, seconds: float, link: str, truth: bool) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    # one emulator process per link: the emulator (pure Python) needs about a core per line-rate link
+    pipes, procs = [], []
+    for i in range(links):
+        parent, child = ctx.Pipe()
+        procs.append(ctx.Process(target=_emulator, args=(1, rate, link, truth, child, i), daemon=True))
+        procs[-1].start()
+        pipes.append(parent)
+
+    async def ask(cmd: str) -> list[Any]:
+        for p in pipes:
+            p.send(cmd)
+        return [await loop.run_in_executor(None, p.recv) for p in pipes]
+
+    loop = asyncio.get_running_loop()
+    paths = [(await loop.run_in_executor(None, p.recv))[0] for p in pipes]
+    pipe = Pipeline()
+    state = DaemonState()
+    pipe.add_listener("state", state.update_from_events)
+    sub = pipe.subscribe("collect", 1_000_000, logs=False) if truth else None
+    sups = []
+    for i, (data, ctrl) in enumerate(paths):
+        board = BoardConfig(
+            name=f"b{i}", kind="gamma", data_port=data, control_port=ctrl, baud=BAUD, safety=SafetyLimits()
+        )
+        sups.append(
+            BoardSupervisor(
+                board,
+                TIMING,
+                pipe,
+                state.add_board(board.name, "gamma"),
+                functools.partial(SerialTransport, data),
+                control=PartsControl(functools.partial(SerialTransport, ctrl), "gamma"),
+                chain_timing=CHAIN_TIMING,
+                valid_scale=0.0,
+            )
+        )
+    tasks = [asyncio.create_task(s.run()) for s in sups]
+    try:
+        while not all(s.connected for s in sups):  # noqa: ASYNC110 - polling a plain attribute
+            await asyncio.sleep(0.05)
+        await ask("go")
+        await asyncio.sleep(1.0)  # warm-up
+        r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+        n0 = sum(s.counters.nonces for s in sups)
+        await asyncio.sleep(seconds)
+        r1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+        n1 = sum(s.counters.nonces for s in sups)
+        await ask("stop")
+        drain_until = time.monotonic() + DRAIN_MAX_S  # everything emitted must reach the daemon
+        while time.monotonic() < drain_until:
+            if sum(await ask("pending")) == 0:
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
+        for s in sups:
+            s._publish()
+        stats = [x[0] for x in await ask("stats")]
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await ask("exit")
+        for proc in procs:
+            proc.join(10)
+    wall = w1 - w0
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    fps = (n1 - n0) / wall
+    emitted = sum(x["nonces"] for x in stats)
+    received = sum(s.counters.nonces for s in sups)
+    out: dict[str, Any] = {
+        "links": links,
+        "link": link,
+        "rate_per_link": rate,
+        "frames_per_s": fps,
+        "cores": cpu / wall,
+        "cores_per_1000_fps": cpu / wall / (fps / 1000.0) if fps else None,
+        "emitted": emitted,
+        "received": received,
+        "lost": emitted - received,
+        "emulator_dropped_bytes": sum(x["dropped"] for x in stats),
+        "emulator_baud": [x["baud"] for x in stats],
+        "crc_errors": sum(s.counters.crc_errors for s in sups),
+        "dropped_bytes": sum(s.counters.dropped_bytes for s in sups),
+    }
+    if truth and sub is not None:
+        import pyarrow as pa
+
+        tab = pa.Table.from_batches(sub.drain())
+        errs = []
+        for i, x in enumerate(stats):
+            mine = tab.filter(pa.compute.equal(tab.column("board").cast(pa.string()), f"b{i}"))
+            got_t = mine.column("t_ns").to_numpy()
+            got_n = mine.column("nonce").to_numpy()
+            k = min(len(got_t), len(x["t_ns"]))
+            if k == 0 or not np.array_equal(got_n[:k], x["nonce"][:k]):
+                raise RuntimeError(f"board b{i}: received nonces do not match the ground truth order")
+            errs.append(got_t[:k] - x["t_ns"][:k])
+            out[f"truth_frames_b{i}"] = len(x["t_ns"])
+            out[f"events_b{i}"] = len(got_t)
+        e = np.concatenate(errs) / 1e3
+        out |= {
+            "ts_error_median_us": float(np.median(e)),
+            "ts_error_p99_us": float(np.percentile(e, 99)),
+            "ts_error_p1_us": float(np.percentile(e, 1)),
+            "ts_samples": int(e.size),
+        }
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--links", type=int, default=4)
+    ap.add_argument("--rate", type=float, default=28_000.0, help="firehose replies/s per link")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--ts-rate", type=float, default=2_000.0, help="replies/s for the timestamp runs")
+    ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    args = ap.parse_args()
+    rows = {
+        "throughput": asyncio.run(_ingest(args.links, args.rate, args.seconds, "ideal", False)),
+        "timestamps_ideal": asyncio.run(_ingest(1, args.ts_rate, min(args.seconds, 3.0), "ideal", True)),
+        "timestamps_ftdi": asyncio.run(_ingest(1, args.ts_rate, min(args.seconds, 3.0), "ftdi", True)),
+    }
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    t = rows["throughput"]
+    per_k = t["cores_per_1000_fps"]
+    print(
+        f"ingest: {t['links']} links x {t['rate_per_link']:.0f}/s: {t['frames_per_s']:,.0f} frames/s "
+        f"(target {TARGET_FRAMES:,}), lost {t['lost']} of {t['emitted']:,} "
+        f"(emulator overrun {t['emulator_dropped_bytes']} bytes), {t['cores']:.3f} cores"
+        f" (target <= {TARGET_CORES}), {per_k:.4f} cores per 1,000 frames/s"
+        f" -> {per_k * TARGET_FRAMES / 1000:.2f} cores at the target rate"
+    )
+    for key in ("timestamps_ideal", "timestamps_ftdi"):
+        r = rows[key]
+        print(
+            f"{key}: median {r['ts_error_median_us']:.1f} us, p99 {r['ts_error_p99_us']:.1f} us, "
+            f"p1 {r['ts_error_p1_us']:.1f} us over {r['ts_samples']} frames, lost {r['lost']}"
+            f" (target median < {TARGET_MEDIAN_US} us on the ideal link)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
