@@ -60,15 +60,15 @@ async def running(bridge: MqttBridge) -> AsyncIterator[asyncio.Task[None]]:
             await task
 
 
-async def _wait(pred: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
+async def _wait(pred: Any, within_s: float = 5.0) -> None:
+    async with asyncio.timeout(within_s):
+        while not pred():  # noqa: ASYNC110 - polling a plain predicate
             await asyncio.sleep(0.01)
 
 
-async def _collect(client: aiomqtt.Client, n: int, timeout: float = 5.0) -> list[aiomqtt.Message]:
+async def _collect(client: aiomqtt.Client, n: int, within_s: float = 5.0) -> list[aiomqtt.Message]:
     out: list[aiomqtt.Message] = []
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within_s):
         async for msg in client.messages:
             out.append(msg)
             if len(out) >= n:
@@ -157,8 +157,8 @@ async def test_broker_restart_loses_nothing_within_buffer(mosquitto: Broker) -> 
             for i in range(10, 60):  # during the outage: buffered, bound 100
                 bridge.publish_events("b0", _batch(1, t0=i))
             mosquitto.start()
-            await _wait(lambda: bridge.stats.connected, timeout=10)
-            await _wait(lambda: len(set(got)) >= 60, timeout=10)
+            await _wait(lambda: bridge.stats.connected, within_s=10)
+            await _wait(lambda: len(set(got)) >= 60, within_s=10)
         finally:
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
