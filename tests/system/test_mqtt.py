@@ -23,7 +23,12 @@ FAST_BACKOFF = (0.05, 0.2, 2.0)
 
 
 def _settings(broker: Broker, **kw: Any) -> MqttSettings:
-    base = {"host": "127.0.0.1", "port": broker.port, "host_id": "testhost", "status_interval_s": 0.2}
+    base: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": broker.port,
+        "host_id": "testhost",
+        "status_interval_s": 0.2,
+    }
     base.update(kw)
     return MqttSettings(**base)
 
@@ -87,7 +92,7 @@ async def test_availability_status_and_events_arrive(mosquitto: Broker) -> None:
             seen: dict[str, bytes] = {}
             async with asyncio.timeout(5):
                 async for msg in sub.messages:
-                    seen[str(msg.topic)] = bytes(msg.payload)  # type: ignore[arg-type]
+                    seen[str(msg.topic)] = bytes(msg.payload)
                     if {
                         "asicrc/testhost/events/b0",
                         "asicrc/testhost/status",
@@ -141,7 +146,7 @@ async def test_broker_restart_loses_nothing_within_buffer(mosquitto: Broker) -> 
                 ) as c:
                     await c.subscribe("asicrc/testhost/events/b0", qos=1)
                     async for msg in c.messages:
-                        got.append(int(decode_events(bytes(msg.payload)).column("t_ns")[0].as_py()))  # type: ignore[arg-type]
+                        got.append(int(decode_events(bytes(msg.payload)).column("t_ns")[0].as_py()))
             except aiomqtt.MqttError:
                 await asyncio.sleep(0.05)
 
@@ -189,7 +194,7 @@ async def test_commands_need_the_token_and_pass_the_handler(mosquitto: Broker) -
         ):
             await cli.publish("asicrc/testhost/cmd", json.dumps(payload), qos=1)
         await cli.publish("asicrc/testhost/cmd", b"\xff not json", qos=1)
-        results = [json.loads(bytes(m.payload)) for m in await _collect(cli, 5)]  # type: ignore[arg-type]
+        results = [json.loads(bytes(m.payload)) for m in await _collect(cli, 5)]
     assert [c["id"] for c in calls] == ["a"]
     assert results[0]["ok"] is True and results[0]["id"] == "a"
     assert all(r["ok"] is False for r in results[1:])
