@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.board_control import BoardControl, NullControl, PartsControl
-from daemon.config import BoardConfig, Config, PlanConfig
+from daemon.config import DISCOVER, BoardConfig, Config, PlanConfig
 from daemon.events import Pipeline
 from daemon.http import HttpServer, make_app
 from daemon.notify import Notifier, watchdog_interval_s, watchdog_loop
@@ -32,10 +32,13 @@ from daemon.sim_boards import SimBoard, start_sim_boards
 from daemon.state import DaemonState
 from daemon.supervisor import BoardSupervisor
 from drivers.chain import ChainTiming
+from drivers.discovery import Candidate, list_candidates
 from drivers.transport import SerialTransport, Transport
 
 log = logging.getLogger(__name__)
 
+#: Exit status when there is nothing to run (as for a usage error).
+EXIT_NO_BOARDS = 2
 #: Pipeline subscriber queue lengths (batches; one batch per board per batch interval).
 RECORDER_QUEUE = 4096
 MQTT_QUEUE = 256
@@ -137,6 +140,12 @@ class Daemon:
                 loop.add_signal_handler(sig, self.request_stop)
         try:
             await self._start()
+            if not self.boards:
+                log.error(
+                    "no board to run: none of the configured boards was found; check the ports in the config"
+                    " (or run with --simulate N to try the emulator)"
+                )
+                return EXIT_NO_BOARDS
             self.notifier.ready(f"{len(self.boards)} board(s)")
             stop = asyncio.create_task(self.stop_event.wait())
             waits: list[asyncio.Task[Any]] = [stop]
@@ -183,6 +192,8 @@ class Daemon:
                 seed=cfg.simulate.seed + len(self.boards),
             )
             self.boards[board.name] = BoardRuntime(sup)
+        if not self.boards:
+            return
         if cfg.recorder.enabled and self.state_ok:
             await self._start_recorder()
         if cfg.http.enabled or self.http_addr is not None:
@@ -210,16 +221,32 @@ class Daemon:
 
     def _configured_boards(self) -> list[BoardSpec]:
         out: list[BoardSpec] = []
+        found: list[Candidate] | None = None
         for b in self.cfg.boards:
-            if b.data_port == "discover":
-                log.error(
-                    "board %s: port discovery is not available in this build; give data_port a path", b.name
+            data, ctrl = b.data_port, b.control_port
+            if data == DISCOVER:
+                if found is None:
+                    found = list_candidates()
+                    log.info("discovery: %d candidate board(s) on USB", len(found))
+                if not found:
+                    log.error("board %s: no board found on USB (bitaxe-raw c0de:cafe, FTDI, CP210x)", b.name)
+                    continue
+                c = found.pop(0)
+                data = c.data
+                if ctrl in ("", DISCOVER) and c.control:
+                    ctrl = c.control
+                log.info(
+                    "board %s: discovered %s %s: data %s, control %s", b.name, c.kind, c.usb_id, data, ctrl
                 )
-                continue
+                if c.latency_timer_ms is not None and c.latency_timer_ms > 1:
+                    log.warning(
+                        "board %s: FTDI latency timer %d ms quantises timestamps", b.name, c.latency_timer_ms
+                    )
+                b = dataclasses.replace(b, data_port=data, control_port=ctrl)
             control: BoardControl = NullControl()
-            if b.control_port and b.kind in ("gamma", "ultra"):
-                control = PartsControl(serial_factory(b.control_port, self.clock), b.kind)
-            out.append(BoardSpec(b, serial_factory(b.data_port, self.clock), control))
+            if ctrl and ctrl != DISCOVER and b.kind in ("gamma", "ultra"):
+                control = PartsControl(serial_factory(ctrl, self.clock), b.kind)
+            out.append(BoardSpec(b, serial_factory(data, self.clock), control))
         return out
 
     async def _start_sim(self) -> list[BoardSpec]:
