@@ -1,6 +1,6 @@
 """Transport + reader throughput over a real pty: nonce replies/s delivered, vs one 3.125 Mbaud link.
 
-Run: cd /work/main && .venv/bin/python /tmp/asicrc_b/bench_transport.py [--frames N]
+Run: .venv/bin/python benchmarks/bench_transport.py [--frames N]
 """
 
 from __future__ import annotations
@@ -67,9 +67,8 @@ def main() -> None:
     data = payload(a.frames)
     for kind in ("scalar", "frames", "vector"):
         rate = asyncio.run(run(kind, data, a.frames))
-        print(
-            f"{kind:6s} pty -> SerialTransport -> reader: {rate:12,.0f} replies/s = {rate / LINE_RATE:6.1f}x line rate"
-        )
+        ratio = rate / LINE_RATE
+        print(f"{kind:6s} pty -> SerialTransport -> reader: {rate:12,.0f} replies/s = {ratio:5.1f}x line")
 
 
 if __name__ == "__main__":
