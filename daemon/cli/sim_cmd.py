@@ -43,6 +43,13 @@ def _positive(text: str) -> float:
     return x
 
 
+def _nonneg(text: str) -> float:
+    x = float(text)
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return x
+
+
 def register(subparsers: Any) -> None:
     """Add the ``sim`` subcommand."""
     p = subparsers.add_parser("sim", help="serve emulated BM1366 boards on ptys (prints the paths as JSON)")
@@ -60,7 +67,7 @@ def register(subparsers: Any) -> None:
         help="nonces meet ticket difficulty * scale (default 2^-28)",
     )
     p.add_argument("--firehose", type=_positive, default=None, metavar="RATE", help="random nonces/s/chain")
-    p.add_argument("--dead-time", type=float, default=0.0, metavar="S", help="per-chip dead time (s)")
+    p.add_argument("--dead-time", type=_nonneg, default=0.0, metavar="S", help="per-chip dead time (s)")
     p.add_argument("--drift", type=_pair, default=None, metavar="A,P", help="log-rate walk: sd, tau (s)")
     p.add_argument("--modulation", type=_pair, default=None, metavar="A,P", help="rate sinusoid: amp, period")
     p.add_argument("--truth", default=None, metavar="PREFIX", help="write ground truth PREFIX<board>.csv")
