@@ -114,3 +114,15 @@ def test_board_defaults_and_names() -> None:
     b = cfg.boards[0]
     assert b.name == "board0" and b.kind == "generic" and b.chips == 1
     assert b.safety == cfg.safety
+
+
+def test_simulated_faults_parse_and_are_checked() -> None:
+    cfg = parse_config(
+        tomllib.loads('[simulate]\ntime_scale = 5\nfaults = [{at_s = 1.5, kind = "brownout", value = 4.2}]\n')
+    )
+    (f,) = cfg.simulate.faults
+    assert (f.at_s, f.kind, f.value, f.board) == (1.5, "brownout", 4.2, "")
+    e = _err('[[simulate.faults]]\nkind = "flood"\n')
+    assert e.path == "simulate.faults[0].kind" and "overheat" in str(e)
+    e = _err("[simulate]\ntime_scale = 0\n")
+    assert e.path == "simulate.time_scale"
