@@ -236,9 +236,12 @@ class MqttBridge:
     async def _send_loop(self, client: aiomqtt.Client) -> None:
         while True:
             while self._buffer:
-                topic, payload, retain = self._buffer[0]
-                await client.publish(topic, payload, qos=self.settings.qos, retain=retain)
-                self._buffer.popleft()  # only after the broker took it
+                item = self._buffer.popleft()
+                try:
+                    await client.publish(item[0], item[1], qos=self.settings.qos, retain=item[2])
+                except BaseException:
+                    self._buffer.appendleft(item)  # not taken by the broker: resend after reconnect
+                    raise
                 self.stats.published += 1
             self._wakeup.clear()
             await self._wakeup.wait()
