@@ -1,0 +1,145 @@
+"""``asicrc collect``: one central recording from many hosts' MQTT event topics, plus one readout fitted from
+the readout statistics the hosts publish (docs/mqtt.md, "Fleet collector").
+
+    asicrc collect --mqtt HOST:PORT [--username U --password-file F] [--tls [--ca-file F]]
+                   [--topic-root asicrc] --out DIR [--duration S] [--alpha gcv|cv|FLOAT] [--json]
+
+Stops cleanly on SIGINT/SIGTERM (or after ``--duration``): the recording is flushed and closed, and
+``DIR/readout.npz`` is written when statistics arrived. ``--json`` prints the final counts on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+#: Exit code for usage errors (bad --mqtt, unreadable password file, unusable --out).
+EXIT_USAGE = 2
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("collect", help="fleet collector: MQTT events of many hosts -> one recording")
+    p.description = __doc__
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("--mqtt", metavar="HOST:PORT", required=True, help="broker address")
+    p.add_argument("--username", metavar="U", help="broker user name")
+    p.add_argument("--password-file", metavar="F", help="file holding the broker password (first line)")
+    p.add_argument("--tls", action="store_true", help="connect with TLS")
+    p.add_argument("--ca-file", metavar="F", help="CA bundle for --tls (default: the system store)")
+    p.add_argument("--topic-root", default="asicrc", help="topic root (default asicrc)")
+    p.add_argument("--out", metavar="DIR", required=True, help="recording directory to write")
+    p.add_argument("--duration", metavar="S", type=float, help="stop cleanly after S seconds")
+    p.add_argument(
+        "--alpha", default="gcv", help="readout ridge alpha: gcv (default), cv (hosts as folds), or a number"
+    )
+    p.add_argument("--client-id", help="MQTT client id (default asicrc-collect-<host>-<pid>)")
+    p.add_argument("--json", action="store_true", help="print the final counts as one JSON object on stdout")
+    p.set_defaults(func=main)
+
+
+def parse_broker(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` -> (host, port); ``ValueError`` naming the flag otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"--mqtt expects HOST:PORT with a port in 1..65535, got {text!r}")
+    return host, int(port)
+
+
+def parse_alpha(text: str) -> float | str:
+    """``gcv``, ``cv`` or a float >= 0."""
+    if text in ("gcv", "cv"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--alpha expects gcv, cv or a number >= 0, got {text!r}") from None
+    if not value >= 0.0:
+        raise ValueError(f"--alpha must be >= 0, got {text!r}")
+    return value
+
+
+def read_password(path: str) -> str:
+    """The first line of ``path`` without its newline."""
+    with open(path, encoding="utf-8") as fh:
+        return fh.readline().rstrip("\r\n")
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.getLogger("daemon").setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
+    from daemon.mqtt import MqttSettings
+
+    try:
+        host, port = parse_broker(args.mqtt)
+        alpha = parse_alpha(args.alpha)
+        password = read_password(args.password_file) if args.password_file else None
+    except (ValueError, OSError) as exc:
+        print(f"asicrc collect: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.duration is not None and not args.duration > 0:
+        print(f"asicrc collect: --duration must be > 0, got {args.duration}", file=sys.stderr)
+        return EXIT_USAGE
+    settings = MqttSettings(
+        host=host,
+        port=port,
+        tls=args.tls,
+        ca_file=args.ca_file,
+        username=args.username,
+        password=password,
+        topic_root=args.topic_root,
+    )
+    identifier = args.client_id or f"asicrc-collect-{socket.gethostname()}-{os.getpid()}"
+    result = asyncio.run(_run(settings, Path(args.out), alpha, args.duration, identifier))
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+async def _run(
+    settings: Any, out: Path, alpha: float | str, duration: float | None, identifier: str
+) -> dict[str, Any]:
+    from daemon.collect import Collector, run_collector
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    timer = loop.call_later(duration, stop.set) if duration is not None else None
+    collector = Collector(out, topic_root=settings.topic_root, alpha=alpha)
+    log = logging.getLogger("daemon.collect")
+    try:
+        mqtt = await run_collector(
+            collector,
+            settings,
+            stop,
+            identifier=identifier,
+            ready=lambda: log.info("collect: recording %s/+/events/+ into %s", settings.topic_root, out),
+        )
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    rec = collector.recorder.stats
+    result = collector.stats.to_json()
+    result.update(
+        out=str(out),
+        recorded_rows=rec.rows,
+        segments=rec.segments,
+        recorder_dropped_rows=collector.dropped_rows + rec.error_dropped_rows,
+        readout=None if collector.saved_readout is None else str(collector.saved_readout),
+        reconnects=mqtt.stats.reconnects,
+        last_error=mqtt.stats.last_error,
+    )
+    log.info("collect: %s", json.dumps(result, sort_keys=True))
+    return result
