@@ -85,6 +85,7 @@ class PartsControl:
         self._transport: Transport | None = None
         self._raw: BitaxeRaw | None = None
         self._power: BoardPower | None = None
+        self._off_warned = False
 
     @property
     def reset_line(self) -> ResetLine | None:
@@ -112,7 +113,12 @@ class PartsControl:
         p = self._parts()
         try:
             if volts <= 0.0:
-                await p.core_voltage_off()
+                try:
+                    await p.core_voltage_off()
+                except PowerError as exc:  # e.g. an Ultra without a switchable supply
+                    if not self._off_warned:
+                        log.warning("core supply cannot switch off (%s): reset held, PLL at its floor", exc)
+                    self._off_warned = True
             else:
                 await p.set_core_voltage(volts)
         except (I2CError, PowerError, TimeoutError) as exc:
