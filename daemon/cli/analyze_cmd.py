@@ -23,7 +23,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reservoir.stats import MIN_EVENTS, StreamResult, StreamStats, TooFewEvents, compute_stream, decide
+from reservoir.stats import (
+    MIN_EVENTS,
+    StreamResult,
+    StreamStats,
+    TooFewEvents,
+    compute_stream,
+    decide,
+    summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +204,7 @@ def stream_extras(st: Stream, rate_hz: float) -> dict[str, Any]:
 
 def read_timestamps(path: Path) -> np.ndarray:
     """One integer ns timestamp per line (blank lines and '#' comments skipped); sorted if needed."""
-    if not path.is_file():
+    if not path.exists() or path.is_dir():
         raise AnalyzeError(f"{path}: no such file")
     vals: list[int] = []
     with path.open("r", encoding="utf-8", errors="replace") as fh:
@@ -227,6 +235,9 @@ def _table(results: Sequence[StreamResult]) -> str:
             f"{s.name[:28]:<28} {s.n_events:>8} {s.rate_hz:>9.3g} {s.cv:>6.3f} {band:>11} {fr:>13} "
             f"{s.pvalues['ks']:>7.3g} {r.verdict:<12} {r.kind or ''}"
         )
+        why = summary(r)
+        if why:
+            lines.append(f"{'':<28}   {why}")
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from reservoir.stats.verdict import (
     analyze_stream,
     compute_stream,
     decide,
+    summary,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "compute_stream",
     "decide",
     "holm",
+    "summary",
 ]

@@ -25,13 +25,13 @@ MS = 1_000_000  # ns per millisecond
 
 #: Known host timestamp quanta (ns -> mechanism); science.md: FTDI latency timer 16 ms; Linux HZ ticks.
 NAMED_QUANTA_NS: dict[int, str] = {
-    1 * MS: "1 ms (USB full-speed frame / 1 kHz timer tick)",
-    2 * MS: "2 ms (FTDI latency timer setting)",
-    4 * MS: "4 ms (Linux HZ=250 tick)",
-    8 * MS: "8 ms (FTDI latency timer setting)",
-    10 * MS: "10 ms (Linux HZ=100 tick)",
-    16 * MS: "16 ms (FTDI latency timer default)",
-    32 * MS: "32 ms (FTDI latency timer setting)",
+    1 * MS: "USB full-speed frame / 1 kHz timer tick",
+    2 * MS: "FTDI latency timer setting",
+    4 * MS: "Linux HZ=250 tick",
+    8 * MS: "FTDI latency timer setting",
+    10 * MS: "Linux HZ=100 tick",
+    16 * MS: "FTDI latency timer default",
+    32 * MS: "FTDI latency timer setting",
 }
 #: A quantum is searched between these multiples of the mean interval: finer ones cannot move the statistics,
 #: coarser ones are polling (handled by the batch detector).

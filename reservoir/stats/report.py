@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from numpy.typing import NDArray
 
-from reservoir.stats.verdict import StreamResult
+from reservoir.stats.verdict import StreamResult, summary
 
 F64 = NDArray[np.float64]
 
@@ -164,13 +164,15 @@ def write_report(
         parts.append(f"<p>{html.escape(n)}</p>")
     parts.append("<h2>Verdicts</h2><table border='1' style='border-collapse:collapse'><tr>")
     cols = ["stream", "events", "rate (Hz)", "CV", "CV null 95 %", "Fano range", "KS p", "AD p", "LB p"]
-    parts.append("".join(f"<th>{c}</th>" for c in [*cols, "verdict", "kind / artefacts"]) + "</tr>")
+    parts.append(
+        "".join(f"<th>{c}</th>" for c in [*cols, "verdict", "kind / artefacts", "evidence"]) + "</tr>"
+    )
     for r in results:
         s = r.stats
         fr = f"{min(s.fano.values()):.3g}-{max(s.fano.values()):.3g}" if s.fano else "-"
         band = f"{s.cv_null95[0]:.3g}-{s.cv_null95[1]:.3g}"
         cells = [s.name, s.n_events, s.rate_hz, s.cv, band, fr, s.pvalues["ks"], s.pvalues["ad"]]
-        cells += [s.pvalues["ljung-box"], r.verdict, r.kind]
+        cells += [s.pvalues["ljung-box"], r.verdict, r.kind, summary(r)]
         parts.append("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in cells) + "</tr>")
     parts.append("</table>")
     if len(points) > 1:

@@ -108,6 +108,7 @@ class StreamResult:
             "p_adjusted": self.p_adjusted,
             "rejected": self.rejected,
             "verdict": self.verdict,
+            "summary": summary(self),
             "kind": self.kind,
             "artifacts": self.artifacts,
             "evidence": {k: asdict(d) for k, d in s.detections.items()},
@@ -307,6 +308,32 @@ def _artifacts(s: StreamStats, rejected: set[str]) -> list[dict[str, Any]]:
 
 def _art(d: artifacts.Detection) -> dict[str, Any]:
     return {"name": d.name, "p": d.p, "evidence": d.evidence}
+
+
+def summary(res: StreamResult) -> str:
+    """One line of evidence behind a verdict, e.g. ``quantum 16 ms (FTDI latency timer default)``."""
+    parts: list[str] = []
+    for a in res.artifacts:
+        ev = a["evidence"]
+        if a["name"] == "timestamp-quantum":
+            zero = f"{ev['zero_gap_fraction']:.1%} zero gaps"
+            parts.append(f"quantum {ev['quantum_s'] * 1e3:.3g} ms ({ev['mechanism']}), {zero}")
+        elif a["name"] == "polling":
+            poll = ev.get("median_delivery_interval_s")
+            period = f", deliveries every {poll:.3g} s" if poll else ""
+            parts.append(f"batches of {ev['mean_batch_size']:.3g} events on average{period}")
+        else:
+            parts.append(f"dead time {ev['dead_time_s'] * 1e3:.3g} ms ({ev['link'] or ev['mechanism']})")
+    if not parts and res.verdict == "non-poisson":
+        s = res.stats
+        dt = s.detections["dead-time"].evidence
+        if "dead-time" in res.rejected:
+            parts.append(f"dead time {dt['dead_time_s'] * 1e3:.3g} ms, events lost (no pile-up)")
+        if s.fano:
+            lo, hi = min(s.fano.values()), max(s.fano.values())
+            parts.append(f"Fano {lo:.3g}-{hi:.3g}")
+        parts.append(f"tests rejected: {', '.join(res.rejected)}")
+    return "; ".join(parts)
 
 
 def analyze_stream(times_ns: I64 | Sequence[I64], **kwargs: Any) -> StreamResult:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from reservoir.stats import analyze_stream, synth
+from reservoir.stats import analyze_stream, summary, synth
 from reservoir.stats.verdict import StreamResult
 
 RATE = 5.0  # events/s, as science.md's simulations
@@ -152,3 +152,14 @@ def test_time_rescaling_explains_drift_but_not_dead_time() -> None:
     dead = analyze_stream(_dead(rng), surrogates=0).stats.extra["time_rescaling"]
     assert drift["ks_p"] > 0.01 and abs(drift["cv"] - 1) < 0.05  # Poisson with a slowly varying rate
     assert dead["ks_p"] <= 0.01 and dead["cv"] < 0.85  # still regular after rescaling
+
+
+def test_summary_names_the_evidence() -> None:
+    rng = np.random.default_rng(8)
+    grid = analyze_stream(_grid(rng), surrogates=0)
+    assert "quantum 16 ms (FTDI latency timer default)" in summary(grid)
+    poll = analyze_stream(_poll(rng), surrogates=0)
+    assert "batches of" in summary(poll) and "deliveries every" in summary(poll)
+    dead = analyze_stream(_dead(rng), surrogates=0)
+    assert "events lost" in summary(dead) and "dead time 50" in summary(dead)
+    assert summary(analyze_stream(synth.poisson(3000, RATE, rng), surrogates=0)) == ""
