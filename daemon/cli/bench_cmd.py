@@ -48,6 +48,11 @@ def register(subparsers: Any) -> None:
         "--no-null", action="store_true", help="asic: skip the poisson-null run at the measured rate"
     )
     p.add_argument("--config", metavar="FILE", help="asic: daemon config for the substrate")
+    p.add_argument("--chips", type=int, default=1, help="asic --simulate: emulated chips (default 1)")
+    p.add_argument(
+        "--slot-ns", type=int, default=1_000_000, help="asic: sub-slot length in ns (default 1 ms)"
+    )
+    p.add_argument("--time-scale", type=float, default=None, help="asic --simulate: clock acceleration")
     p.set_defaults(func=run)
 
 
@@ -64,13 +69,13 @@ def _clean(x: Any) -> Any:
 
 def _substrate_factory(args: argparse.Namespace) -> Any:
     try:
-        module = importlib.import_module("daemon.substrate")
-        return module.make_substrate(args)
+        make = importlib.import_module("daemon.substrate").make_substrate
     except (ImportError, AttributeError) as exc:
         raise SystemExit(
             "asicrc bench: --reservoir asic needs daemon.substrate.make_substrate, which is not available "
             f"in this build ({exc}). The Python API runs asic on reservoir.substrate.RateModelSubstrate."
         ) from exc
+    return make(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,8 +90,14 @@ def run(args: argparse.Namespace) -> int:
             options[key] = float(value)
         except ValueError:
             options[key] = value
+    substrate = None
     if args.reservoir == "asic":
-        options["substrate"] = _substrate_factory(args)
+        options["slot_ns"] = args.slot_ns
+        try:
+            substrate = options["substrate"] = _substrate_factory(args)
+        except (ValueError, OSError) as exc:
+            print(f"asicrc bench: {exc}", file=sys.stderr)
+            return 2
     if args.rate is not None:
         options["rate_hz"] = args.rate
     task_options = {
@@ -114,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
     except (TaskDataError, UnsupportedTask, ImportError, ValueError) as exc:
         print(f"asicrc bench: {exc}", file=sys.stderr)
         return 2
+    finally:
+        close = getattr(substrate, "close", None)
+        if callable(close):
+            close()
     summary = _clean(result.summary)
     if args.report:
         from reservoir.report import write_report

@@ -141,15 +141,34 @@ def test_cli_asic_without_daemon_substrate(monkeypatch: pytest.MonkeyPatch) -> N
         main(["bench", "narma10", "-r", "asic", "--simulate", *FAST])
 
 
+def test_cli_asic_substrate_errors_are_clean(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = types.ModuleType("daemon.substrate")
+
+    def make_substrate(args: object) -> object:
+        raise ValueError("the asic reservoir needs --simulate or --config FILE")
+
+    fake.make_substrate = make_substrate  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "daemon.substrate", fake)
+    assert main(["bench", "narma10", "-r", "asic", *FAST]) == 2
+    assert "--simulate or --config" in capsys.readouterr().err
+
+
 def test_cli_asic_with_a_substrate_factory(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake = types.ModuleType("daemon.substrate")
-    seen = {}
+    seen: dict[str, object] = {}
+
+    class Closing(RateModelSubstrate):
+        def close(self) -> None:
+            seen["closed"] = True
 
     def make_substrate(args: object) -> object:
         seen["simulate"] = getattr(args, "simulate", None)
-        return lambda seed: RateModelSubstrate(rate_hz=20_000, seed=seed)
+        seen["slot_ns"] = getattr(args, "slot_ns", None)
+        return Closing(rate_hz=20_000, seed=0)
 
     fake.make_substrate = make_substrate  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "daemon.substrate", fake)
@@ -160,6 +179,6 @@ def test_cli_asic_with_a_substrate_factory(
         == 0
     )
     obj = json.loads(capsys.readouterr().out)
-    assert seen["simulate"] is True
+    assert seen == {"simulate": True, "slot_ns": 1_000_000, "closed": True}
     assert obj["reservoir"] == "asic" and obj["state_dim"] == 12 and "noise_floor" in obj
     assert obj["null"]["rate_hz"] > 0 and obj["null"]["value"] > 0.8
