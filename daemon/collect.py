@@ -48,7 +48,7 @@ READOUT_FORMAT = "asicrc-readout/1"
 #: Statistics keys inside a readout file (``stats_<key>``), as in ``RidgeStats.to_dict``.
 STATS_KEYS = ("n", "rows", "x_mean", "y_mean", "cxx", "cxy", "cyy")
 
-OnMessage = Callable[[str, bytes], None]
+OnMessage = Callable[[str, bytes], object]
 
 
 # --------------------------------------------------------------------------------------------- parsing
