@@ -351,26 +351,60 @@ class Daemon:
         )
         bridge = MqttBridge(settings, self.state.to_status, self._command)
         self.pipeline.add_listener("mqtt", bridge.publish_events)
+        for rt in self.boards.values():
+            rt.sup.on_summary = bridge.publish_summary
         self._mqtt = bridge
         self._tasks.append(asyncio.create_task(bridge.run(), name="mqtt"))
 
     async def _command(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        """MQTT command handler: setpoints go through the same safety gate as plans."""
-        if cmd.get("action") == "status":
-            return self.state.to_status()
-        if cmd.get("action") == "set_setpoint":
-            rt = self.boards.get(str(cmd.get("board", "")))
-            if rt is None:
-                return {"ok": False, "error": f"unknown board {cmd.get('board')!r}"}
+        """MQTT command handler (token already checked): setpoints go through the same gate as plans.
+
+        ``set_setpoint`` {board, voltage_v, freq_mhz[, ticket_diff]}; ``start_plan`` {board, plan} runs a
+        configured plan (replacing the running one); ``stop_plan`` {board} (the board holds its setpoint);
+        ``status``.
+        """
+        action = cmd.get("action")
+        if action == "status":
+            return {"ok": True, "status": self.state.to_status()}
+        rt = self.boards.get(str(cmd.get("board", "")))
+        if rt is None:
+            return {
+                "ok": False,
+                "reason": f"unknown board {cmd.get('board')!r}; known: {sorted(self.boards)}",
+            }
+        if action == "set_setpoint":
             try:
                 sp = Setpoint(
                     float(cmd["voltage_v"]), float(cmd["freq_mhz"]), float(cmd.get("ticket_diff", 256.0))
                 )
             except (KeyError, TypeError, ValueError) as exc:
-                return {"ok": False, "error": f"bad setpoint: {exc}"}
+                return {"ok": False, "reason": f"bad setpoint: {exc}"}
             d = rt.sup.request(sp, -1, Source.COMMAND)
-            return {"ok": d.outcome != "refused", "outcome": d.outcome, "reason": d.reason}
-        return {"ok": False, "error": f"action {cmd.get('action')!r} not supported"}
+            applied = None if d.applied is None else dataclasses.asdict(d.applied)
+            return {
+                "ok": d.outcome != "refused",
+                "outcome": d.outcome,
+                "reason": d.reason,
+                "applied": applied,
+            }
+        if action == "stop_plan":
+            await self._cancel_plans(rt)
+            return {"ok": True}
+        if action == "start_plan":
+            plan = next((p for p in self.cfg.plans if p.name == cmd.get("plan")), None)
+            if plan is None:
+                return {"ok": False, "reason": f"unknown plan {cmd.get('plan')!r}"}
+            await self._cancel_plans(rt)
+            rt.plans = asyncio.create_task(self._run_plans(rt.sup, [plan]), name=f"plans-{rt.sup.name}")
+            return {"ok": True}
+        return {"ok": False, "reason": f"action {action!r} not supported"}
+
+    async def _cancel_plans(self, rt: BoardRuntime) -> None:
+        task, rt.plans = rt.plans, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            self.pipeline.log(rt.sup.name, "plan", {"event": "stopped"})
 
     async def _run_plans(self, sup: BoardSupervisor, plans: list[PlanConfig]) -> None:
         store = SafeProgressStore(self.state_dir / "plans") if self.state_ok else None
@@ -424,10 +458,8 @@ class Daemon:
         self.state.stopping = True
         self.notifier.stopping("stopping")
         # 1. plans stop asking for setpoints
-        plan_tasks = [rt.plans for rt in self.boards.values() if rt.plans is not None]
-        for t in plan_tasks:
-            t.cancel()
-        await asyncio.gather(*plan_tasks, return_exceptions=True)
+        for rt in self.boards.values():
+            await self._cancel_plans(rt)
         # 2. every board to its safe state, then stop supervising
         await asyncio.gather(
             *(asyncio.wait_for(rt.sup.shutdown(), SHUTDOWN_BOARD_TIMEOUT_S) for rt in self.boards.values()),

@@ -268,6 +268,10 @@ class PlanTarget(Protocol):
         """Report progress (DaemonState and log)."""
         ...
 
+    def summary(self, plan: str, s: PointSummary) -> None:
+        """A finished sweep point (recorded in the log, published to MQTT)."""
+        ...
+
 
 async def run_sweep(
     plan: PlanConfig, target: PlanTarget, store: ProgressStore | None, *, sleep: Sleep = asyncio.sleep
@@ -308,6 +312,7 @@ async def run_sweep(
         finally:
             target.close_window(acc)
         summ = summarize(pt, acc, plan.dwell_s, target.chips, target.nonce_scale)
+        target.summary(plan.name, summ)
         out.append(summ)
         prog.summaries.append(asdict(summ))
         prog.done += 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -29,7 +30,7 @@ from daemon.board_control import BoardControl, NullControl
 from daemon.config import BoardConfig, TimingConfig
 from daemon.events import Pipeline, make_event_batch
 from daemon.jobs import JobSource
-from daemon.plans import PointAccumulator
+from daemon.plans import PointAccumulator, PointSummary
 from daemon.safety import Decision, Mode, Output, Request, SafetyEnvelope, Setpoint, Source, Telemetry
 from daemon.state import BoardState, PlanProgress
 from drivers import chipmath
@@ -157,6 +158,8 @@ class BoardSupervisor:
         self._dropped_base = 0
         self._ready = asyncio.Event()
         self.connected = False
+        #: Called with (board, {"plan", "summary"}) for every finished sweep point (MQTT publishes it).
+        self.on_summary: Callable[[str, dict[str, Any]], None] | None = None
         self.reconnector = Reconnector(
             transport_factory,
             self._session,
@@ -496,6 +499,12 @@ class BoardSupervisor:
     def progress(self, name: str, kind: str, i: int, n: int, eta_s: float | None) -> None:
         self.state.plan = PlanProgress(name, kind, i, n, eta_s)
         self.pipeline.log(self.name, "plan", {"plan": name, "kind": kind, "i": i, "n": n})
+
+    def summary(self, plan: str, s: PointSummary) -> None:
+        payload = {"plan": plan, "summary": dataclasses.asdict(s)}
+        self.pipeline.log(self.name, "plan", payload)
+        if self.on_summary is not None:
+            self.on_summary(self.name, payload)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

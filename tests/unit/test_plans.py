@@ -13,6 +13,7 @@ import pytest
 from daemon.config import PlanConfig
 from daemon.plans import (
     PointAccumulator,
+    PointSummary,
     ProgressStore,
     SweepPoint,
     modulation_levels,
@@ -56,6 +57,7 @@ class FakeTarget:
     refuse_next: int = 0
     windows: list[PointAccumulator] = field(default_factory=list)
     fail_after_points: int | None = None
+    summaries: list[PointSummary] = field(default_factory=list)
 
     async def sleep(self, s: float) -> None:
         self.clock.t_ns += int(s * 1e9)
@@ -87,6 +89,9 @@ class FakeTarget:
 
     def progress(self, name: str, kind: str, i: int, n: int, eta_s: float | None) -> None:
         self.progresses.append((i, n))
+
+    def summary(self, plan: str, s: PointSummary) -> None:
+        self.summaries.append(s)
 
 
 def test_grid_order_and_repeats() -> None:
@@ -121,6 +126,7 @@ async def test_sweep_runs_every_point_and_summarises(tmp_path: Path) -> None:
     assert [r[0] for r in t.requests] == [p.setpoint for p in sweep_points(GRID)]
     assert [r[1] for r in t.requests] == list(range(12))
     assert len(out) == 12
+    assert t.summaries == out
     s = out[0]
     assert s.nonces == 20 and s.nonce_rate_hz == pytest.approx(10.0)  # dwell only, not settle
     assert s.power_mean_w == 15.0 and s.chip_temp_max_c == 50.0
