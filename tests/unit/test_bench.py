@@ -87,6 +87,30 @@ def test_cli_set_passes_reservoir_options(capsys: pytest.CaptureFixture[str]) ->
     assert "KEY=VALUE" in capsys.readouterr().err
 
 
+def test_report_tables_keep_the_latest_per_reservoir(tmp_path: Path) -> None:
+    from reservoir.report import load_results, write_report
+
+    base = {
+        "task": "t",
+        "metric": "nmse",
+        "ci95": None,
+        "seeds": [0],
+        "n_train": 1,
+        "n_test": 1,
+        "size": None,
+    }
+    y = np.zeros(5)
+    write_report(tmp_path, {**base, "reservoir": "a", "value": 0.5, "state_dim": 3}, y, y)
+    write_report(tmp_path, {**base, "reservoir": "a", "value": 0.25, "state_dim": 3}, y, y)
+    write_report(
+        tmp_path, {**base, "reservoir": "b", "value": 0.75, "state_dim": 4, "ci95": [0.7, 0.8]}, y, y
+    )
+    rows = {r["reservoir"]: r["value"] for r in load_results(tmp_path)}
+    assert rows == {"a": 0.25, "b": 0.75}
+    md = (tmp_path / "summary.md").read_text()
+    assert "| t | a | 3 | nmse | 0.25 | - | 1 |" in md and "[0.7, 0.8]" in md and "0.5 " not in md
+
+
 def test_cli_report_and_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for kind in ("esn", "delay-line"):
         assert (
