@@ -186,6 +186,28 @@ def test_every_metric_queried_is_exported_by_the_daemon() -> None:
     assert len(referenced) >= 20  # the regex found the metrics (a broken regex would pass vacuously)
 
 
+#: Metrics issue 7 asks the dashboards to show (a panel must keep each of them on screen).
+MUST_SHOW = {
+    "asicrc_nonces_total", "asicrc_invalid_nonces_total", "asicrc_estimated_hashes_total",
+    "asicrc_nonce_interval_seconds_bucket", "asicrc_frequency_hertz", "asicrc_core_voltage_volts",
+    "asicrc_ticket_difficulty", "asicrc_chip_temperature_celsius", "asicrc_regulator_temperature_celsius",
+    "asicrc_power_watts", "asicrc_crc_errors_total", "asicrc_dropped_bytes_total", "asicrc_reconnects_total",
+    "asicrc_safety_refusals_total", "asicrc_plan_progress_ratio", "asicrc_plan_eta_seconds",
+    "asicrc_recorder_rows_total", "asicrc_recorder_written_bytes_total", "asicrc_recorder_write_errors_total",
+    "asicrc_recorder_queue_dropped_rows_total", "asicrc_build_info", "asicrc_board_up",
+}  # fmt: skip
+
+
+def test_the_dashboards_show_what_issue_7_asks_for() -> None:
+    referenced = {
+        name
+        for dash in DASHBOARDS.values()
+        for _, t in panel_queries(dash)
+        for name in _METRIC.findall(t["expr"])
+    }
+    assert MUST_SHOW - referenced == set()
+
+
 def test_promtool_parses_every_query(tmp_path: Path) -> None:
     promtool = require_binary("promtool")
     rules = []
