@@ -38,12 +38,14 @@ from drivers.chain import Chain, ChainError, ChainTiming
 from drivers.frames import read_reg
 from drivers.reply_batch import ReplyBatchDecoder
 from drivers.transport import Backoff, LinkState, Reconnector, Transport, TransportError
-from drivers.transport.base import BITS_PER_BYTE
+from drivers.transport.base import BITS_PER_BYTE, ReadBatch
 
 log = logging.getLogger(__name__)
 
-#: Publish early when this many event rows are pending (bounds memory and latency at line rate).
-MAX_PENDING_ROWS = 16_384
+#: Decode and publish early when this many received bytes are pending (~23,800 replies; bounds memory).
+MAX_PENDING_BYTES = 262_144
+#: Setpoint column values before anything was applied (after a reconnect, until the first write).
+NO_SETPOINT = Setpoint(0.0, 0.0, 0.0)
 #: Chip-id register, read as a liveness probe when the link has been quiet for half the silence timeout.
 REG_CHIP_ID = 0x00
 
@@ -68,19 +70,6 @@ def writable_freq(freq_mhz: float, floor_mhz: float) -> float:
     if above is not None:
         return above
     return freq_mhz  # pragma: no cover - outside every PLL setting
-
-
-@dataclass(slots=True)
-class _ReadChunk:
-    t_host_ns: int
-    read_id: int
-    t_ns: np.ndarray
-    nonce: np.ndarray
-    b6: np.ndarray
-    b7: np.ndarray
-    vbits: np.ndarray
-    setpoint: Setpoint
-    point: int
 
 
 @dataclass(slots=True)
@@ -145,8 +134,8 @@ class BoardSupervisor:
         self._held = False
         self._chain: Chain | None = None
         self._transport: Transport | None = None
-        self._pending: list[_ReadChunk] = []
-        self._pending_rows = 0
+        self._pending: list[tuple[ReadBatch, int, Setpoint | None, int]] = []
+        self._pending_bytes = 0
         self._last_publish_ns = clock()
         self._last_rx_ns = clock()
         self._probe_sent = False
@@ -273,69 +262,80 @@ class BoardSupervisor:
     # ------------------------------------------------------------------ the hot path
 
     async def _stream(self, transport: Transport) -> None:
-        dec = self._decoder
+        """Keep every read with its time, id, baud and the setpoint in force; decoding is batched."""
         read = transport.read
         counters = self.counters
+        pending = self._pending
         while True:
             batch = await read()
-            data = batch.data
-            rb = dec.feed(data)
-            self._stream_end += len(data)
+            pending.append((batch, transport.baud, self.applied, self.point))
+            n = len(batch.data)
+            self._pending_bytes += n
             counters.reads += 1
-            counters.bytes += len(data)
+            counters.bytes += n
             self._last_rx_ns = batch.t_host_ns
             self._probe_sent = False
-            n = len(rb)
-            if n == 0:
-                continue
-            m = rb.is_nonce
-            if not m.all():
-                counters.register_replies += int(n - np.count_nonzero(m))
-                if not m.any():
-                    continue
-                ends, value, b6, b7, vb = (
-                    rb.end_offset[m],
-                    rb.value[m],
-                    rb.b6[m],
-                    rb.b7[m],
-                    rb.version_bits[m],
-                )
-            else:
-                ends, value, b6, b7, vb = rb.end_offset, rb.value, rb.b6, rb.b7, rb.version_bits
-            baud = transport.baud
-            after = self._stream_end - ends  # bytes that arrived after each frame in this read
-            t_ns = batch.t_host_ns - after * (BITS_PER_BYTE * 1_000_000_000) // baud
-            sp = self.applied or Setpoint(0.0, 0.0, 0.0)
-            self._pending.append(
-                _ReadChunk(batch.t_host_ns, batch.read_id, t_ns, value, b6, b7, vb, sp, self.point)
-            )
-            self._pending_rows += len(value)
-            counters.nonces += len(value)
-            if self._pending_rows >= MAX_PENDING_ROWS:
+            if self._pending_bytes >= MAX_PENDING_BYTES:
                 self._publish()
 
+    def _decode_pending(self) -> dict[str, np.ndarray] | None:
+        """Decode the kept reads in one vectorised pass; columns of the nonce replies (None: no nonce).
+
+        A frame belongs to the read that delivered its last byte: ``t_host_ns`` is that read's time and
+        ``t_ns`` subtracts the wire time of the bytes after the frame in that read (at that read's baud).
+        """
+        reads = self._pending[:]
+        self._pending.clear()  # in place: the stream loop holds this list
+        self._pending_bytes = 0
+        if not reads:
+            return None
+        data = b"".join(r[0].data for r in reads)
+        ends = self._stream_end + np.cumsum(
+            np.fromiter((len(r[0].data) for r in reads), np.int64, len(reads))
+        )
+        self._stream_end = int(ends[-1])
+        rb = self._decoder.feed(data)
+        m = rb.is_nonce
+        n_nonce = int(np.count_nonzero(m))
+        self.counters.register_replies += len(rb) - n_nonce
+        if n_nonce == 0:
+            return None
+        fe = rb.end_offset[m]
+        ri = np.searchsorted(ends, fe, side="left")
+        t_host = np.fromiter((r[0].t_host_ns for r in reads), np.int64, len(reads))[ri]
+        baud = np.fromiter((r[1] for r in reads), np.int64, len(reads))[ri]
+        sps = [r[2] or NO_SETPOINT for r in reads]
+        self.counters.nonces += n_nonce
+        return {
+            "t_host_ns": t_host,
+            "t_ns": t_host - (ends[ri] - fe) * (BITS_PER_BYTE * 1_000_000_000) // baud,
+            "read_id": np.fromiter((r[0].read_id for r in reads), np.int64, len(reads))[ri],
+            "nonce": rb.value[m],
+            "b7": rb.b7[m],
+            "version_bits": rb.version_bits[m],
+            "voltage_v": np.array([sp.voltage_v for sp in sps], np.float32)[ri],
+            "freq_mhz": np.array([sp.freq_mhz for sp in sps], np.float32)[ri],
+            "ticket_diff": np.array([sp.ticket_diff for sp in sps], np.float64)[ri],
+            "point": np.fromiter((r[3] for r in reads), np.int32, len(reads))[ri],
+        }
+
     def _publish(self) -> None:
-        """Turn pending read chunks into one event batch and publish it (inline; never blocks)."""
-        chunks, self._pending = self._pending, []
-        self._pending_rows = 0
+        """Decode what is pending into one event batch and publish it (inline; never blocks)."""
         self._last_publish_ns = self.clock()
+        cols = self._decode_pending()
         self._sync_counters()
-        if not chunks:
+        if cols is None:
             return
-        lens = np.fromiter((len(c.nonce) for c in chunks), dtype=np.int64, count=len(chunks))
-        nonce = np.concatenate([c.nonce for c in chunks])
-        b7 = np.concatenate([c.b7 for c in chunks])
-        vbits = np.concatenate([c.vbits for c in chunks])
+        nonce, b7, vbits, ticket = cols["nonce"], cols["b7"], cols["version_bits"], cols["ticket_diff"]
         job_id = b7 & np.uint8(0xF8)
-        ticket = np.repeat(np.array([c.setpoint.ticket_diff for c in chunks], dtype=np.float64), lens)
         share = self.jobs.check(job_id, nonce, vbits)
         valid = share >= ticket * self.valid_scale
-        per = 256 // max(1, self.chips)
+        per = np.uint32(256 // max(1, self.chips))
         batch = make_event_batch(
             self.name,
-            t_host_ns=np.repeat(np.array([c.t_host_ns for c in chunks], dtype=np.int64), lens),
-            t_ns=np.concatenate([c.t_ns for c in chunks]).astype(np.int64),
-            chip=(((nonce >> np.uint32(17)) & np.uint32(0xFF)) // np.uint32(per)).astype(np.int16),
+            t_host_ns=cols["t_host_ns"],
+            t_ns=cols["t_ns"],
+            chip=(((nonce >> np.uint32(17)) & np.uint32(0xFF)) // per).astype(np.int16),
             core=((nonce >> np.uint32(25)) & np.uint32(0x7F)).astype(np.int16),
             small_core=(b7 & np.uint8(0x07)).astype(np.int8),
             job_id=job_id,
@@ -343,11 +343,11 @@ class BoardSupervisor:
             version_bits=vbits,
             share_diff=share,
             valid=valid,
-            voltage_v=np.repeat(np.array([c.setpoint.voltage_v for c in chunks], dtype=np.float32), lens),
-            freq_mhz=np.repeat(np.array([c.setpoint.freq_mhz for c in chunks], dtype=np.float32), lens),
+            voltage_v=cols["voltage_v"],
+            freq_mhz=cols["freq_mhz"],
             ticket_diff=ticket.astype(np.float32),
-            read_id=np.repeat(np.array([c.read_id for c in chunks], dtype=np.int64), lens),
-            point=np.repeat(np.array([c.point for c in chunks], dtype=np.int32), lens),
+            read_id=cols["read_id"],
+            point=cols["point"],
         )
         for acc in self._windows:
             acc.add_events(valid, ticket)
