@@ -92,7 +92,7 @@ def _emulator(links: int, rate: float, link: str, truth: bool, conn: Any, seed0:
                         "baud": b.core.baud,
                     }
                     if truth:
-                        gt = [g for g in b.ground_truth if len(g.frame) == 11 and g.frame[-1] & 0x80]
+                        gt = [g for g in b.ground_truth if g.frame[:2] == b"\xaa\x55" and g.frame[-1] & 0x80]
                         item["t_ns"] = np.array([b.host_ns(g.wire_end_s) for g in gt], dtype=np.int64)
                         item["nonce"] = np.array([int.from_bytes(g.frame[2:6], "big") for g in gt], np.uint32)
                     out.append(item)
@@ -104,6 +104,84 @@ def _emulator(links: int, rate: float, link: str, truth: bool, conn: Any, seed0:
                 return
 
     asyncio.run(main())
+
+
+def _raw_reader(path: str, reply_len: int, baud: int, conn: Any) -> None:
+    """Child process: a bare blocking reader of the data pty (no asyncio, no daemon), stamping each read the
+    same way the daemon does: the floor the emulator and the OS set for the timestamp error."""
+    import os
+    import select
+    import tty
+
+    from drivers.reply_batch import ReplyBatchDecoder
+
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    tty.setraw(fd)
+    dec = ReplyBatchDecoder(reply_len=reply_len)
+    stream_end = 0
+    t_out: list[np.ndarray] = []
+    n_out: list[np.ndarray] = []
+    conn.send("ready")
+    while not conn.poll():
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if not r:
+            continue
+        data = os.read(fd, 65536)
+        t = time.monotonic_ns()
+        stream_end += len(data)
+        rb = dec.feed(data)
+        m = rb.is_nonce
+        after = stream_end - rb.end_offset[m]
+        t_out.append(t - after * 10_000_000_000 // baud)
+        n_out.append(rb.value[m])
+    conn.recv()
+    os.close(fd)
+    conn.send(
+        (
+            np.concatenate(t_out) if t_out else np.zeros(0, np.int64),
+            np.concatenate(n_out) if n_out else np.zeros(0, np.uint32),
+        )
+    )
+
+
+async def _reference(rate: float, seconds: float) -> dict[str, Any]:
+    """Timestamp error of a bare reader (9-byte replies at the reset baud: no bring-up needed)."""
+    ctx = mp.get_context("spawn")
+    loop = asyncio.get_running_loop()
+    emu, emu_child = ctx.Pipe()
+    pe = ctx.Process(target=_emulator, args=(1, rate, "ideal", True, emu_child), daemon=True)
+    pe.start()
+    ((data, _ctrl),) = await loop.run_in_executor(None, emu.recv)
+    rd, rd_child = ctx.Pipe()
+    pr = ctx.Process(target=_raw_reader, args=(data, 9, 115_200, rd_child), daemon=True)
+    pr.start()
+    await loop.run_in_executor(None, rd.recv)
+    for cmd in ("go", None, "stop"):
+        if cmd is None:
+            await asyncio.sleep(seconds)
+            continue
+        emu.send(cmd)
+        await loop.run_in_executor(None, emu.recv)
+    await asyncio.sleep(1.0)
+    emu.send("stats")
+    (truth,) = await loop.run_in_executor(None, emu.recv)
+    rd.send("stop")
+    got_t, got_n = await loop.run_in_executor(None, rd.recv)
+    emu.send("exit")
+    await loop.run_in_executor(None, emu.recv)
+    pe.join(10)
+    pr.join(10)
+    k = min(len(got_t), len(truth["t_ns"]))
+    if k == 0 or not np.array_equal(got_n[:k], truth["nonce"][:k]):
+        raise RuntimeError("reference reader: received nonces do not match the ground truth order")
+    e = (got_t[:k] - truth["t_ns"][:k]) / 1e3
+    return {
+        "ts_error_median_us": float(np.median(e)),
+        "ts_error_p99_us": float(np.percentile(e, 99)),
+        "ts_error_p1_us": float(np.percentile(e, 1)),
+        "ts_samples": int(k),
+        "lost": int(len(truth["t_ns"]) - len(got_t)),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- daemon side
@@ -232,6 +310,7 @@ def main() -> int:
         "throughput": asyncio.run(_ingest(args.links, args.rate, args.seconds, "ideal", False)),
         "timestamps_ideal": asyncio.run(_ingest(1, args.ts_rate, min(args.seconds, 3.0), "ideal", True)),
         "timestamps_ftdi": asyncio.run(_ingest(1, args.ts_rate, min(args.seconds, 3.0), "ftdi", True)),
+        "timestamps_bare_reader": asyncio.run(_reference(min(args.ts_rate, 500.0), min(args.seconds, 3.0))),
     }
     if args.json:
         print(json.dumps(rows))
@@ -245,7 +324,7 @@ def main() -> int:
         f" (target <= {TARGET_CORES}), {per_k:.4f} cores per 1,000 frames/s"
         f" -> {per_k * TARGET_FRAMES / 1000:.2f} cores at the target rate"
     )
-    for key in ("timestamps_ideal", "timestamps_ftdi"):
+    for key in ("timestamps_ideal", "timestamps_ftdi", "timestamps_bare_reader"):
         r = rows[key]
         print(
             f"{key}: median {r['ts_error_median_us']:.1f} us, p99 {r['ts_error_p99_us']:.1f} us, "
