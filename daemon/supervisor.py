@@ -109,7 +109,6 @@ class BoardSupervisor:
         valid_scale: float = 1.0,
         nonce_scale: float = 1.0,
         seed: int = 0,
-        start_ticket_diff: float = 256.0,
     ) -> None:
         self.board = board
         self.name = board.name
@@ -124,7 +123,6 @@ class BoardSupervisor:
         self.chain_timing = chain_timing if chain_timing is not None else ChainTiming()
         self.valid_scale = valid_scale
         self.nonce_scale = nonce_scale
-        self.start_ticket_diff = start_ticket_diff
         self.envelope = SafetyEnvelope(board.safety, clock=clock, board=board.name)
         self.jobs = JobSource(seed)
         self.counters = LinkCounters()
@@ -166,7 +164,7 @@ class BoardSupervisor:
         await self.reconnector.run()
 
     def _on_link_state(self, st: LinkState) -> None:
-        if st in (LinkState.LOST, LinkState.CONNECTING) and self.connected:
+        if st is LinkState.LOST:
             self.connected = False
             self.state.connected = False
             self.state.status = "reconnecting"
@@ -230,6 +228,11 @@ class BoardSupervisor:
                 ticket_difficulty=max(1, int(out.setpoint.ticket_diff)),
                 baud=self.board.baud,
                 expected_chips=self.board.chips,
+            )
+        stale = len(chain.drain_nonces())  # from jobs of before the re-init: not this session's work
+        if stale:
+            self.counters.extra["nonces_during_bring_up"] = (
+                self.counters.extra.get("nonces_during_bring_up", 0) + stale
             )
         self.applied = Setpoint(out.setpoint.voltage_v, chain.freq_mhz, float(chain.ticket_difficulty))
         self._chain = chain

@@ -126,3 +126,11 @@ def test_simulated_faults_parse_and_are_checked() -> None:
     assert e.path == "simulate.faults[0].kind" and "overheat" in str(e)
     e = _err("[simulate]\ntime_scale = 0\n")
     assert e.path == "simulate.time_scale"
+
+
+def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_bytes(b"\x80[http]\n")
+    with pytest.raises(ConfigError) as ei:
+        load_config(p)
+    assert str(p) in str(ei.value) and "UTF-8" in str(ei.value)
