@@ -1,7 +1,9 @@
 """End-to-end ingest through real ptys: emulator firehose -> serial transport -> chain bring-up -> vectorised
-decoder -> event batches -> pipeline -> DaemonState, exactly the daemon's board supervisor path.
+decoder -> share check -> event batches -> pipeline -> DaemonState and the recorder (Arrow IPC segments),
+exactly the daemon's board supervisor path.
 
-Three measurements:
+Measurements (a fourth row, ``timestamps_bare_reader``, is the floor: a bare blocking reader process on the
+same emulator, i.e. what the emulator and the OS alone contribute):
 
 1. throughput: ``--links`` emulated boards (in a separate process, so its CPU is not counted) each emit
    ``--rate`` random nonce replies/s at 3.125 Mbaud; the daemon runs one BoardSupervisor per link. Reports
@@ -25,6 +27,7 @@ import json
 import multiprocessing as mp
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from daemon.board_control import PartsControl
 from daemon.config import BoardConfig, SafetyLimits, TimingConfig
 from daemon.events import Pipeline
+from daemon.recorder import Recorder, RecorderPolicy
 from daemon.state import DaemonState
 from daemon.supervisor import BoardSupervisor
 from drivers.chain import ChainTiming
@@ -187,7 +191,9 @@ async def _reference(rate: float, seconds: float) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- daemon side
 
 
-async def _ingest(links: int, rate: float, seconds: float, link: str, truth: bool) -> dict[str, Any]:
+async def _ingest(
+    links: int, rate: float, seconds: float, link: str, truth: bool, record: bool = False
+) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     # one emulator process per link: the emulator (pure Python) needs about a core per line-rate link
     pipes, procs = [], []
@@ -208,6 +214,11 @@ async def _ingest(links: int, rate: float, seconds: float, link: str, truth: boo
     state = DaemonState()
     pipe.add_listener("state", state.update_from_events)
     sub = pipe.subscribe("collect", 1_000_000, logs=False) if truth else None
+    rec_task = None
+    tmp = tempfile.TemporaryDirectory(prefix="bench-ingest-")
+    if record:  # the recorder as the daemon runs it: Arrow IPC segments, flush every second (worker thread)
+        recorder = Recorder(Path(tmp.name) / "run", policy=RecorderPolicy(), stats=state.recorder)
+        rec_task = asyncio.create_task(recorder.run(pipe.subscribe("recorder", 4096)))
     sups = []
     for i, (data, ctrl) in enumerate(paths):
         board = BoardConfig(
@@ -250,6 +261,10 @@ async def _ingest(links: int, rate: float, seconds: float, link: str, truth: boo
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        pipe.close()
+        if rec_task is not None:
+            await rec_task
+        tmp.cleanup()
         await ask("exit")
         for proc in procs:
             proc.join(10)
@@ -271,6 +286,8 @@ async def _ingest(links: int, rate: float, seconds: float, link: str, truth: boo
         "emulator_dropped_bytes": sum(x["dropped"] for x in stats),
         "emulator_baud": [x["baud"] for x in stats],
         "crc_errors": sum(s.counters.crc_errors for s in sups),
+        "recorded_rows": state.recorder.rows if record else None,
+        "recorder_dropped_rows": pipe.dropped_rows,
         "dropped_bytes": sum(s.counters.dropped_bytes for s in sups),
     }
     if truth and sub is not None:
@@ -304,10 +321,13 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=28_000.0, help="firehose replies/s per link")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--ts-rate", type=float, default=2_000.0, help="replies/s for the timestamp runs")
+    ap.add_argument("--no-record", action="store_true", help="leave the recorder out of the throughput run")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = ap.parse_args()
     rows = {
-        "throughput": asyncio.run(_ingest(args.links, args.rate, args.seconds, "ideal", False)),
+        "throughput": asyncio.run(
+            _ingest(args.links, args.rate, args.seconds, "ideal", False, record=not args.no_record)
+        ),
         "timestamps_ideal": asyncio.run(_ingest(1, args.ts_rate, min(args.seconds, 3.0), "ideal", True)),
         "timestamps_ftdi": asyncio.run(_ingest(1, args.ts_rate, min(args.seconds, 3.0), "ftdi", True)),
         "timestamps_bare_reader": asyncio.run(_reference(min(args.ts_rate, 500.0), min(args.seconds, 3.0))),
@@ -322,7 +342,8 @@ def main() -> int:
         f"(target {TARGET_FRAMES:,}), lost {t['lost']} of {t['emitted']:,} "
         f"(emulator overrun {t['emulator_dropped_bytes']} bytes), {t['cores']:.3f} cores"
         f" (target <= {TARGET_CORES}), {per_k:.4f} cores per 1,000 frames/s"
-        f" -> {per_k * TARGET_FRAMES / 1000:.2f} cores at the target rate"
+        f" -> {per_k * TARGET_FRAMES / 1000:.2f} cores at the target rate;"
+        f" recorded {t['recorded_rows']} rows, pipeline drops {t['recorder_dropped_rows']}"
     )
     for key in ("timestamps_ideal", "timestamps_ftdi", "timestamps_bare_reader"):
         r = rows[key]
