@@ -249,14 +249,18 @@ async def _ingest(
         n1 = sum(s.counters.nonces for s in sups)
         await ask("stop")
         drain_until = time.monotonic() + DRAIN_MAX_S  # everything emitted must reach the daemon
+        last = -1
         while time.monotonic() < drain_until:
-            if sum(await ask("pending")) == 0:
+            for s in sups:
+                s._publish()
+            now_n = sum(s.counters.nonces for s in sups)
+            pending = sum(await ask("pending"))
+            if pending == 0 and now_n == last:
                 break
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(0.5)
-        for s in sups:
-            s._publish()
+            last = now_n
+            await asyncio.sleep(0.5)
         stats = [x[0] for x in await ask("stats")]
+        undelivered = sum(await ask("pending"))
     finally:
         for t in tasks:
             t.cancel()
@@ -284,6 +288,7 @@ async def _ingest(
         "received": received,
         "lost": emitted - received,
         "emulator_dropped_bytes": sum(x["dropped"] for x in stats),
+        "emulator_undelivered": undelivered,
         "emulator_baud": [x["baud"] for x in stats],
         "crc_errors": sum(s.counters.crc_errors for s in sups),
         "recorded_rows": state.recorder.rows if record else None,
