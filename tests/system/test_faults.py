@@ -1,0 +1,530 @@
+"""Fault campaign: the daemon as a subprocess on emulated boards; one scenario per test, each with a promise.
+
+Every scenario checks three things: the board stayed inside its safety envelope (the recording's setpoint
+columns and setpoint log, the supervisor's safety counters), data loss stayed within the stated bound (rows
+counted vs rows recorded), and ``/metrics`` shows what happened. See ``RELIABILITY.md`` for the table.
+
+The child (:data:`CHILD`) is the real :class:`daemon.app.Daemon` plus a stdin reader that forwards JSON fault
+lines to the emulated boards (``{"board": 0, "kind": "garbage", "n": 100000}``, ``{"board": 0, "firehose":
+20000}``): the config's ``[[simulate.faults]]`` cannot express garbage storms or stuck chips. Timing constants
+are shrunk through the config (reconnects in 0.1-0.4 s instead of 0.5-30 s; the MQTT outage is 4 s instead of
+a minute: the bridge's backoff is 0.5 s doubling, so any outage longer than its 30 s cap behaves the same).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from daemon.recorder import read_table
+from tests.system.mqtt_fixture import Broker, free_port, mosquitto
+from tests.system.prom_fixture import Prometheus, prometheus_factory
+
+pytestmark = pytest.mark.system
+
+__all__ = ["mosquitto", "prometheus_factory"]  # fixtures used by name
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: The daemon plus a fault channel on stdin: argv = config, state dir, http port, boards, duration (s).
+CHILD = """
+import asyncio, json, sys
+from pathlib import Path
+from daemon.app import Daemon
+from daemon.cli import setup_logging
+from daemon.config import load_config
+cfg_path, state, port, n, duration = sys.argv[1:6]
+setup_logging(0)
+d = Daemon(load_config(cfg_path), state_dir=Path(state), http=("127.0.0.1", int(port)),
+           duration_s=float(duration), simulate=int(n))
+async def faults():
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        f = json.loads(line)
+        sb = d.sim_boards[f.pop("board", 0)]
+        if "firehose" in f:
+            sb.board.core.firehose_rate = f["firehose"]
+        else:
+            sb.board.inject(f)
+        print("fault injected:", line.decode().strip(), file=sys.stderr, flush=True)
+async def main():
+    t = asyncio.create_task(faults())
+    try:
+        return await d.run()
+    finally:
+        t.cancel()
+sys.exit(asyncio.run(main()))
+"""
+
+BASE = """
+[safety]
+freq_step_rate_mhz_s = 4000.0
+cool_down_s = 0.5
+brownout_recover_s = 0.3
+
+[timing]
+control_tick_s = 0.05
+job_interval_s = 0.5
+telemetry_interval_s = 0.1
+status_interval_s = 0.25
+reconnect_min_s = 0.1
+reconnect_max_s = 0.4
+silence_timeout_s = 3.0
+
+[recorder]
+flush_interval_s = 0.2
+fsync_interval_s = 0.0
+
+[http]
+enabled = false
+"""
+
+HOLD = """
+[[plans]]
+name = "h"
+kind = "hold"
+hold_voltage_v = 1.2
+hold_freq_mhz = 485.0
+hold_ticket_diff = 1.0
+"""
+
+SWEEP = """
+[[plans]]
+name = "t"
+kind = "sweep"
+points = [[1.2, 485.0, 1.0], [1.15, 400.0, 1.0], [1.25, 525.0, 1.0]]
+settle_s = 0.1
+dwell_s = 0.8
+"""
+
+#: The configured envelope (defaults): V, MHz.
+V_MIN, V_MAX, F_MIN, F_MAX = 1.10, 1.30, 50.0, 575.0
+
+
+class Child:
+    """One daemon subprocess with its state dir, HTTP port and fault channel."""
+
+    def __init__(self, tmp: Path, extra: str, *, boards: int = 1, duration_s: float = 600.0, **popen: Any):
+        self.state = tmp / "state"
+        self.cfg = tmp / "asicrc.toml"
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.cfg.write_text(BASE + extra)
+        self.port = free_port()
+        self.boards, self.duration_s, self.popen = boards, duration_s, popen
+        self.proc: subprocess.Popen[str] | None = None
+        self.start()
+
+    def start(self) -> None:
+        args = [str(self.cfg), str(self.state), str(self.port), str(self.boards), str(self.duration_s)]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, *args],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            **self.popen,
+        )
+
+    @property
+    def p(self) -> subprocess.Popen[str]:
+        assert self.proc is not None
+        return self.proc
+
+    def inject(self, fault: dict[str, Any]) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.write(json.dumps(fault) + "\n")
+        self.p.stdin.flush()
+
+    def _get(self, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+            return str(r.read().decode())
+
+    def status(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self._get("/status"))
+        return data
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """``{(sample name, sorted labels): value}`` from ``/metrics``."""
+        out = {}
+        for fam in text_string_to_metric_families(self._get("/metrics")):
+            for s in fam.samples:
+                out[(s.name, tuple(sorted(s.labels.items())))] = float(s.value)
+        return out
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` (or ``name_total``) whose labels include ``labels``."""
+        want = set(labels.items())
+        names = (name, f"{name}_total")
+        return sum(v for (n, lab), v in self.metrics().items() if n in names and want <= set(lab))
+
+    def trips(self) -> dict[str, int]:
+        """The supervisor's safety trips by reason, from the periodic ``status.json``."""
+        data = json.loads((self.state / "status.json").read_text())
+        return dict(data["supervisors"]["sim0"]["trips"])
+
+    def wait_for(self, cond: Callable[[], bool], timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.p.poll() is not None:
+                raise AssertionError(f"daemon exited early: {self.p.communicate()[1][-3000:]}")
+            try:
+                if cond():
+                    return
+            except (OSError, KeyError, TypeError, ValueError):
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise AssertionError(f"timed out; stderr: {self.p.communicate()[1][-3000:]}")
+
+    def stop(self, timeout_s: float = 30.0) -> str:
+        """SIGTERM and wait: returns stderr; the exit code must be 0."""
+        self.p.send_signal(signal.SIGTERM)
+        _, err = self.p.communicate(timeout=timeout_s)
+        assert self.p.returncode == 0, err[-3000:]
+        return err
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.communicate(timeout=10)
+
+    def final(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.state / "status.json").read_text())
+        assert data["final"]
+        return data
+
+    def runs(self) -> list[Path]:
+        return sorted(p for p in (self.state / "recordings").iterdir() if p.is_dir())
+
+
+@pytest.fixture
+def child_factory(tmp_path: Path) -> Iterator[Callable[..., Child]]:
+    """``make(extra_config, **kw) -> Child``; every child is killed at teardown if still running."""
+    made: list[Child] = []
+
+    def make(extra: str, **kw: Any) -> Child:
+        made.append(Child(tmp_path / f"c{len(made)}", extra, **kw))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.kill()
+
+
+def _logs(run: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = read_table(run, "log").to_pylist()
+    for r in rows:
+        r["payload"] = json.loads(r["payload"])
+    return rows
+
+
+def assert_envelope(runs: list[Path]) -> list[dict[str, Any]]:
+    """Every event's setpoint and every setpoint written stayed inside the envelope; returns the setpoints."""
+    ev = pa.concat_tables([read_table(r) for r in runs])
+    if ev.num_rows:
+        v = ev.column("voltage_v").to_numpy()
+        f = ev.column("freq_mhz").to_numpy()
+        assert v.min() >= V_MIN - 1e-6 and v.max() <= V_MAX + 1e-6, (v.min(), v.max())
+        assert f.min() >= F_MIN - 1e-3 and f.max() <= F_MAX + 1e-3, (f.min(), f.max())
+    sps = [r["payload"] for run in runs for r in _logs(run) if r["kind"] == "setpoint"]
+    assert sps
+    for p in sps:
+        assert p["voltage_v"] == 0.0 or V_MIN - 1e-6 <= p["voltage_v"] <= V_MAX + 1e-6, p
+        assert F_MIN - 1e-3 <= p["freq_mhz"] <= F_MAX + 1e-3, p
+    assert (sps[-1]["voltage_v"], sps[-1]["freq_mhz"]) == (V_MIN, F_MIN)  # shut down to the floors
+    return sps
+
+
+def assert_no_loss(c: Child, run: Path) -> dict[str, Any]:
+    """Every nonce the supervisors counted is in the recording (the promise without a disk fault)."""
+    final = c.final()
+    events = read_table(run)
+    boards = events.column("board").to_pylist()
+    for name, b in final["boards"].items():
+        assert b["nonces"] > 0
+        assert boards.count(name) == b["nonces"] == final["supervisors"][name]["published_rows"], name
+    assert final["recorder"]["error_dropped_rows"] == 0
+    assert final["pipeline"]["subscribers"]["recorder"]["dropped_rows"] == 0
+    return final
+
+
+def _nonces(c: Child) -> float:
+    return c.metric("asicrc_nonces_total")
+
+
+# ------------------------------------------------------------------------------------------------ scenarios
+
+
+def test_unplug_replug_reconnects_without_losing_counted_nonces(child_factory: Callable[..., Child]) -> None:
+    c = child_factory(HOLD)
+    c.wait_for(lambda: _nonces(c) > 20)
+    t0 = time.monotonic()
+    c.inject({"kind": "disconnect", "mode": "reopen"})
+    c.wait_for(lambda: c.metric("asicrc_reconnects_total") >= 1)
+    before = _nonces(c)
+    c.wait_for(lambda: _nonces(c) > before + 20, timeout_s=20)  # recovered: mining again
+    print(f"MEASURED unplug: mining again {time.monotonic() - t0:.2f} s after the unplug")
+    assert c.metric("asicrc_board_up", board="sim0") == 1.0
+    c.stop()
+    (run,) = c.runs()
+    assert_no_loss(c, run)
+    assert_envelope([run])
+    links = [r["payload"].get("link") for r in _logs(run) if r["kind"] == "state"]
+    assert "lost" in links and "recovered" in links
+
+
+def test_garbage_storm_is_dropped_counted_and_mining_continues(child_factory: Callable[..., Child]) -> None:
+    c = child_factory(HOLD)
+    c.wait_for(lambda: _nonces(c) > 20)
+    for _ in range(5):
+        c.inject({"kind": "garbage", "n": 20_000})
+        c.inject({"kind": "crc_error", "n": 50})
+    c.wait_for(lambda: c.metric("asicrc_dropped_bytes_total") >= 50_000)
+    c.wait_for(lambda: c.metric("asicrc_crc_errors_total") >= 1)
+    before = _nonces(c)
+    c.wait_for(lambda: _nonces(c) > before + 20)
+    c.stop()
+    (run,) = c.runs()
+    final = assert_no_loss(c, run)  # garbage never becomes an event
+    assert_envelope([run])
+    assert final["boards"]["sim0"]["dropped_bytes"] >= 50_000
+
+
+def test_brownout_goes_safe_reinitialises_and_metrics_show_it(child_factory: Callable[..., Child]) -> None:
+    extra = HOLD + '\n[[simulate.faults]]\nat_s = 1.5\nkind = "brownout"\nvalue = 4.2\nduration_s = 0.6\n'
+    c = child_factory(extra)
+    c.wait_for(lambda: c.trips().get("brownout", 0) >= 1)
+    # /metrics has no safety-trip counter (gap, see RELIABILITY.md); it shows the safe setpoint instead
+    before = _nonces(c)
+    c.wait_for(lambda: _nonces(c) > before + 20)  # re-initialised and mining
+    c.stop()
+    (run,) = c.runs()
+    final = assert_no_loss(c, run)
+    sps = assert_envelope([run])
+    assert any(p["mode"] == "brownout" and p["freq_mhz"] == F_MIN for p in sps)
+    assert final["supervisors"]["sim0"]["bring_ups"] >= 2
+
+
+def test_overheat_cuts_the_core_and_resumes_derated(child_factory: Callable[..., Child]) -> None:
+    extra = (
+        HOLD
+        + "\n[simulate]\ntime_scale = 20.0\n"
+        + '[[simulate.faults]]\nat_s = 1.5\nkind = "overheat"\nvalue = 95.0\n'
+    )
+    c = child_factory(extra)
+    c.wait_for(lambda: c.trips().get("chip_overheat", 0) >= 1)
+    c.wait_for(lambda: c.metric("asicrc_frequency_hertz", board="sim0") == pytest.approx(385e6), 30)
+    before = _nonces(c)
+    c.wait_for(lambda: _nonces(c) > before + 10)
+    c.stop()
+    (run,) = c.runs()
+    final = assert_no_loss(c, run)
+    sps = assert_envelope([run])
+    hot = [i for i, p in enumerate(sps) if p["mode"] == "overheat"]
+    assert hot and sps[hot[0]]["voltage_v"] == 0.0
+    assert max(p["freq_mhz"] for p in sps[hot[-1] + 1 :]) <= 385.0  # derated by 100 MHz
+    assert final["supervisors"]["sim0"]["caps"] == pytest.approx([1.1, 385.0])
+
+
+def test_stuck_chip_keeps_the_others_mining(child_factory: Callable[..., Child]) -> None:
+    c = child_factory(HOLD + "\n[simulate]\nchips = 2\n")
+    c.wait_for(lambda: min(c.status()["boards"]["sim0"]["nonces_per_chip"]) > 5)
+    c.inject({"kind": "stuck_chip", "chip": 1})
+    time.sleep(0.5)
+    stuck_at = c.status()["boards"]["sim0"]["nonces_per_chip"]
+    c.wait_for(lambda: c.status()["boards"]["sim0"]["nonces_per_chip"][0] > stuck_at[0] + 30)
+    now = c.status()["boards"]["sim0"]["nonces_per_chip"]
+    assert now[1] == stuck_at[1]  # the stuck chip is silent ...
+    assert c.metric("asicrc_board_up", board="sim0") == 1.0  # ... and the board keeps running
+    c.stop()
+    (run,) = c.runs()
+    assert_no_loss(c, run)
+    assert_envelope([run])
+
+
+def test_mqtt_broker_down_for_a_while_then_back(
+    child_factory: Callable[..., Child], mosquitto: Broker
+) -> None:
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    extra = HOLD + f"\n[mqtt]\nenabled = true\nhost = '127.0.0.1'\nport = {mosquitto.port}\n"
+    c = child_factory(extra)
+    got: list[tuple[str, bytes]] = []
+    lock = threading.Lock()
+
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
+        with lock:
+            got.append((msg.topic, bytes(msg.payload)))
+
+    sub = paho.Client(CallbackAPIVersion.VERSION2)
+    sub.on_message = on_message
+    sub.on_connect = lambda cl, *_a: cl.subscribe("asicrc/#", qos=1)
+    sub.reconnect_delay_set(1, 1)
+    sub.connect("127.0.0.1", mosquitto.port)
+    sub.loop_start()
+    try:
+
+        def events_seen() -> int:
+            with lock:
+                return sum(1 for t, _ in got if "/events/" in t)
+
+        c.wait_for(lambda: events_seen() > 3)
+        mosquitto.stop()
+        time.sleep(
+            4.0
+        )  # the outage (a minute in the issue; the backoff shape is the same, see the module doc)
+        mid = _nonces(c)
+        with lock:
+            got.clear()
+        t0 = time.monotonic()
+        mosquitto.start()
+        c.wait_for(lambda: any(t.endswith("/availability") and p == b"online" for t, p in list(got)), 30)
+        c.wait_for(lambda: events_seen() > 3, 20)
+        print(f"MEASURED mqtt: events flowing {time.monotonic() - t0:.2f} s after the broker came back")
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    assert _nonces(c) > mid  # ingest never stopped
+    err = c.stop()
+    assert "MQTT" in err and "lost or unreachable" in err
+    (run,) = c.runs()
+    assert_no_loss(c, run)  # the recording is untouched by the outage
+    assert_envelope([run])
+
+
+def test_prometheus_scraping_under_full_ingest_loses_nothing(
+    child_factory: Callable[..., Child], prometheus_factory: Callable[..., Prometheus]
+) -> None:
+    c = child_factory(HOLD)
+    c.wait_for(lambda: _nonces(c) > 5)
+    prom = prometheus_factory([f"127.0.0.1:{c.port}"])
+    c.inject({"board": 0, "firehose": 15_000})
+    stop = threading.Event()
+    scrapes = [0, 0]  # ok, failed
+
+    def hammer() -> None:  # a second, much more aggressive scraper
+        while not stop.is_set():
+            try:
+                c._get("/metrics")
+                scrapes[0] += 1
+            except OSError:
+                scrapes[1] += 1
+
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        prom.wait_up()
+        prom.wait_query("asicrc_nonces_total", lambda r: bool(r) and float(r[0]["value"][1]) > 20_000, 60)
+    finally:
+        stop.set()
+        t.join()
+    c.inject({"board": 0, "firehose": None})
+    assert scrapes[0] > 10 and scrapes[1] == 0, scrapes
+    print(f"MEASURED prometheus: {scrapes[0]} extra scrapes, 0 failed, during firehose ingest")
+    c.stop(timeout_s=60)
+    (run,) = c.runs()
+    final = assert_no_loss(c, run)
+    assert final["boards"]["sim0"]["nonces"] > 20_000
+
+
+def test_state_dir_filling_up_keeps_boards_running_and_counts_the_loss(
+    child_factory: Callable[..., Child],
+) -> None:
+    limit = 128 * 1024  # bytes per file (RLIMIT_FSIZE); writes past it fail with EFBIG like a full disk
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    c = child_factory(HOLD + "\n[simulate]\ntime_scale = 1.0\n", preexec_fn=small_disk)
+    c.inject({"board": 0, "firehose": 8_000})
+    c.wait_for(lambda: c.metric("asicrc_recorder_write_errors_total") >= 1, 60)
+    assert c.metric("asicrc_recorder_up") == 0.0
+    before = _nonces(c)
+    c.wait_for(lambda: _nonces(c) > before + 1000)  # ingest and supervision go on
+    assert c.metric("asicrc_board_up", board="sim0") == 1.0
+    c.inject({"board": 0, "firehose": None})
+    err = c.stop()
+    assert "safe" in err
+    final = c.final()
+    rec = final["recorder"]
+    nonces = final["boards"]["sim0"]["nonces"]
+    (run,) = c.runs()
+    on_disk = read_table(run).num_rows
+    assert rec["error_dropped_rows"] > 0
+    print(
+        f"MEASURED disk full: {nonces} counted, {rec['rows']} written, {on_disk} readable, "
+        f"{rec['error_dropped_rows']} dropped and counted"
+    )
+    # accounting: every counted nonce was written or counted as dropped; what is on disk was written
+    assert rec["rows"] + rec["error_dropped_rows"] == nonces
+    assert 0 < on_disk <= rec["rows"]
+    assert_envelope([run])
+
+
+def test_sigkill_mid_sweep_resumes_the_sweep_and_recovers_the_recording(
+    child_factory: Callable[..., Child],
+) -> None:
+    c = child_factory(SWEEP)
+    prog_path = c.state / "plans" / "t.sim0.json"
+    c.wait_for(lambda: json.loads(prog_path.read_text())["done"] >= 1)
+    time.sleep(0.3)  # inside point 1
+    c.p.send_signal(signal.SIGKILL)
+    c.p.communicate(timeout=10)
+    done_before = json.loads(prog_path.read_text())["done"]
+    assert 1 <= done_before < 3
+    (run1,) = c.runs()
+    assert list(run1.glob("events-*.arrows.part")), "expected a torn segment after SIGKILL"
+    rows_before = json.loads((c.state / "status.json").read_text())["recorder"]["rows"]
+    c.start()
+    c.wait_for(lambda: json.loads(prog_path.read_text())["done"] == 3, 30)
+    assert c.metric("asicrc_recorder_recovered_segments") >= 1
+    err = c.stop()
+    assert "recovered" in err
+    assert not list(run1.glob("*.part"))
+    kept = read_table(run1).num_rows
+    assert kept >= rows_before  # every row reported written before the kill survived
+    print(
+        f"MEASURED sigkill: {kept} rows kept (>= {rows_before} reported written),"
+        f" resumed at point {done_before}"
+    )
+    prog = json.loads(prog_path.read_text())
+    assert [s["freq_mhz"] for s in prog["summaries"]] == [485.0, 400.0, 525.0]
+    run2 = next(r for r in c.runs() if r != run1)
+    points = set(read_table(run2).column("point").to_pylist())
+    assert min(points - {-1}) >= done_before  # resumed, not restarted: finished points are not re-run
+    assert_envelope([run1, run2])
+
+
+@pytest.mark.slow
+def test_unplug_storm_slow(child_factory: Callable[..., Child]) -> None:
+    """Slow variant: twenty unplugs in a row; every one recovered, nothing counted is lost."""
+    c = child_factory(HOLD)
+    c.wait_for(lambda: _nonces(c) > 20)
+    for i in range(20):
+        c.inject({"kind": "disconnect", "mode": "reopen"})
+        want = i + 1.0
+        c.wait_for(lambda: c.metric("asicrc_reconnects_total") >= want)  # noqa: B023 - called at once
+        before = _nonces(c)
+        c.wait_for(lambda: _nonces(c) > before + 5)  # noqa: B023
+    c.stop()
+    (run,) = c.runs()
+    assert_no_loss(c, run)
+    assert_envelope([run])
