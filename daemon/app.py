@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.board_control import BoardControl, NullControl, PartsControl
+from daemon.board_control import BoardControl, BoardSpec, NullControl, PartsControl, serial_factory
 from daemon.config import DISCOVER, BoardConfig, Config, PlanConfig
 from daemon.events import Pipeline
 from daemon.http import HttpServer, make_app
@@ -28,12 +28,11 @@ from daemon.notify import Notifier, watchdog_interval_s, watchdog_loop
 from daemon.plans import ProgressStore, SweepProgress, run_plan, write_json_atomic
 from daemon.recorder import Recorder, RecorderPolicy, new_run_id, recover_all
 from daemon.safety import Setpoint, Source
-from daemon.sim_boards import SimBoard, start_sim_boards
+from daemon.sim_boards import SimBoard, inject_fault, start_sim_boards
 from daemon.state import DaemonState
 from daemon.supervisor import BoardSupervisor
 from drivers.chain import ChainTiming
 from drivers.discovery import Candidate, list_candidates
-from drivers.transport import SerialTransport, Transport
 
 log = logging.getLogger(__name__)
 
@@ -277,31 +276,8 @@ class Daemon:
                 )
             )
         for f in sim.faults:
-            self._tasks.append(
-                asyncio.create_task(self._inject(f.at_s, f.board, f.kind, f.value, f.duration_s))
-            )
+            self._tasks.append(asyncio.create_task(inject_fault(self.sim_boards, f)))
         return out
-
-    async def _inject(self, at_s: float, board: str, kind: str, value: float, duration_s: float) -> None:
-        await asyncio.sleep(at_s)
-        for sb in self.sim_boards:
-            if board and sb.name != board:
-                continue
-            log.warning("emulator: injecting %s on %s (value %g, %g s)", kind, sb.name, value, duration_s)
-            if kind == "overheat":
-                sb.overheat(value)
-            elif kind == "brownout":
-                sb.brownout(value)
-            elif kind == "unplug":
-                sb.unplug()
-        if kind == "brownout":
-            await asyncio.sleep(duration_s)
-            for sb in self.sim_boards:
-                if board and sb.name != board:
-                    continue
-                if kind == "brownout":
-                    sb.brownout(None)
-                log.warning("emulator: %s on %s over", kind, sb.name)
 
     async def _start_recorder(self) -> None:
         rc = self.cfg.recorder
@@ -500,26 +476,6 @@ class Daemon:
         if self.http is not None:
             await self.http.stop()
         self.notifier.close()
-
-
-@dataclass
-class BoardSpec:
-    """How to reach one board: config, data-port transport factory, control, share-check scale, timing."""
-
-    config: BoardConfig
-    factory: Callable[[], Transport]
-    control: BoardControl
-    valid_scale: float = 1.0
-    chain_timing: ChainTiming = dataclasses.field(default_factory=ChainTiming)
-
-
-def serial_factory(path: str, clock: Callable[[], int]) -> Callable[[], Transport]:
-    """A factory of fresh serial transports on ``path`` (the reconnector opens a new one each time)."""
-
-    def make() -> Transport:
-        return SerialTransport(path, clock=clock)
-
-    return make
 
 
 def _version() -> str:

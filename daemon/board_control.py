@@ -4,20 +4,25 @@
 * :class:`PartsControl`: a Bitaxe behind the ``bitaxe-raw`` firmware: the control port (a serial transport)
   carries I2C to the regulator and fan controller (:mod:`drivers.parts`) and the ASIC reset GPIO. The same
   class drives the emulated boards of ``--simulate`` (the simulator emulates the firmware and the parts).
+* :class:`BoardSpec` / :func:`serial_factory`: how the daemon reaches one board (ports, control, timing).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from daemon.config import BoardConfig
 from daemon.safety import Telemetry
 from drivers.bitaxe_raw import BitaxeRaw
+from drivers.chain import ChainTiming
 from drivers.i2c import I2CError
 from drivers.parts.board import BoardPower, board_power
 from drivers.parts.errors import PowerError
-from drivers.transport import ResetLine, Transport, TransportError
+from drivers.transport import ResetLine, SerialTransport, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +143,23 @@ class PartsControl:
         return Telemetry(
             chip_temp_c=t.chip_temp_c, regulator_temp_c=t.vr_temp_c, power_w=t.power_w, input_voltage_v=t.vin
         )
+
+
+@dataclass
+class BoardSpec:
+    """How to reach one board: config, data-port transport factory, control, share-check scale, timing."""
+
+    config: BoardConfig
+    factory: Callable[[], Transport]
+    control: BoardControl
+    valid_scale: float = 1.0
+    chain_timing: ChainTiming = field(default_factory=ChainTiming)
+
+
+def serial_factory(path: str, clock: Callable[[], int] = time.monotonic_ns) -> Callable[[], Transport]:
+    """A factory of fresh serial transports on ``path`` (the reconnector opens a new one each time)."""
+
+    def make() -> Transport:
+        return SerialTransport(path, clock=clock)
+
+    return make

@@ -62,6 +62,17 @@ class Setpoint:
     freq_mhz: float
     ticket_diff: float
 
+    def as_dict(self) -> dict[str, float]:
+        return {"voltage_v": self.voltage_v, "freq_mhz": self.freq_mhz, "ticket_diff": self.ticket_diff}
+
+    def close_to(self, other: Setpoint) -> bool:
+        """Equal up to float noise of the frequency ramp."""
+        return (
+            abs(self.freq_mhz - other.freq_mhz) < 1e-6
+            and self.voltage_v == other.voltage_v
+            and self.ticket_diff == other.ticket_diff
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Request:
@@ -99,6 +110,17 @@ class Telemetry:
     regulator_temp_c: float | None = None
     power_w: float | None = None
     input_voltage_v: float | None = None
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {
+            "chip_temp_c": self.chip_temp_c,
+            "regulator_temp_c": self.regulator_temp_c,
+            "power_w": self.power_w,
+            "input_voltage_v": self.input_voltage_v,
+        }
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k} {v:.1f}" for k, v in self.as_dict().items() if v is not None)
 
 
 def _clamp(x: float, lo: float, hi: float) -> float:

@@ -12,14 +12,17 @@ runs ``time_scale`` times faster than the host clock.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.config import SimulateConfig
+from daemon.config import SimFault, SimulateConfig
 from simulator.i2c_devices import linear11
 from simulator.pty_server import BoardConfig as SimBoardConfig
 from simulator.pty_server import SimulatedBoard
+
+log = logging.getLogger(__name__)
 
 #: PMBus READ_VIN register of the emulated TPS546 (bm1366.md); the brown-out hook overrides its value.
 READ_VIN = 0x88
@@ -101,3 +104,24 @@ async def start_sim_boards(
         await board.start()
         out.append(SimBoard(board, directory))
     return out
+
+
+async def inject_fault(boards: list[SimBoard], fault: SimFault) -> None:
+    """Apply ``fault`` ``at_s`` seconds from now to the named board (every board when unnamed)."""
+    await asyncio.sleep(fault.at_s)
+    targets = [b for b in boards if not fault.board or b.name == fault.board]
+    for b in targets:
+        log.warning(
+            "emulator: injecting %s on %s (value %g, %g s)", fault.kind, b.name, fault.value, fault.duration_s
+        )
+        if fault.kind == "overheat":
+            b.overheat(fault.value)
+        elif fault.kind == "brownout":
+            b.brownout(fault.value)
+        else:
+            b.unplug()
+    if fault.kind == "brownout":
+        await asyncio.sleep(fault.duration_s)
+        for b in targets:
+            b.brownout(None)
+            log.warning("emulator: brownout on %s over", b.name)

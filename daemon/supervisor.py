@@ -31,7 +31,7 @@ from daemon.config import BoardConfig, TimingConfig
 from daemon.events import Pipeline, make_event_batch
 from daemon.jobs import JobSource
 from daemon.plans import PointAccumulator, PointSummary
-from daemon.safety import Decision, Mode, Output, Request, SafetyEnvelope, Setpoint, Source, Telemetry
+from daemon.safety import Decision, Mode, Output, Request, SafetyEnvelope, Setpoint, Source
 from daemon.state import BoardState, PlanProgress
 from drivers import chipmath
 from drivers.chain import Chain, ChainError, ChainTiming
@@ -183,7 +183,7 @@ class BoardSupervisor:
                 await asyncio.wait_for(self._apply(chain, out), 5.0)
         self._publish()
         self.state.status = "stopped"
-        self.pipeline.log(self.name, "safety", {"action": "shutdown", "setpoint": _sp_dict(out.setpoint)})
+        self.pipeline.log(self.name, "safety", {"action": "shutdown", "setpoint": out.setpoint.as_dict()})
 
     # ------------------------------------------------------------------ session
 
@@ -251,7 +251,7 @@ class BoardSupervisor:
         st.connected = True
         st.status = "connected"
         st.chips = info.chip_count
-        st.set_setpoint(*_sp_tuple(self.applied))
+        st.set_setpoint(self.applied.voltage_v, self.applied.freq_mhz, self.applied.ticket_diff)
         log.info(
             "board %s: up, %d chip(s), %d baud, %.1f MHz",
             self.name,
@@ -372,7 +372,7 @@ class BoardSupervisor:
             st = self.state
             if out.mode is Mode.NORMAL:
                 st.status = "connected"
-                if out.setpoint == env.target or _close(out.setpoint, env.target):
+                if out.setpoint.close_to(env.target):
                     self._ready.set()
                 else:
                     self._ready.clear()
@@ -434,9 +434,9 @@ class BoardSupervisor:
         new = Setpoint(sp.voltage_v, freq, float(chain.ticket_difficulty))
         if new != prev:
             self.applied = new
-            self.state.set_setpoint(*_sp_tuple(new))
+            self.state.set_setpoint(new.voltage_v, new.freq_mhz, new.ticket_diff)
             self.pipeline.log(
-                self.name, "setpoint", {**_sp_dict(new), "mode": str(out.mode), "point": self.point}
+                self.name, "setpoint", {**new.as_dict(), "mode": str(out.mode), "point": self.point}
             )
 
     async def _job_loop(self, chain: Chain) -> None:
@@ -461,8 +461,8 @@ class BoardSupervisor:
             if reason is not None:
                 for acc in self._windows:
                     acc.trips += 1
-                log.warning("board %s: %s -> safe state (%s)", self.name, reason, _telemetry_str(t))
-                self.pipeline.log(self.name, "safety", {"trip": reason, "telemetry": _telemetry_dict(t)})
+                log.warning("board %s: %s -> safe state (%s)", self.name, reason, t)
+                self.pipeline.log(self.name, "safety", {"trip": reason, "telemetry": t.as_dict()})
             await self.sleep(self.timing.telemetry_interval_s)
 
     # ------------------------------------------------------------------ PlanTarget
@@ -474,7 +474,7 @@ class BoardSupervisor:
             for r in d.reason.split(","):
                 self.state.count_safety(d.outcome, r)
             self.pipeline.log(
-                self.name, "safety", {"outcome": d.outcome, "reason": d.reason, "request": _sp_dict(sp)}
+                self.name, "safety", {"outcome": d.outcome, "reason": d.reason, "request": sp.as_dict()}
             )
         if d.applied is not None:
             self.point = point
@@ -526,30 +526,3 @@ async def _run_all(*coros: Coroutine[Any, Any, None]) -> None:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _close(a: Setpoint, b: Setpoint) -> bool:
-    return (
-        abs(a.freq_mhz - b.freq_mhz) < 1e-6 and a.voltage_v == b.voltage_v and a.ticket_diff == b.ticket_diff
-    )
-
-
-def _sp_tuple(sp: Setpoint) -> tuple[float, float, float]:
-    return sp.voltage_v, sp.freq_mhz, sp.ticket_diff
-
-
-def _sp_dict(sp: Setpoint) -> dict[str, float]:
-    return {"voltage_v": sp.voltage_v, "freq_mhz": sp.freq_mhz, "ticket_diff": sp.ticket_diff}
-
-
-def _telemetry_dict(t: Telemetry) -> dict[str, float | None]:
-    return {
-        "chip_temp_c": t.chip_temp_c,
-        "regulator_temp_c": t.regulator_temp_c,
-        "power_w": t.power_w,
-        "input_voltage_v": t.input_voltage_v,
-    }
-
-
-def _telemetry_str(t: Telemetry) -> str:
-    return ", ".join(f"{k} {v:.1f}" for k, v in _telemetry_dict(t).items() if v is not None)
