@@ -1,0 +1,54 @@
+"""daemon.substrate pieces without a board: slot splitting and the accelerated clock."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from daemon.events import make_event_batch
+from daemon.substrate import ScaledClock, _split
+
+
+def _batch(t_ns: list[int], chip: list[int]) -> pa.RecordBatch:
+    n = len(t_ns)
+    return make_event_batch(
+        "b",
+        t_host_ns=np.array(t_ns, np.int64),
+        t_ns=np.array(t_ns, np.int64),
+        chip=np.array(chip, np.int16),
+        core=np.arange(n, dtype=np.int16),
+        small_core=np.zeros(n, np.int8),
+        job_id=np.zeros(n, np.uint8),
+        nonce=np.arange(n, dtype=np.uint32),
+        valid=np.array([i % 2 == 0 for i in range(n)]),
+        voltage_v=1.2,
+        freq_mhz=485.0,
+        ticket_diff=1.0,
+        read_id=np.zeros(n, np.int64),
+    )
+
+
+def test_split_puts_each_event_in_its_slot_by_time() -> None:
+    b1 = _batch([1050, 999, 1000, 1299], [0, 1, 0, 1])
+    b2 = _batch([1100, 1200, 2000], [1, 0, 0])
+    starts = np.array([1000, 1100, 1200], np.int64)
+    slots = _split([b1, b2], starts, 100, np.array([40.0, 41.0, np.nan]), 2)
+    assert [s.t_ns.tolist() for s in slots] == [[1000, 1050], [1100], [1200, 1299]]
+    assert [s.start_ns for s in slots] == [1000, 1100, 1200]
+    assert all(s.duration_ns == 100 for s in slots)
+    assert slots[0].chip.tolist() == [0, 0] and slots[2].chip.tolist() == [0, 1]
+    assert slots[0].temperature_c.tolist() == [40.0, 40.0]
+    assert slots[0].valid.dtype == bool and slots[0].core.dtype == np.int16
+
+
+def test_split_with_no_events_gives_empty_slots() -> None:
+    slots = _split([], np.array([0, 10], np.int64), 10, np.zeros(2), 1)
+    assert [len(s.t_ns) for s in slots] == [0, 0]
+
+
+def test_scaled_clock_runs_faster_from_its_start() -> None:
+    base = [1_000]
+    clock = ScaledClock(50.0, base=lambda: base[0])
+    assert clock() == 1_000
+    base[0] += 1_000_000
+    assert clock() == 1_000 + 50_000_000
