@@ -24,8 +24,15 @@ NO_BOARDS_HELP = """asicrc run: no boards configured.
 """
 
 
+DESCRIPTION = (
+    "Run the daemon in the foreground. With --simulate N, N emulated boards are served in-process and driven "
+    "through the same driver path as hardware. SIGTERM/SIGINT put every board in its safe state, flush the "
+    "recorder and exit 0. Progress and logs go to stderr."
+)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("run", help="run the daemon in the foreground", description=__doc__)
+    p = sub.add_parser("run", help="run the daemon in the foreground", description=DESCRIPTION)
     p.add_argument("--config", metavar="FILE", help="TOML configuration (see systemd/asicrc.example.toml)")
     p.add_argument("--simulate", metavar="N", type=int, default=0, help="serve N emulated boards in-process")
     p.add_argument("--state-dir", metavar="DIR", help="state directory (recordings, plan progress)")
