@@ -19,7 +19,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -132,6 +132,7 @@ class PointSummary:
     power_mean_w: float | None
     j_per_th: float | None
     trips: int
+    clamped: str = ""  # the gate's clamp reasons when the point ran at other values (then they are used)
 
 
 def summarize(
@@ -302,8 +303,15 @@ async def run_sweep(
             pt.freq_mhz,
             pt.ticket_diff,
         )
-        while target.request(pt.setpoint, pt.index).outcome == "refused":
+        while (d := target.request(pt.setpoint, pt.index)).outcome == "refused":
             await target.wait_ready()  # tripped: wait for the board to come back, then ask again
+        ran = pt
+        if d.outcome == "clamped" and d.applied is not None:
+            a = d.applied
+            ran = SweepPoint(pt.index, a.voltage_v, a.freq_mhz, a.ticket_diff, pt.repeat)
+            log.warning(
+                "plan %s on %s: point %d clamped (%s)", plan.name, target.name, pt.index + 1, d.reason
+            )
         await target.wait_ready()
         await sleep(plan.settle_s)
         acc = target.open_window()
@@ -311,7 +319,9 @@ async def run_sweep(
             await sleep(plan.dwell_s)
         finally:
             target.close_window(acc)
-        summ = summarize(pt, acc, plan.dwell_s, target.chips, target.nonce_scale)
+        summ = summarize(ran, acc, plan.dwell_s, target.chips, target.nonce_scale)
+        if ran is not pt:
+            summ = replace(summ, clamped=d.reason)
         target.summary(plan.name, summ)
         out.append(summ)
         prog.summaries.append(asdict(summ))

@@ -171,6 +171,20 @@ async def test_corrupt_progress_file_starts_afresh(tmp_path: Path) -> None:
     assert len(t.requests) == 12
 
 
+async def test_a_clamped_point_is_summarised_at_the_values_it_ran() -> None:
+    t = FakeTarget()
+
+    def clamp(sp: Setpoint, point: int) -> Decision:
+        t.requests.append((sp, point))
+        return Decision(Setpoint(sp.voltage_v, 450.0, sp.ticket_diff), "clamped", "freq_derated")
+
+    t.request = clamp  # type: ignore[method-assign]
+    plan = replace(GRID, voltage_v=(1.1,), freq_mhz=(500.0,), ticket_diff=(1.0,))
+    (s,) = await run_sweep(plan, t, None, sleep=t.sleep)
+    assert s.freq_mhz == 450.0 and s.clamped == "freq_derated"
+    assert s.expected_rate_hz == pytest.approx(450 * 0.894e9 / 2**32)
+
+
 async def test_refused_request_waits_and_retries(tmp_path: Path) -> None:
     t = FakeTarget(refuse_next=3)
     await run_sweep(
