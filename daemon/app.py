@@ -41,6 +41,9 @@ EXIT_NO_BOARDS = 2
 #: Pipeline subscriber queue lengths (batches; one batch per board per batch interval).
 RECORDER_QUEUE = 4096
 MQTT_QUEUE = 256
+#: Bounds on the other shutdown steps (s): the MQTT goodbye, background tasks ending after a cancel.
+MQTT_CLOSE_TIMEOUT_S = 5.0
+TASK_STOP_TIMEOUT_S = 5.0
 #: Grace for each board to reach its safe state at shutdown (s).
 SHUTDOWN_BOARD_TIMEOUT_S = 5.0
 #: Chain bring-up timing for emulated boards: the emulator answers at once, so the waits can be short.
@@ -455,12 +458,17 @@ class Daemon:
                 name,
                 "unknown, not connected" if sp is None else f"{sp.voltage_v:.2f} V {sp.freq_mhz:.1f} MHz",
             )
-        # 3. background tasks, emulators
+        # 3. MQTT first (close() ends its run loop: a bare cancel can be taken for a lost connection and
+        #    retried), then the other background tasks, then the emulators
+        if hasattr(self, "_mqtt"):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._mqtt.close(), MQTT_CLOSE_TIMEOUT_S)
         for t in self._tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if hasattr(self, "_mqtt"):
-            await self._mqtt.close()
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=TASK_STOP_TIMEOUT_S)
+            for t in stuck:
+                log.error("task %s did not stop in %.0f s; exiting anyway", t.get_name(), TASK_STOP_TIMEOUT_S)
         for sb in self.sim_boards:
             await sb.stop()
         if self._sim_dir is not None:
