@@ -135,12 +135,13 @@ class _SynapseIndex:
         ptr: torch.Tensor, order: torch.Tensor, nodes: torch.Tensor, samples: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """All (synapse, sample) pairs attached to the spiking (node, sample) pairs."""
-        starts = ptr[nodes]
-        counts = ptr[nodes + 1] - starts
-        rep = torch.repeat_interleave(torch.arange(nodes.numel()), counts)
-        first = torch.cumsum(counts, 0) - counts
-        offs = torch.arange(int(counts.sum())) - torch.repeat_interleave(first, counts)
-        return order[starts[rep] + offs], samples[rep]
+        starts = ptr.index_select(0, nodes)
+        counts = ptr.index_select(0, nodes + 1) - starts
+        total = int(counts.sum())
+        rep = torch.repeat_interleave(torch.arange(nodes.numel()), counts, output_size=total)
+        # position inside each node's synapse range: global position minus the range's start in the output
+        offs = torch.arange(total) - (torch.cumsum(counts, 0) - counts).index_select(0, rep)
+        return order.index_select(0, starts.index_select(0, rep) + offs), samples.index_select(0, rep)
 
 
 def simulate_plastic(
@@ -194,8 +195,9 @@ def simulate_plastic(
             if method == "dense":
                 syn = torch.zeros((n, batch)).index_add_(0, idx.post, w * s_all[idx.pre])
             else:
+                flat_prev = syn_prev * batch + b_prev
                 syn = torch.zeros(n * batch).index_add_(
-                    0, idx.post[syn_prev] * batch + b_prev, w.view(-1)[syn_prev * batch + b_prev]
+                    0, idx.post.index_select(0, syn_prev) * batch + b_prev, w.view(-1).index_select(0, flat_prev)
                 )
                 syn = syn.view(n, batch)
             state = F.lif_step(state, syn, 0.0, params)
@@ -215,17 +217,21 @@ def simulate_plastic(
                 syn_c, b_c = idx.expand(idx.ptr_post, idx.by_post, post_n, post_b)
                 pre_n, pre_b = torch.nonzero(s_new, as_tuple=True)
                 syn_prev, b_prev = idx.expand(idx.ptr_pre, idx.by_pre, pre_n, pre_b)
+                xf = x_all.view(-1)
                 # causal: x_pre at the post spike; potentiates (exc/input pre) or deepens (inh pre, rate A)
-                x_c = x_all[idx.pre[syn_c], b_c]
-                rate_c = torch.where(inh[syn_c], -dep_t[b_c], torch.full_like(x_c, eta))
+                x_c = xf.index_select(0, idx.pre.index_select(0, syn_c) * batch + b_c)
+                rate_c = torch.where(inh.index_select(0, syn_c), -dep_t.index_select(0, b_c), eta)
                 # acausal: x_post at the pre spike; depresses (rate A) or weakens inhibition (rate eta)
-                x_a = x_all[idx.post[syn_prev], b_prev]
-                rate_a = torch.where(inh[syn_prev], torch.full_like(x_a, eta), -dep_t[b_prev])
+                x_a = xf.index_select(0, idx.post.index_select(0, syn_prev) * batch + b_prev)
+                rate_a = torch.where(inh.index_select(0, syn_prev), eta, -dep_t.index_select(0, b_prev))
                 flat = torch.cat([syn_c * batch + b_c, syn_prev * batch + b_prev])
                 syn_ids = torch.cat([syn_c, syn_prev])
                 wf = w.view(-1)
                 wf.index_add_(0, flat, torch.cat([rate_c * x_c, rate_a * x_a]))
-                wf[flat] = torch.minimum(torch.maximum(wf[flat], lo[syn_ids]), hi[syn_ids])
+                clipped = torch.minimum(
+                    torch.maximum(wf.index_select(0, flat), lo.index_select(0, syn_ids)), hi.index_select(0, syn_ids)
+                )
+                wf.index_copy_(0, flat, clipped)
             x_all = F.trace_step(x_all, s_new)
             if plasticity.astro:
                 a = F.astro_step(a, state.s.sum(0), s_in.sum(0), w_astro, b_astro, plasticity.tau_astro)
