@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -156,12 +155,6 @@ def test_random_files_give_config_errors_only(tmp_path_factory: Any, parts: list
         assert exc.path in str(exc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="bug: daemon/config.py load_config catches OSError only; a non-UTF-8 file escapes as "
-    "UnicodeDecodeError (fix: `except (OSError, UnicodeDecodeError)` around read_text, see RELIABILITY.md)",
-)
 @settings(max_examples=100)
 @given(st.binary(max_size=64))
 def test_raw_bytes_files_give_config_errors_only(tmp_path_factory: Any, blob: bytes) -> None:

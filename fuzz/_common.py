@@ -1,0 +1,10 @@
+"""Shared set-up for the atheris targets: the repository on sys.path, run from the command line only."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
