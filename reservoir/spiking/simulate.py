@@ -196,9 +196,8 @@ def simulate_plastic(
                 syn = torch.zeros((n, batch)).index_add_(0, idx.post, w * s_all[idx.pre])
             else:
                 flat_prev = syn_prev * batch + b_prev
-                syn = torch.zeros(n * batch).index_add_(
-                    0, idx.post.index_select(0, syn_prev) * batch + b_prev, w.view(-1).index_select(0, flat_prev)
-                )
+                target = idx.post.index_select(0, syn_prev) * batch + b_prev
+                syn = torch.zeros(n * batch).index_add_(0, target, w.view(-1).index_select(0, flat_prev))
                 syn = syn.view(n, batch)
             state = F.lif_step(state, syn, 0.0, params)
             s_in = _bernoulli(p_t, gen)
@@ -228,9 +227,8 @@ def simulate_plastic(
                 syn_ids = torch.cat([syn_c, syn_prev])
                 wf = w.view(-1)
                 wf.index_add_(0, flat, torch.cat([rate_c * x_c, rate_a * x_a]))
-                clipped = torch.minimum(
-                    torch.maximum(wf.index_select(0, flat), lo.index_select(0, syn_ids)), hi.index_select(0, syn_ids)
-                )
+                low, high = lo.index_select(0, syn_ids), hi.index_select(0, syn_ids)
+                clipped = torch.minimum(torch.maximum(wf.index_select(0, flat), low), high)
                 wf.index_copy_(0, flat, clipped)
             x_all = F.trace_step(x_all, s_new)
             if plasticity.astro:
