@@ -41,6 +41,8 @@ CommandHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 #: Command actions the bridge forwards; anything else is refused before reaching the handler.
 COMMAND_ACTIONS = ("set_setpoint", "start_plan", "stop_plan", "status")
+#: Largest command payload accepted (bytes); a command is a small JSON object.
+MAX_COMMAND_BYTES = 16384
 
 
 @dataclass(frozen=True)
@@ -99,14 +101,18 @@ def parse_command(payload: bytes, token: str | None) -> tuple[dict[str, Any] | N
     """Validate a command payload; returns ``(command, "")`` or ``(None, reason)``. Never raises."""
     if token is None:
         return None, "commands are disabled: no [mqtt] token configured"
+    if len(payload) > MAX_COMMAND_BYTES:
+        return None, f"payload too large: {len(payload)} bytes > {MAX_COMMAND_BYTES}"
     try:
         cmd = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"payload is not JSON: {exc}"
+    except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, deep nesting, huge integers
+        return None, f"payload is not JSON: {str(exc)[:200]}"
     if not isinstance(cmd, dict):
         return None, "payload must be a JSON object"
     given = cmd.pop("token", None)
-    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), token.encode()):
+    if not isinstance(given, str) or not hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), token.encode("utf-8", "surrogatepass")
+    ):
         return None, "unauthorised: missing or wrong token"
     action = cmd.get("action")
     if action not in COMMAND_ACTIONS:
