@@ -23,6 +23,7 @@ from drivers.chain import REG_PLL0, Chain
 from drivers.frames import CommandFrame, NonceReply, decode
 from drivers.registers import Cmd
 from drivers.transport import LoopbackTransport, loopback_pair
+from simulator.chain import ChainCore
 
 LIM = SafetyLimits(freq_step_rate_mhz_s=1000.0)
 BOARD = BoardConfig(name="b0", kind="gamma", data_port="/dev/null", chips=2, safety=LIM)
@@ -231,32 +232,58 @@ async def test_silence_leads_to_a_probe_then_a_reconnect() -> None:
 # ---------------------------------------------------------------------------------------------- property
 
 finite = st.floats(min_value=-10.0, max_value=2000.0) | st.sampled_from([math.nan, math.inf, 0.0])
+requests = st.tuples(
+    st.just("request"), st.builds(Setpoint, finite, finite, st.sampled_from([1.0, 256.0, 0.5]))
+)
+advances = st.tuples(st.just("advance"), st.floats(0.0, 40.0))
 actions = st.one_of(
-    st.tuples(st.just("request"), st.builds(Setpoint, finite, finite, st.sampled_from([1.0, 256.0, 0.5]))),
+    requests,
+    advances,
+    requests,
+    advances,
     st.tuples(
         st.just("telemetry"),
         st.builds(Telemetry, st.none() | st.floats(0, 120), st.none() | st.floats(0, 140)),
     ),
     st.tuples(st.just("vin"), st.floats(3.0, 6.0)),
-    st.tuples(st.just("advance"), st.floats(0.0, 40.0)),
     st.tuples(
         st.just("fault"),
     ),
 )
 
 
-@settings(max_examples=40)
-@given(st.lists(actions, max_size=40))
+@settings(max_examples=60)
+@given(st.lists(actions, min_size=4, max_size=40))
 def test_the_chip_and_regulator_only_ever_see_in_envelope_values(seq: list[tuple[object, ...]]) -> None:
     """Drive the gate with arbitrary requests, readings and faults; decode every PLL write the chip received
     and every regulator command: all inside the envelope (voltage 0 = off allowed)."""
 
-    async def run() -> tuple[list[float], list[float]]:
+    async def run() -> tuple[list[float], list[float], list[float]]:
         clock = FakeClock()
         sup, _, ctl = make_sup(clock)
         chain, dev = await _chain()
         env = sup.envelope
-        await sup._apply(chain, env.safe_output())
+        core = ChainCore(chips=1, seed=0)  # the emulated chip: everything the host wrote goes into it
+        host = chain.transport
+        assert isinstance(host, LoopbackTransport)
+        seen: list[float] = []
+        t = 0.0
+
+        async def apply(out: Output) -> None:
+            nonlocal t
+            k = len(host.written)
+            await sup._apply(chain, out)
+            for data in host.written[k:]:
+                t += 1e-3
+                core.feed(data, t)
+                seen.append(core.chips[0].freq_hz / 1e6)
+
+        await apply(env.safe_output())
+        # start from a board that is running fast, then anything may happen
+        sup.request(Setpoint(1.3, 575.0, 1.0), 0)
+        for dt_s in (0.0, 10.0):
+            clock.t_ns += int(dt_s * 1e9)
+            await apply(env.tick())
         for act in seq:
             if act[0] == "request":
                 sup.request(act[1], 0)  # type: ignore[arg-type]
@@ -268,11 +295,12 @@ def test_the_chip_and_regulator_only_ever_see_in_envelope_values(seq: list[tuple
                 env.fault("chain_lost")
             else:
                 clock.t_ns += int(float(act[1]) * 1e9)  # type: ignore[arg-type]
-            out = env.tick()
-            await sup._apply(chain, out)
-        return _pll_writes(dev), ctl.voltages
+            await apply(env.tick())
+        return _pll_writes(dev), ctl.voltages, seen
 
-    freqs, volts = asyncio.run(run())
+    freqs, volts, seen = asyncio.run(run())
+    assert all(LIM.freq_min_mhz - 1e-9 <= f <= LIM.freq_max_mhz + 1e-9 for f in seen)
+    assert len(seen) >= len(freqs) >= 1  # every PLL write reached the emulated chip
     for f in freqs:
         assert LIM.freq_min_mhz - 1e-9 <= f <= LIM.freq_max_mhz + 1e-9
     for v in volts:
