@@ -29,6 +29,7 @@ import math
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -54,6 +55,9 @@ log = logging.getLogger(__name__)
 LIVE_QUEUE = 64
 #: Latency histogram buckets (s): 1 ms .. 100 s (an input step lasts n_sub * slot_ns plus overheads).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 100.0)
+#: Longest one input step may take before it is abandoned and counted as an error (host s; a step is
+#: n_sub * slot_ns of board time plus a few control ticks, so this only fires when the board is stuck).
+STEP_TIMEOUT_S = 30.0
 #: Wait after the last sub-slot for replies still on the wire (s; ~ a batch interval of the supervisor).
 PLAN_TAIL_S = 0.15
 
@@ -156,10 +160,19 @@ class SubstrateSource:
 
     def __init__(self, params: LiveParams, substrate: Substrate) -> None:
         self.reservoir = params.reservoir(substrate)
+        self._busy = threading.Lock()
+
+    def _run(self, x: float) -> np.ndarray:
+        try:
+            return np.asarray(self.reservoir.run(np.array([[x]]))[0])
+        finally:
+            self._busy.release()
 
     async def step(self, x: float) -> np.ndarray:
-        states = await asyncio.to_thread(self.reservoir.run, np.array([[x]]))
-        return np.asarray(states[0])
+        # one step at a time: a step abandoned by a timeout keeps the substrate until it returns
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("substrate still busy with an abandoned step")
+        return await asyncio.to_thread(self._run, x)
 
 
 class PlanSource:
@@ -307,8 +320,10 @@ class LiveService:
         registry: CollectorRegistry,
         clock: Callable[[], int] = time.monotonic_ns,
         queue_size: int = LIVE_QUEUE,
+        step_timeout_s: float = STEP_TIMEOUT_S,
     ) -> None:
         self.model = model
+        self.step_timeout_s = step_timeout_s
         self.source = source
         self.publish = publish
         self.metrics = LiveMetrics(registry)
@@ -341,7 +356,8 @@ class LiveService:
 
     async def step(self, seq: int, u: float, arrival_ns: int) -> dict[str, Any]:
         """Run one input and return its prediction message (also published and counted)."""
-        state = await self.source.step(self.model.params.scale(u))
+        async with asyncio.timeout(self.step_timeout_s):
+            state = await self.source.step(self.model.params.scale(u))
         y = float(np.asarray(self.model.readout.predict(state[None, :])).reshape(-1)[0])
         latency = (self.clock() - arrival_ns) / 1e9
         msg = {"seq": seq, "y": y, "latency_s": latency}
@@ -360,6 +376,9 @@ class LiveService:
                 self.metrics.queued.set(len(self._queue))
                 try:
                     await self.step(seq, u, arrival)
+                except TimeoutError:
+                    self.metrics.errors.inc()
+                    log.error("live: step %d abandoned after %g s (board stuck?)", seq, self.step_timeout_s)
                 except Exception:
                     self.metrics.errors.inc()
                     log.exception("live: step %d failed", seq)

@@ -66,9 +66,11 @@ async def _serve_and_ask(
     return got, registry
 
 
-async def _train(substrate: BoardSubstrate, n: int, seed: int, path: Path) -> LiveModel:
+async def _train(
+    substrate: BoardSubstrate, n: int, seed: int, path: Path, params: LiveParams = PARAMS
+) -> LiveModel:
     u = np.random.default_rng(seed).uniform(0.0, 1.0, n)
-    model = await asyncio.to_thread(train_live_model, substrate, list(u), list(u), PARAMS, alpha="gcv")
+    model = await asyncio.to_thread(train_live_model, substrate, list(u), list(u), params, alpha="gcv")
     model.save(path)
     return LiveModel.load(path)  # the service runs from the file, as deployed
 
@@ -90,10 +92,12 @@ async def test_live_service_answers_inputs_on_the_emulator(mosquitto: Broker, tm
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 async def test_live_predictions_track_the_input_on_the_emulator(mosquitto: Broker, tmp_path: Path) -> None:
+    long_slots = LiveParams(n_sub=4, slot_ns=1_000_000_000, seed=2, n_chips=2)  # ~100 nonces per chip
     with BoardSubstrate(sim=SimulateConfig(chips=2, time_scale=TIME_SCALE, seed=4)) as substrate:
-        model = await _train(substrate, 300, 5, tmp_path / "live.npz")
-        inputs = np.random.default_rng(6).uniform(0.0, 1.0, 60)
+        model = await _train(substrate, 200, 5, tmp_path / "live.npz", long_slots)
+        inputs = np.random.default_rng(6).uniform(0.0, 1.0, 80)
         got, _ = await _serve_and_ask(mosquitto, model, substrate, inputs)
     y = np.array([m["y"] for m in got])
-    assert np.corrcoef(y, inputs)[0, 1] > 0.3
+    assert np.corrcoef(y, inputs)[0, 1] > 0.4  # null: ~N(0, 0.1)

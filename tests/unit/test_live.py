@@ -161,6 +161,31 @@ async def test_a_failing_step_is_counted_and_the_service_goes_on() -> None:
         await _until(lambda: registry.get_sample_value("asicrc_live_errors_total") == 2)
 
 
+class StuckSource:
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def step(self, x: float) -> np.ndarray:
+        await self.release.wait()
+        return np.zeros(1)
+
+
+async def test_a_stuck_step_times_out_and_is_counted() -> None:
+    model, _, _ = _model(n=30)
+    registry = CollectorRegistry()
+    service = LiveService(model, StuckSource(), lambda m: None, registry=registry, step_timeout_s=0.01)
+    async with serving(service):
+        service.offer(b'{"seq": 1, "u": 0.2}')
+        await _until(lambda: registry.get_sample_value("asicrc_live_errors_total") == 1)
+
+
+def test_substrate_source_runs_one_step_at_a_time() -> None:
+    source = SubstrateSource(PARAMS, RateModelSubstrate())
+    assert source._busy.acquire(blocking=False)  # as if an abandoned step still held the substrate
+    with pytest.raises(RuntimeError, match="busy"):
+        asyncio.run(source.step(0.0))
+
+
 class FakeTarget:
     """A PlanTarget whose 'board' emits 1 event per 10 MHz of each granted setpoint, at the request time."""
 
