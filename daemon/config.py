@@ -171,7 +171,8 @@ class SimFault:
     """A fault injected into an emulated board ``at_s`` host seconds after start (demos, system tests).
 
     overheat: chip temperature forced to ``value`` C; brownout: input supply at ``value`` V for
-    ``duration_s``; unplug: the pty disappears for ``duration_s``.
+    ``duration_s``; unplug: the data pty hangs up and comes back at a new path behind the same link (a
+    replug; ``duration_s`` is not used).
     """
 
     at_s: float = _f(0.0, 0.0, 1e9)
