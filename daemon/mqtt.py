@@ -264,7 +264,12 @@ class MqttBridge:
     async def _command_loop(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-            result = await self._handle_command(payload)
+            try:
+                result = await self._handle_command(payload)
+            except Exception as exc:  # no payload may end the command loop: it is a refusal
+                self.stats.commands_refused += 1
+                log.warning("MQTT command refused: %s", type(exc).__name__)
+                result = {"ok": False, "reason": f"invalid command: {type(exc).__name__}"}
             self.publish_json("cmd/result", result)
 
     async def _handle_command(self, payload: bytes) -> dict[str, Any]:
