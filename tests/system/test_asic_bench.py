@@ -1,0 +1,115 @@
+"""``asicrc bench TASK -r asic --simulate`` end to end on an emulated board, and benchmarks/bench_asic.py.
+
+Tiny tasks (100 train / 50 test steps after the 200-step washout), 2 chips x 2 sub-slots of 50 ms at the
+fastest time scale the substrate allows (4 ms of host time per slot): each run takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.system
+
+ROOT = Path(__file__).resolve().parents[2]
+CHIPS, N_SUB, SLOT_NS, TIME_SCALE = 2, 2, 50_000_000, 12.5
+N_FEATURES = 6  # reservoir.features.FEATURES
+TINY = ["--n-train", "100", "--n-test", "50", "--seeds", "2"]
+ASIC = [
+    "-r",
+    "asic",
+    "--simulate",
+    "--chips",
+    str(CHIPS),
+    "--slot-ns",
+    str(SLOT_NS),
+    "--time-scale",
+    str(TIME_SCALE),
+    "--set",
+    f"n_sub={N_SUB}",
+]
+
+
+def _run(cmd: list[str]) -> Any:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, proc.stdout  # exactly one JSON object on stdout
+    return json.loads(lines[0])
+
+
+def _check_interval(value: float, ci: list[float]) -> None:
+    assert len(ci) == 2 and all(math.isfinite(x) for x in ci)
+    assert ci[0] <= value + 1e-12 and value <= ci[1] + 1e-12
+
+
+@pytest.mark.parametrize("task, metric", [("narma10", "nmse"), ("memory-capacity", "mc")])
+def test_asic_bench_on_the_emulator(task: str, metric: str) -> None:
+    out = _run([sys.executable, "-m", "daemon", "bench", task, *ASIC, *TINY, "--json"])
+    assert out["task"] == task and out["reservoir"] == "asic" and out["metric"] == metric
+    assert out["state_dim"] == CHIPS * N_SUB * N_FEATURES
+    assert out["n_train"] == 100 and out["n_test"] == 50 and out["seeds"] == [0, 1]
+    value = out["value"]
+    assert math.isfinite(value) and value == pytest.approx(sum(out["per_seed"]) / 2)
+    _check_interval(value, out["ci95"])
+    if metric == "mc":
+        assert 0.0 <= value <= 50.0  # a sum of 50 squared correlations
+    else:
+        assert value > 0.0
+    # the shot-noise floor at the measured event count: ~100 nonces/s per chip at 400-575 MHz, 50 ms slots
+    nf = out["noise_floor"]
+    m = nf["mean_count_per_slot"]
+    assert 1.0 < m < 20.0
+    assert nf["count"] == pytest.approx(1.0 / math.sqrt(m))
+    assert nf["log_iv_mean"] == pytest.approx((math.pi / math.sqrt(6.0)) / math.sqrt(m - 1.0))
+    # the matched poisson-null: same seeds and slots, at the rate the asic run measured
+    null = out["null"]
+    assert math.isfinite(null["value"]) and len(null["per_seed"]) == 2
+    _check_interval(null["value"], null["ci95"])
+    assert null["rate_hz"] == pytest.approx(m / (SLOT_NS / 1e9))
+
+
+def test_bench_asic_script_puts_baselines_of_equal_size_beside_asic() -> None:
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "bench_asic.py"),
+        "--tasks",
+        "narma10",
+        "--seeds",
+        "2",
+        "--chips",
+        str(CHIPS),
+        "--n-sub",
+        str(N_SUB),
+        "--slot-ns",
+        str(SLOT_NS),
+        "--time-scale",
+        str(TIME_SCALE),
+        "--narma-train",
+        "100",
+        "--narma-test",
+        "50",
+        "--json",
+    ]
+    out = _run(cmd)
+    assert out["params"]["chips"] == CHIPS and out["params"]["n_sub"] == N_SUB
+    (row,) = out["rows"]
+    dim = CHIPS * N_SUB * N_FEATURES
+    assert row["task"] == "narma10" and row["state_dim"] == dim
+    for kind in ("asic", "delay-line", "esn"):
+        assert row[kind]["state_dim"] == dim, kind
+        assert row[kind]["seeds"] == [0, 1] and row[kind]["n_train"] == 100
+    diff = row["asic_minus_null"]
+    expect = [a - b for a, b in zip(row["asic"]["per_seed"], row["asic"]["null"]["per_seed"], strict=True)]
+    assert diff["per_seed"] == pytest.approx(expect)
+    _check_interval(diff["value"], diff["ci95"])
+    # the software ESN of the same size beats the shot-noise-limited rate code on NARMA10 by far
+    assert row["esn"]["value"] < row["asic"]["null"]["value"]
