@@ -25,6 +25,7 @@ import numpy as np
 from bench_mqtt import mosquitto  # the script directory is on sys.path
 from prometheus_client import CollectorRegistry
 
+from daemon.collect import SOCKET_OPTIONS
 from daemon.config import SimulateConfig
 from daemon.live import (
     STEP_TIMEOUT_S,
@@ -64,7 +65,9 @@ async def measure(port: int, substrate: Substrate, params: LiveParams, n_inputs:
     service_lat: list[float] = []
     round_trip: list[float] = []
     try:
-        async with aiomqtt.Client("127.0.0.1", port, identifier="bench-client") as cli:
+        async with aiomqtt.Client(
+            "127.0.0.1", port, identifier="bench-client", socket_options=SOCKET_OPTIONS
+        ) as cli:
             await cli.subscribe("asicrc/bench/live/prediction", qos=1)
             async with asyncio.timeout(10):
                 await loop.subscribed.wait()
@@ -94,17 +97,19 @@ async def measure(port: int, substrate: Substrate, params: LiveParams, n_inputs:
     }
 
 
-async def main_async(n_inputs: int) -> list[dict[str, Any]]:
+async def main_async(n_inputs: int, nodelay: bool) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    with mosquitto() as port:
+    with mosquitto(nodelay=nodelay) as port:
         for name, kind, chips, scale, params in CONFIGS:
-            step_ms = params.n_sub * params.slot_ns / 1e6 / scale
+            step_ms = 0.0 if kind == "rate-model" else params.n_sub * params.slot_ns / 1e6 / scale
             if kind == "emulator":
                 with BoardSubstrate(sim=SimulateConfig(chips=chips, time_scale=scale, seed=3)) as sub:
                     r = await measure(port, sub, params, n_inputs)
             else:
                 r = await measure(port, RateModelSubstrate(rate_hz=20_000.0, seed=1), params, n_inputs)
-            out.append({"config": name, "inputs": n_inputs, "board_step_ms": step_ms, **r})
+            out.append(
+                {"config": name, "nodelay": nodelay, "inputs": n_inputs, "board_step_ms": step_ms, **r}
+            )
             print(f"  {name} done", file=sys.stderr)
     return out
 
@@ -112,13 +117,17 @@ async def main_async(n_inputs: int) -> list[dict[str, Any]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--inputs", type=int, default=100, help="inputs per configuration (default 100)")
+    ap.add_argument(
+        "--nagle", action="store_true", help="leave mosquitto's set_tcp_nodelay off (its default)"
+    )
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = ap.parse_args()
-    results = asyncio.run(main_async(args.inputs))
+    results = asyncio.run(main_async(args.inputs, nodelay=not args.nagle))
     if args.json:
         print(json.dumps({"benchmark": "live", "results": results}))
         return
-    print("Live service latency through a local mosquitto (ms; inputs sent one at a time)")
+    nd = "off (Nagle)" if args.nagle else "on"
+    print(f"Live service latency through a local mosquitto, set_tcp_nodelay {nd} (ms; one input at a time)")
     head = ("config", "board step", "service med", "service p99", "rtt med", "rtt p99", "missed")
     print(f"{head[0]:<22}" + "".join(f"{h:>12}" for h in head[1:]))
     for r in results:

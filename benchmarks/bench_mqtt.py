@@ -65,13 +65,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def mosquitto() -> Iterator[int]:
-    """A throwaway anonymous broker on a free loopback port; yields the port."""
+def mosquitto(nodelay: bool = False) -> Iterator[int]:
+    """A throwaway anonymous broker on a free loopback port; yields the port. ``nodelay``: the broker sets
+    TCP_NODELAY (mosquitto's ``set_tcp_nodelay``; off by default, so Nagle delays small messages)."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         conf = Path(tmp) / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n")
+        lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence false", "user root"]
+        if nodelay:
+            lines.append("set_tcp_nodelay true")
+        conf.write_text("\n".join(lines) + "\n")
         proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 10

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 RECORDER_QUEUE = 4096
 #: Outgoing messages buffered by :class:`MqttLoop` while disconnected (oldest dropped, counted).
 OUT_BUFFER = 1000
+#: Socket options of every client made here: TCP_NODELAY, so small messages (live inputs and predictions)
+#: are not held back by Nagle's algorithm waiting for the peer's delayed ACK (~40 ms per hop on Linux).
+SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 #: Version tag of the readout file written by :func:`save_readout`.
 READOUT_FORMAT = "asicrc-readout/1"
 #: Statistics keys inside a readout file (``stats_<key>``), as in ``RidgeStats.to_dict``.
@@ -246,6 +250,7 @@ def settings_client(settings: MqttSettings, identifier: str) -> aiomqtt.Client:
         identifier=identifier,
         tls_context=tls,
         timeout=10.0,
+        socket_options=SOCKET_OPTIONS,
     )
 
 
