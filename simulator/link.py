@@ -23,10 +23,16 @@ FTDI_PACKET_PAYLOAD = 62
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One chunk reaching the host: delivery time (s), the bytes, and the emission times of its replies."""
+    """One chunk reaching the host: delivery time (s), the bytes, and the ground-truth rows it completes.
+
+    ``truth_lo:truth_hi`` indexes :attr:`IdealLink.truth`: the replies whose last byte is in this chunk (an
+    empty range when the link does not record).
+    """
 
     t: float
     data: bytes
+    truth_lo: int = 0
+    truth_hi: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +62,12 @@ class IdealLink:
         self._deliver(emit_s, end, data)
 
     def _deliver(self, emit_s: float, end: float, data: bytes) -> None:
-        self._queue.append(Delivery(end, data))
         if self.record:
             self.truth.append(GroundTruth(emit_s, end, end, data))
+            n = len(self.truth)
+            self._queue.append(Delivery(end, data, n - 1, n))
+        else:
+            self._queue.append(Delivery(end, data))
 
     def pop_ready(self, t: float) -> list[Delivery]:
         """Chunks delivered at or before ``t``."""
@@ -97,10 +106,11 @@ class FtdiLink(IdealLink):
         return self._last_flush + k * self.latency_s
 
     def _flush(self, t: float) -> None:
-        self._queue.append(Delivery(t, bytes(self._buf)))
+        lo = len(self.truth)
         if self.record:
             for emit_s, end, frame in self._pending_truth:
                 self.truth.append(GroundTruth(emit_s, end, t, frame))
+        self._queue.append(Delivery(t, bytes(self._buf), lo, len(self.truth)))
         self._pending_truth.clear()
         self._buf.clear()
         self._last_flush = t

@@ -4,20 +4,28 @@
 :class:`~simulator.bitaxe_raw.BitaxeRawDevice`. Host bytes are fed to the core at the current simulated time;
 replies are written to the data pty when the link model delivers them. Simulated time runs at ``speed`` times
 the injected clock. The pty itself has no baud: the chain's baud (register 0x28) sets the link's line rate.
+
+Punctuality: the next due reply is scheduled on a Linux ``timerfd`` the event loop watches, so writes land
+within tens of microseconds of their modelled delivery time; asyncio's own timers round up to the 1 ms
+resolution of ``epoll_wait`` (they are the fallback where ``timerfd`` is missing). Ground truth keeps the
+modelled times (deterministic from the seed) and adds the host time each reply's last byte was written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import fcntl
 import logging
+import math
 import os
 import random
 import struct
 import time
 import tty
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +40,10 @@ from simulator.physics import PhysicsParams
 
 log = logging.getLogger(__name__)
 
-#: Shortest scheduler sleep (s, real time): deliveries due within it are written together. Bounds the
-#: emulator's own write lateness (and CPU use at high reply rates); measured against ground truth in tests.
-MIN_TICK_S = 0.0005
+#: Shortest gap (s, real time) between two scheduler wakes: a CPU guard at firehose rates, where replies
+#: due within it of the previous wake are written together. A reply due later than that after the previous
+#: wake is written at its own time (measured: benchmarks/bench_timestamps.py, docs/emulator.md).
+MIN_TICK_S = 0.0001
 #: Longest scheduler sleep (s, real time) when nothing is due, so physics and time stay fresh.
 MAX_IDLE_S = 0.05
 #: Reply bytes held for a host that is not reading before the oldest are dropped (a UART overrun).
@@ -43,6 +52,59 @@ MAX_PENDING_OUT = 1 << 20
 TCGETS2 = 0x802C542A
 #: Largest host/chain baud mismatch a UART tolerates (8N1 sampling mid-bit over 10 bits: ~5 %).
 BAUD_TOLERANCE = 0.05
+#: timerfd constants from <sys/timerfd.h> / <time.h> (Linux): CLOCK_MONOTONIC is the clock of
+#: time.monotonic_ns; TFD_TIMER_ABSTIME arms at an absolute time.
+CLOCK_MONOTONIC = 1
+TFD_NONBLOCK = os.O_NONBLOCK
+TFD_CLOEXEC = os.O_CLOEXEC
+TFD_TIMER_ABSTIME = 1
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+class TimerFd:
+    """A one-shot CLOCK_MONOTONIC ``timerfd`` (Linux, via libc): readable at the armed deadline (ns).
+
+    An event loop watching it wakes within the kernel's hrtimer precision (tens of us) instead of asyncio's
+    1 ms timer granularity. Raises OSError where timerfd is unavailable.
+    """
+
+    def __init__(self) -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            self._settime = libc.timerfd_settime
+        except (OSError, AttributeError) as exc:
+            raise OSError(errno.ENOSYS, f"timerfd unavailable: {exc}") from exc
+        self._settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+        fd = int(libc.timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC))
+        if fd < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"timerfd_create: {os.strerror(err)}")
+        self.fd = fd
+        self._spec = _Itimerspec()
+
+    def arm(self, deadline_ns: int) -> None:
+        """Fire once at ``deadline_ns`` (time.monotonic_ns scale); a deadline in the past fires at once."""
+        deadline_ns = max(deadline_ns, 1)  # 0 would disarm
+        self._spec.it_value.tv_sec, self._spec.it_value.tv_nsec = divmod(deadline_ns, 1_000_000_000)
+        if self._settime(self.fd, TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"timerfd_settime: {os.strerror(err)}")
+
+    def drain(self) -> None:
+        """Consume the expiry count so the fd is no longer readable."""
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            os.read(self.fd, 8)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
 
 
 @dataclass
@@ -78,6 +140,11 @@ class _Pty:
         self.path = os.ttyname(self.slave)
         self.out = bytearray()
         self.dropped = 0
+        #: Bytes ever queued / ever written or dropped, and (stream end offset, truth_lo, truth_hi) of each
+        #: queued chunk that completes ground-truth replies, to stamp their actual write time.
+        self.queued = 0
+        self.done = 0
+        self.marks: deque[tuple[int, int, int]] = deque()
 
     def close(self) -> None:
         for fd in (self.master, self.slave):
@@ -112,8 +179,10 @@ class SimulatedBoard:
         self.reopen_count = 0
         self._data: _Pty | None = None
         self._ctrl: _Pty | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._timer: TimerFd | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._last_tick_ns = 0
+        self._write_ns: list[int] = []
         self._silent_until = -1.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.on_reopen: list[Callable[[str], None]] = []
@@ -126,15 +195,24 @@ class SimulatedBoard:
         self._data = self._open(self._on_data)
         self._ctrl = self._open(self._on_ctrl)
         self._update_links()
-        self._task = asyncio.create_task(self._run(), name=f"sim-{self.config.name}")
+        try:
+            self._timer = TimerFd()
+        except OSError as exc:  # not Linux: asyncio timers (1 ms granularity) instead
+            log.debug("%s: no timerfd (%s); using asyncio timers", self.config.name, exc)
+        else:
+            self._loop.add_reader(self._timer.fd, self._on_timer)
+        self._tick()
 
     async def stop(self) -> None:
         """Stop serving, close the ptys, write the ground truth file if one was asked for."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._timer is not None:
+            assert self._loop is not None
+            self._loop.remove_reader(self._timer.fd)
+            self._timer.close()
+            self._timer = None
         for p in (self._data, self._ctrl):
             if p is not None:
                 self._close(p)
@@ -168,8 +246,15 @@ class SimulatedBoard:
 
     @property
     def ground_truth(self) -> list[GroundTruth]:
-        """Exact emit / wire-end / delivery time (simulated s) of every reply (``record_truth`` only)."""
+        """Modelled emit / wire-end / delivery time (simulated s) of every reply (``record_truth`` only)."""
         return self.link.truth
+
+    @property
+    def write_ns(self) -> list[int]:
+        """Per :attr:`ground_truth` row: the injected clock (ns) right after the ``os.write`` that put the
+        reply's last byte into the pty; -1 if never (pending, dropped on overrun, silenced, reopened)."""
+        w = self._write_ns
+        return w + [-1] * (len(self.link.truth) - len(w))
 
     def sim_now(self) -> float:
         """Simulated seconds since start."""
@@ -210,11 +295,12 @@ class SimulatedBoard:
         return self._garble_rng.randbytes(len(data))
 
     def write_truth(self, path: str) -> None:
-        """Ground truth as CSV: ``emit_s,wire_end_s,deliver_s,frame_hex``."""
+        """Ground truth as CSV: ``emit_s,wire_end_s,deliver_s,frame_hex,write_ns`` (simulated s; write_ns is
+        the host clock in ns after the reply's last byte was written to the pty, -1 if never)."""
         with open(path, "w", encoding="ascii") as f:
-            f.write("emit_s,wire_end_s,deliver_s,frame_hex\n")
-            for g in self.link.truth:
-                f.write(f"{g.emit_s:.9f},{g.wire_end_s:.9f},{g.deliver_s:.9f},{g.frame.hex()}\n")
+            f.write("emit_s,wire_end_s,deliver_s,frame_hex,write_ns\n")
+            for g, w in zip(self.link.truth, self.write_ns, strict=True):
+                f.write(f"{g.emit_s:.9f},{g.wire_end_s:.9f},{g.deliver_s:.9f},{g.frame.hex()},{w}\n")
 
     # ---- faults ----------------------------------------------------------------------------------------
     def inject(self, fault: Fault | dict[str, Any]) -> dict[str, Any]:
@@ -238,8 +324,7 @@ class SimulatedBoard:
             else:
                 self._reopen()
                 ack["data"] = self.data_path
-        self._pump()
-        self._wake.set()
+        self._tick()
         return ack
 
     # ---- internals -------------------------------------------------------------------------------------
@@ -300,8 +385,7 @@ class SimulatedBoard:
         if self.baud_mismatch():
             data = self._garble(data)
         self.core.feed(data, t)
-        self._pump()
-        self._wake.set()
+        self._tick()
 
     def _on_ctrl(self) -> None:
         p = self._ctrl
@@ -312,8 +396,7 @@ class SimulatedBoard:
             reply = self.device.feed(data, self.sim_now())
             if reply:
                 self._write(p, reply)
-            self._pump()
-            self._wake.set()
+            self._tick()
 
     def _pump(self) -> None:
         """Move due replies core -> faults -> link -> pty at the current simulated time."""
@@ -331,41 +414,75 @@ class SimulatedBoard:
         if faults.garbage:
             link.push(t, faults.take_garbage(), core.baud)
         ready = link.pop_ready(t)
-        if ready and self._data is not None and t >= self._silent_until:
+        p = self._data
+        if ready and p is not None and t >= self._silent_until:
+            end = p.queued
+            for d in ready:
+                end += len(d.data)
+                if d.truth_hi > d.truth_lo:
+                    p.marks.append((end, d.truth_lo, d.truth_hi))
             out = b"".join(d.data for d in ready)
-            self._write(self._data, self._garble(out) if self.baud_mismatch() else out)
+            self._write(p, self._garble(out) if self.baud_mismatch() else out)
 
     def _write(self, p: _Pty, data: bytes) -> None:
         p.out += data
+        p.queued += len(data)
         if len(p.out) > MAX_PENDING_OUT:
             cut = len(p.out) - MAX_PENDING_OUT
             del p.out[:cut]
             p.dropped += cut
+            self._written(p, cut, -1)
         self._flush(p)
+
+    def _written(self, p: _Pty, n: int, t_ns: int) -> None:
+        """``n`` more bytes of ``p`` left the queue at ``t_ns`` (-1: dropped): stamp the replies they end."""
+        p.done += n
+        marks, w = p.marks, self._write_ns
+        while marks and marks[0][0] <= p.done:
+            _, lo, hi = marks.popleft()
+            if t_ns < 0:
+                continue
+            if len(w) < hi:
+                w.extend([-1] * (hi - len(w)))
+            w[lo:hi] = [t_ns] * (hi - lo)
 
     def _flush(self, p: _Pty) -> None:
         assert self._loop is not None
         try:
             n = os.write(p.master, p.out)
+            t_ns = self.clock()  # ground truth: the host time these bytes reached the pty
         except (BlockingIOError, InterruptedError):
-            n = 0
+            n = t_ns = 0
         except OSError as exc:  # host side gone in a way we cannot serve: drop, keep running
             log.debug("%s: write failed: %s", self.config.name, exc)
-            n = len(p.out)
+            n, t_ns = len(p.out), -1
         del p.out[:n]
+        if n:
+            self._written(p, n, t_ns)
         if p.out:
             self._loop.add_writer(p.master, self._flush, p)
         else:
             self._loop.remove_writer(p.master)
 
-    async def _run(self) -> None:
-        speed = self.config.speed
-        while True:
-            self._pump()
-            now = self.sim_now()
-            nxt = min(self.core.next_event_time(), self.link.next_delivery())
-            delay = min(max((nxt - now) / speed, MIN_TICK_S), MAX_IDLE_S)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
+    def _on_timer(self) -> None:
+        assert self._timer is not None
+        self._timer.drain()
+        self._tick()
+
+    def _tick(self) -> None:
+        """Write what is due now, then arm the wake for the next due reply or chip event (real time)."""
+        self._pump()
+        now_ns = time.monotonic_ns()
+        earliest = self._last_tick_ns + round(MIN_TICK_S * 1e9)
+        self._last_tick_ns = now_ns
+        if self._loop is None or self._data is None:
+            return
+        nxt = min(self.core.next_event_time(), self.link.next_delivery())
+        delay_s = min(max((nxt - self.sim_now()) / self.config.speed, 0.0), MAX_IDLE_S)
+        deadline = max(now_ns + math.ceil(delay_s * 1e9), earliest)
+        if self._timer is not None:
+            self._timer.arm(deadline)
+        else:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._handle = self._loop.call_at(deadline / 1e9, self._tick)
