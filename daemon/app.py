@@ -26,7 +26,7 @@ from daemon.events import Pipeline
 from daemon.http import HttpServer, make_app
 from daemon.notify import Notifier, watchdog_interval_s, watchdog_loop
 from daemon.plans import ProgressStore, SweepProgress, run_plan, write_json_atomic
-from daemon.recorder import Recorder, RecorderPolicy, new_run_id, recover_all
+from daemon.recorder import Recorder, RecorderPolicy, make_dir, new_run_id, recover_all
 from daemon.safety import Setpoint, Source
 from daemon.sim_boards import SimBoard, inject_fault, start_sim_boards
 from daemon.state import DaemonState
@@ -57,9 +57,12 @@ class StateDirError(OSError):
 
 
 def check_state_dir(path: Path) -> None:
-    """Create ``path`` if needed and prove it is writable; raise :class:`StateDirError` naming it if not."""
+    """Create ``path`` if needed (mode 0750 whatever the umask) and prove it is writable.
+
+    Raises :class:`StateDirError` naming it if not.
+    """
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_dir(path)
         fd, probe = tempfile.mkstemp(prefix=".probe-", dir=path)
         os.close(fd)
         os.unlink(probe)
@@ -174,7 +177,10 @@ class Daemon:
             self.state_ok = False
             self.state.recorder.healthy = False
             self.state.recorder.last_error = str(exc)
-            log.error("%s; running without recordings or saved plan progress", exc)
+            log.error(
+                "%s; recordings, status.json and plan progress are dropped (counted) and retried until it is",
+                exc,
+            )
         specs = list(self._configured_boards())
         if self.simulate:
             specs.extend(await self._start_sim())
@@ -196,8 +202,8 @@ class Daemon:
             self.boards[board.name] = BoardRuntime(sup)
         if not self.boards:
             return
-        if cfg.recorder.enabled and self.state_ok:
-            await self._start_recorder()
+        if cfg.recorder.enabled:
+            await self._start_recorder()  # on an unwritable state dir it counts, drops and retries
         if cfg.http.enabled or self.http_addr is not None:
             host, port = self.http_addr or (cfg.http.host, cfg.http.port)
             self.http = HttpServer(make_app(self.state), host, port)
@@ -217,8 +223,12 @@ class Daemon:
         self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
         wd = watchdog_interval_s()
         if wd:
+            # the ping proves the event loop runs; board health goes to STATUS= (and /healthz), never to the
+            # watchdog: failed boards must not make systemd restart the daemon in a loop
             self._tasks.append(
-                asyncio.create_task(watchdog_loop(self.notifier, wd, lambda: self.state.health()[0]))
+                asyncio.create_task(
+                    watchdog_loop(self.notifier, wd, report=self.state.health), name="watchdog"
+                )
             )
 
     def _configured_boards(self) -> list[BoardSpec]:
@@ -285,7 +295,11 @@ class Daemon:
     async def _start_recorder(self) -> None:
         rc = self.cfg.recorder
         root = self.state_dir / rc.dir
-        recovered = await asyncio.to_thread(recover_all, root)
+        try:
+            recovered = await asyncio.to_thread(recover_all, root)
+        except OSError as exc:  # unreadable state dir: the recorder's own open() counts and retries
+            log.error("cannot recover recordings under %s: %s", root, exc)
+            recovered = []
         for r in recovered:
             log.warning("recovered torn segment: %s", r.to_json())
         run_dir = root / new_run_id()
@@ -323,12 +337,17 @@ class Daemon:
             host=m.host,
             port=m.port,
             tls=m.tls,
+            ca_file=m.ca_file or None,
             username=m.username or None,
             password=m.password or None,
             topic_root=m.topic_root,
             token=m.token or None,
+            status_interval_s=m.status_interval_s,
+            buffer_messages=m.buffer_messages,
+            homeassistant=m.homeassistant,
         )
         bridge = MqttBridge(settings, self.state.to_status, self._command)
+        self.state.mqtt = bridge.stats
         self.pipeline.add_listener("mqtt", bridge.publish_events)
         for rt in self.boards.values():
             rt.sup.on_summary = bridge.publish_summary
@@ -386,7 +405,7 @@ class Daemon:
             self.pipeline.log(rt.sup.name, "plan", {"event": "stopped"})
 
     async def _run_plans(self, sup: BoardSupervisor, plans: list[PlanConfig]) -> None:
-        store = SafeProgressStore(self.state_dir / "plans") if self.state_ok else None
+        store = SafeProgressStore(self.state_dir / "plans")  # an unwritable dir: logged once, retried
         for plan in plans:
             log.info("board %s: plan %s (%s) starting", sup.name, plan.name, plan.kind)
             self.pipeline.log(sup.name, "plan", {"plan": plan.name, "event": "start"})
@@ -413,13 +432,16 @@ class Daemon:
             rec = self.state.recorder
             lines.append(f"recorder: {rec.rows} rows, {rec.segments} segments, healthy={rec.healthy}")
             log.info("status\n  %s", "\n  ".join(lines))
-            self.notifier.status("; ".join(lines[:-1])[:200])
+            ok, reason = self.state.health()
+            head = "" if ok else f"UNHEALTHY ({reason}); "
+            self.notifier.status((head + "; ".join(lines[:-1]))[:200])
             await self._write_status()
 
     async def _write_status(self, final: bool = False) -> None:
-        """``<state dir>/status.json``: the /status snapshot, rewritten atomically (and once at exit)."""
-        if not self.state_ok:
-            return
+        """``<state dir>/status.json``: the /status snapshot, rewritten atomically (and once at exit).
+
+        Errors (an unwritable state dir) are logged at debug level and the next interval tries again.
+        """
         snap = self.state.to_status()
         snap["final"] = final
         snap["supervisors"] = {

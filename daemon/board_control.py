@@ -5,6 +5,9 @@
   carries I2C to the regulator and fan controller (:mod:`drivers.parts`) and the ASIC reset GPIO. The same
   class drives the emulated boards of ``--simulate`` (the simulator emulates the firmware and the parts).
 * :class:`BoardSpec` / :func:`serial_factory`: how the daemon reaches one board (ports, control, timing).
+
+Fan duty and tach are not safety inputs, so they are not in :class:`~daemon.safety.Telemetry`: a control
+that measures them keeps the reading taken with the last telemetry in ``last_fan`` (:func:`fan_reading`).
 """
 
 from __future__ import annotations
@@ -21,10 +24,25 @@ from drivers.bitaxe_raw import BitaxeRaw
 from drivers.chain import ChainTiming
 from drivers.i2c import I2CError
 from drivers.parts.board import BoardPower, board_power
+from drivers.parts.emc2101 import EMC2101
 from drivers.parts.errors import PowerError
 from drivers.transport import ResetLine, SerialTransport, Transport, TransportError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FanReading:
+    """Fan state read with the telemetry: ``duty`` 0..1 (PWM setting), ``rpm`` from the tach (None: none)."""
+
+    duty: float | None = None
+    rpm: float | None = None
+
+
+def fan_reading(control: object) -> FanReading | None:
+    """The fan reading a control took with its last telemetry (None when it does not measure the fan)."""
+    fan = getattr(control, "last_fan", None)
+    return fan if isinstance(fan, FanReading) else None
 
 
 class BoardControl(Protocol):
@@ -91,6 +109,7 @@ class PartsControl:
         self._raw: BitaxeRaw | None = None
         self._power: BoardPower | None = None
         self._off_warned = False
+        self.last_fan: FanReading | None = None
 
     @property
     def reset_line(self) -> ResetLine | None:
@@ -136,10 +155,19 @@ class PartsControl:
             raise TransportError(f"fan not set: {exc}") from exc
 
     async def read_telemetry(self) -> Telemetry:
+        parts = self._parts()
         try:
-            t = await self._parts().read_telemetry()
+            t = await parts.read_telemetry()
         except (I2CError, PowerError, TimeoutError) as exc:
             raise TransportError(f"telemetry read failed: {exc}") from exc
+        rpm: float | None = None
+        fan = getattr(parts, "fan", None)  # the EMC2101 of UltraPower / Tps546Power
+        if isinstance(fan, EMC2101):
+            try:
+                rpm = await fan.read_fan_rpm()
+            except I2CError:  # a fan controller NACKing its tach is not a reason to reconnect
+                rpm = None
+        self.last_fan = FanReading(None if t.fan_pct is None else t.fan_pct / 100.0, rpm)
         return Telemetry(
             chip_temp_c=t.chip_temp_c, regulator_temp_c=t.vr_temp_c, power_w=t.power_w, input_voltage_v=t.vin
         )

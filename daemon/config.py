@@ -139,16 +139,24 @@ class HttpConfig:
 
 @dataclass(frozen=True, slots=True)
 class MqttConfig:
-    """Optional MQTT export (off by default)."""
+    """Optional MQTT export (off by default). Units: s, messages.
+
+    ``ca_file``: PEM CA bundle to verify the broker with (``tls = true``; "" = the system CAs); it must exist
+    when MQTT is enabled. ``password`` and ``token`` are secrets: never logged nor shown in ``/status``.
+    """
 
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = _f(1883, 1, 65535)
     tls: bool = False
+    ca_file: str = ""
     username: str = ""
     password: str = ""
     topic_root: str = "asicrc"
     token: str = ""
+    status_interval_s: float = _f(10.0, 0.1, 3600.0)  # the status topic's period
+    buffer_messages: int = _f(1000, 10, 1_000_000)  # outage buffer; the oldest are dropped (counted) beyond
+    homeassistant: bool = False  # Home Assistant MQTT discovery for a few status values
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +335,18 @@ def _check_plan(path: str, p: PlanConfig, board_names: set[str]) -> None:
             raise ConfigError(f"{path}.freq_lo_mhz", msg)
 
 
+def _check_mqtt(m: MqttConfig) -> None:
+    """``ca_file`` needs ``tls``, and must be a readable file when MQTT is enabled (checked at start)."""
+    if not m.ca_file:
+        return
+    if not m.tls:
+        raise ConfigError("mqtt.ca_file", f"value {m.ca_file!r} is set but tls = false; set tls = true")
+    if m.enabled and not Path(m.ca_file).is_file():
+        raise ConfigError(
+            "mqtt.ca_file", f"value {m.ca_file!r}: no such file (a PEM CA certificate to verify the broker)"
+        )
+
+
 def parse_config(data: dict[str, Any]) -> Config:
     """Validate a parsed TOML document. Raises :class:`ConfigError` naming the key on any problem."""
     known = {f.name for f in dataclasses.fields(Config)}
@@ -374,6 +394,7 @@ def parse_config(data: dict[str, Any]) -> Config:
         if any(p.name == plan.name for p in plans):
             raise ConfigError(f"{path}.name", f"value {plan.name!r} is used by another plan")
         plans.append(plan)
+    _check_mqtt(cfg.mqtt)
     t = cfg.timing
     if t.reconnect_min_s > t.reconnect_max_s:
         raise ConfigError("timing.reconnect_min_s", f"value {t.reconnect_min_s} above reconnect_max_s")

@@ -1,8 +1,12 @@
 """Prometheus metrics: one custom collector that reads :class:`~daemon.state.DaemonState` at scrape time.
 
 Naming (design.md): prefix ``asicrc_``, base units in names, counters end ``_total``, labels ``board`` and
-``chip`` at most (safety reasons and per-subscriber drops are in ``/status`` and the recording log, not in
-labels). ``asicrc_build_info`` carries ``version`` and ``python`` labels, as build-info metrics do.
+``chip``, plus two small closed sets: ``reason`` of ``asicrc_safety_trips_total`` (the safety envelope's trip
+reasons: brownout, chip_overheat, regulator_overheat, overpower, ...; a sample appears with the first trip)
+and ``result`` (accepted|refused) of ``asicrc_mqtt_commands_total``. Gate refusal reasons and per-subscriber
+drops are in ``/status`` and the recording log, not in labels. ``asicrc_build_info`` carries ``version`` and
+``python`` labels, as build-info metrics do. The ``asicrc_mqtt_*`` families exist only while the MQTT bridge
+is configured.
 
 Use :func:`make_registry` (its own :class:`CollectorRegistry`, never the global one) and :func:`render`.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -25,6 +30,9 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from daemon.state import INTERARRIVAL_BUCKETS_S, BoardState, DaemonState
+
+if TYPE_CHECKING:
+    from daemon.mqtt import MqttStats
 
 #: Name of the pipeline subscriber whose queue drops are exported as ``asicrc_recorder_queue_dropped_rows``.
 RECORDER_SUBSCRIBER = "recorder"
@@ -76,8 +84,11 @@ class StateCollector(Collector):
         yield from _per_chip(boards)
         yield from _per_board(boards)
         yield _histogram(boards)
+        yield _trips(boards)
         yield from _recorder(st)
         yield from _pipeline(st)
+        if st.mqtt is not None:
+            yield from _mqtt(st.mqtt)
 
 
 def _per_chip(boards: list[BoardState]) -> Iterator[Metric]:
@@ -143,6 +154,39 @@ def _per_board(boards: list[BoardState]) -> Iterator[Metric]:
     yield from fams
 
 
+def _trips(boards: list[BoardState]) -> Metric:
+    fam = CounterMetricFamily(
+        "asicrc_safety_trips",
+        "Safety trips (board forced to its safe state), by board and reason.",
+        labels=["board", "reason"],
+    )
+    for b in boards:
+        for reason, n in sorted(b.trips.items()):
+            fam.add_metric([b.name, reason], float(n))
+    return fam
+
+
+def _mqtt(m: MqttStats) -> Iterator[Metric]:
+    yield _gauge(
+        "asicrc_mqtt_connected", "1 while the MQTT bridge is connected to its broker.", float(m.connected)
+    )
+    yield _counter(
+        "asicrc_mqtt_reconnects", "MQTT connection attempts after a loss or failure.", m.reconnects
+    )
+    yield _counter(
+        "asicrc_mqtt_published_messages",
+        "MQTT messages taken by the broker (events, status...).",
+        m.published,
+    )
+    yield _counter(
+        "asicrc_mqtt_dropped_messages", "MQTT messages dropped from the full outage buffer.", m.dropped
+    )
+    cmds = CounterMetricFamily("asicrc_mqtt_commands", "MQTT commands by result.", labels=["result"])
+    cmds.add_metric(["accepted"], float(m.commands_accepted))
+    cmds.add_metric(["refused"], float(m.commands_refused))
+    yield cmds
+
+
 def _histogram(boards: list[BoardState]) -> Metric:
     hist = HistogramMetricFamily(
         "asicrc_nonce_interval_seconds", "Time between consecutive nonces of a board.", labels=["board"]
@@ -179,7 +223,12 @@ def _recorder(st: DaemonState) -> Iterator[Metric]:
     )
     yield _counter("asicrc_recorder_write_errors", "Write errors (disk full, read-only...).", r.write_errors)
     yield _counter(
-        "asicrc_recorder_error_dropped_rows", "Rows dropped by write errors.", r.error_dropped_rows
+        "asicrc_recorder_error_dropped_rows", "Event rows dropped by write errors.", r.error_dropped_rows
+    )
+    yield _counter(
+        "asicrc_recorder_error_dropped_log_rows",
+        "Log rows dropped by write errors.",
+        r.error_dropped_log_rows,
     )
     yield _counter("asicrc_recorder_rejected_rows", "Rows in neither recording schema.", r.rejected_rows)
     p = st.pipeline

@@ -93,11 +93,27 @@ class Notifier:
 
 
 async def watchdog_loop(
-    notifier: Notifier, interval_s: float, healthy: Callable[[], bool] = lambda: True
+    notifier: Notifier,
+    interval_s: float,
+    healthy: Callable[[], bool] = lambda: True,
+    *,
+    report: Callable[[], tuple[bool, str]] | None = None,
 ) -> None:
-    """Ping ``WATCHDOG=1`` every ``interval_s`` while ``healthy()``; a stuck loop or an unhealthy daemon stops
-    the pings and systemd restarts the service. Run as a task; cancel it at shutdown."""
+    """Ping ``WATCHDOG=1`` every ``interval_s`` while ``healthy()``; run as a task, cancel it at shutdown.
+
+    The ping itself proves the event loop is alive (a stuck loop stops it and systemd restarts the service);
+    keep ``healthy`` for liveness only. ``report`` (e.g. ``DaemonState.health``) is shown through ``STATUS=``
+    whenever its (ok, reason) changes, so failed boards are visible in ``systemctl status`` without a restart
+    loop.
+    """
+    last: tuple[bool, str] | None = None
     while True:
         if healthy():
             notifier.watchdog()
+        if report is not None:
+            now = report()
+            if now != last:
+                if last is not None or not now[0]:
+                    notifier.status("healthy" if now[0] else f"unhealthy: {now[1]}")
+                last = now
         await asyncio.sleep(interval_s)

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from daemon.config import PlanConfig
+from daemon.recorder import FILE_MODE, make_dir
 from daemon.safety import Decision, Setpoint, Telemetry
 
 log = logging.getLogger(__name__)
@@ -171,14 +172,24 @@ def summarize(
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to ``path`` atomically (temp file in the same directory, fsync, rename, fsync dir)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write JSON to ``path`` atomically (temp file in the same directory, fsync, rename, fsync dir).
+
+    The file is created 0640 and missing directories 0750 whatever the umask (state is never world-readable).
+    """
+    make_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        with open(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fd, FILE_MODE)  # umask-proof, and fixes a leftover temp file's mode
+            json.dump(obj, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # never leave a half-written temp file (e.g. on a full disk)
+        raise
     with contextlib.suppress(OSError):
         fd = os.open(path.parent, os.O_RDONLY)
         try:

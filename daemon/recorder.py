@@ -152,7 +152,7 @@ def scan_stream(path: Path, keep: bool = False) -> StreamScan:
     with pa.OSFile(str(path), "rb") as f:
         try:
             reader = pa.ipc.open_stream(f)
-        except (pa.ArrowInvalid, OSError):
+        except (pa.ArrowException, OSError):  # any damage to the schema message: nothing to keep
             return scan
         scan.schema = reader.schema
         scan.good_bytes = f.tell()
@@ -162,7 +162,11 @@ def scan_stream(path: Path, keep: bool = False) -> StreamScan:
             except StopIteration:
                 scan.clean_end = True
                 break
-            except (pa.ArrowInvalid, OSError):
+            except (pa.ArrowException, OSError):  # torn or corrupted message: the tail starts here
+                break
+            try:
+                batch.validate(full=True)
+            except pa.ArrowException:  # a message that parses but whose buffers are damaged
                 break
             scan.rows += batch.num_rows
             scan.batches += 1
@@ -204,6 +208,15 @@ def recover_segment(part: Path) -> RecoveredSegment:
     return RecoveredSegment(part.name, final.name, scan.rows, scan.batches, size - scan.good_bytes)
 
 
+def _read_meta(path: Path) -> dict[str, Any]:
+    """``meta.json`` as a dict; ``{}`` when unreadable, not JSON, or JSON but not an object."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError, RecursionError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
 def recover_dir(run_dir: Path) -> list[RecoveredSegment]:
     """Recover every ``.part`` in one recording directory and note it in its ``meta.json``."""
     found = [recover_segment(p) for p in sorted(run_dir.glob("*.arrows.part")) if SEGMENT_RE.match(p.name)]
@@ -211,9 +224,10 @@ def recover_dir(run_dir: Path) -> list[RecoveredSegment]:
         meta_path = run_dir / "meta.json"
         meta: dict[str, Any] = {}
         if meta_path.exists():
-            with contextlib.suppress(ValueError, OSError):
-                meta = json.loads(meta_path.read_text())
-        meta.setdefault("recovered", []).extend(r.to_json() for r in found)
+            meta = _read_meta(meta_path)
+        if not isinstance(meta.get("recovered"), list):
+            meta["recovered"] = []  # damaged: the list starts again
+        meta["recovered"].extend(r.to_json() for r in found)
         write_json_atomic(meta_path, meta)
         for r in found:
             log.warning(
@@ -310,11 +324,12 @@ class Recorder:
             self.meta.pop("recovered", None)  # meta.json on disk holds the full list
             old = self.run_dir / "meta.json"
             if old.exists():
-                with contextlib.suppress(ValueError, OSError):
-                    prev = json.loads(old.read_text())
-                    # a reopened run keeps its first start time; everything else is refreshed
-                    starts = {k: prev[k] for k in ("start_unix_ns", "start_monotonic_ns") if k in prev}
-                    self.meta = {**prev, **self.meta, **starts}
+                prev = _read_meta(old)
+                # a reopened run keeps its first start time; everything else is refreshed
+                starts: dict[str, Any] = {
+                    k: prev[k] for k in ("start_unix_ns", "start_monotonic_ns") if k in prev
+                }
+                self.meta = {**prev, **self.meta, **starts}
             write_json_atomic(self.run_dir / "meta.json", self.meta)
         except OSError as exc:
             self._fail(exc, dropped=0)
@@ -362,13 +377,13 @@ class Recorder:
         now = self._clock()
         if self._retry_at is not None:
             if now < self._retry_at:
-                self.stats.error_dropped_rows += rows + log_rows
+                self._count_dropped(rows, log_rows)
                 return
             self._retry_at = None
         if not self._opened:
             self.open()
             if not self._opened:
-                self.stats.error_dropped_rows += rows + log_rows
+                self._count_dropped(rows, log_rows)
                 return
         try:
             if events:
@@ -392,7 +407,7 @@ class Recorder:
                 ):
                     self._close_segment(kind)
         except (OSError, pa.ArrowException) as exc:
-            self._fail(exc, dropped=rows + log_rows)
+            self._fail(exc, dropped=rows, dropped_log=log_rows)
             return
         self.stats.rows += rows
         self.stats.log_rows += log_rows
@@ -467,10 +482,15 @@ class Recorder:
         os.replace(seg.part, seg.part.with_suffix(""))
         _fsync_dir(self.run_dir)
 
-    def _fail(self, exc: Exception, dropped: int) -> None:
+    def _count_dropped(self, rows: int, log_rows: int) -> None:
+        """Count rows lost to a write error: event rows and log rows separately."""
+        self.stats.error_dropped_rows += rows
+        self.stats.error_dropped_log_rows += log_rows
+
+    def _fail(self, exc: Exception, dropped: int, dropped_log: int = 0) -> None:
         """Count a write error, drop the buffered rows, abandon open segments, schedule a retry."""
         self.stats.write_errors += 1
-        self.stats.error_dropped_rows += dropped
+        self._count_dropped(dropped, dropped_log)
         code = getattr(exc, "errno", None)
         reason = errno.errorcode.get(code, "") if isinstance(code, int) else ""
         text = getattr(exc, "strerror", None) or str(exc)
@@ -553,14 +573,33 @@ def segments(run_dir: Path, kind: str = "events") -> list[Path]:
 
 
 def iter_batches(run_dir: Path, kind: str = "events") -> Iterator[pa.RecordBatch]:
-    """Every record batch of every finished segment, in order (memory: one batch at a time)."""
+    """Every record batch of every finished segment, in order (memory: one batch at a time).
+
+    Each batch is validated (``validate(full=True)``) before it is returned; a damaged segment raises
+    :class:`ValueError` naming the segment (the batches before it were already yielded).
+    """
+    schema = EVENT_SCHEMA if kind == "events" else LOG_SCHEMA
     for path in segments(run_dir, kind):
         with pa.OSFile(str(path), "rb") as f:
-            yield from pa.ipc.open_stream(f)
+            try:
+                reader = pa.ipc.open_stream(f)
+                if not reader.schema.equals(schema):
+                    raise ValueError(f"schema is not the {kind} schema: {reader.schema}")
+                for i, batch in enumerate(reader):
+                    try:
+                        batch.validate(full=True)
+                    except pa.ArrowException as exc:
+                        raise ValueError(f"batch {i} is damaged: {exc}") from exc
+                    yield batch
+            except (pa.ArrowException, ValueError) as exc:
+                raise ValueError(f"corrupted recording segment {path}: {exc}") from exc
 
 
 def read_table(run_dir: Path, kind: str = "events") -> pa.Table:
-    """All finished segments of ``kind`` as one table (board dictionaries unified)."""
+    """All finished segments of ``kind`` as one table (board dictionaries unified).
+
+    Raises :class:`ValueError` naming the segment when one is damaged.
+    """
     schema = EVENT_SCHEMA if kind == "events" else LOG_SCHEMA
     table = pa.Table.from_batches(list(iter_batches(run_dir, kind)), schema)
     return table.unify_dictionaries()

@@ -14,14 +14,17 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from daemon.events import EVENT_SCHEMA, Pipeline
+
+if TYPE_CHECKING:  # the bridge (and aiomqtt) is only imported when MQTT is enabled
+    from daemon.mqtt import MqttStats
 
 #: Inter-arrival histogram upper bounds in seconds: 1-2-5 steps from 100 us to 100 s (design.md, issue 7).
 INTERARRIVAL_BUCKETS_S: tuple[float, ...] = (
@@ -116,6 +119,8 @@ class BoardState:
     reconnects: int = 0
     # safety gate actions: (action "refused"|"clamped", reason) -> count
     safety: dict[tuple[str, str], int] = field(default_factory=dict)
+    # safety trips (board forced to its safe state): reason ("brownout", "chip_overheat", ...) -> count
+    trips: dict[str, int] = field(default_factory=dict)
     plan: PlanProgress | None = None
     _rate: deque[tuple[int, int]] = field(default_factory=deque)
     _total: int = 0
@@ -143,6 +148,10 @@ class BoardState:
         """Count a safety-gate action (``refused`` or ``clamped``) for ``reason`` (e.g. ``freq_max``)."""
         key = (action, reason)
         self.safety[key] = self.safety.get(key, 0) + n
+
+    def set_trips(self, trips: Mapping[str, int]) -> None:
+        """Record the safety-envelope trip counts by reason (cumulative; copied from the envelope)."""
+        self.trips = {str(k): int(v) for k, v in trips.items() if v}
 
     @property
     def nonces_total(self) -> int:
@@ -232,6 +241,7 @@ class BoardState:
             "dropped_bytes": self.dropped_bytes,
             "reconnects": self.reconnects,
             "safety": [{"action": a, "reason": r, "count": c} for (a, r), c in sorted(self.safety.items())],
+            "trips": dict(sorted(self.trips.items())),
             "plan": self.plan.to_status() if self.plan else None,
         }
 
@@ -254,7 +264,8 @@ class RecorderStats:
     recovered_segments: int = 0
     recovered_rows: int = 0
     write_errors: int = 0
-    error_dropped_rows: int = 0
+    error_dropped_rows: int = 0  # event rows lost to write errors
+    error_dropped_log_rows: int = 0  # log rows lost to write errors
     rejected_rows: int = 0  # rows of batches in neither the event nor the log schema
     healthy: bool = True
     last_error: str | None = None
@@ -271,6 +282,7 @@ class RecorderStats:
             "recovered_rows": self.recovered_rows,
             "write_errors": self.write_errors,
             "error_dropped_rows": self.error_dropped_rows,
+            "error_dropped_log_rows": self.error_dropped_log_rows,
             "rejected_rows": self.rejected_rows,
             "healthy": self.healthy,
             "last_error": self.last_error,
@@ -286,6 +298,7 @@ class DaemonState:
     boards: dict[str, BoardState] = field(default_factory=dict)
     recorder: RecorderStats = field(default_factory=RecorderStats)
     pipeline: Pipeline | None = None
+    mqtt: MqttStats | None = None  # the MQTT bridge's counters while the bridge is configured
     started_unix_ns: int = field(default_factory=time.time_ns)
     clock: Callable[[], int] = time.monotonic_ns
     heartbeat_ns: int | None = None
@@ -358,4 +371,20 @@ class DaemonState:
             "boards": {name: b.to_status() for name, b in self.boards.items()},
             "recorder": self.recorder.to_status(),
             "pipeline": self.pipeline_status(),
+            "mqtt": self.mqtt_status(),
+        }
+
+    def mqtt_status(self) -> dict[str, Any] | None:
+        """The MQTT bridge's counters (no settings, so no secrets); None without a bridge."""
+        m = self.mqtt
+        if m is None:
+            return None
+        return {
+            "connected": m.connected,
+            "published": m.published,
+            "dropped": m.dropped,
+            "reconnects": m.reconnects,
+            "commands_accepted": m.commands_accepted,
+            "commands_refused": m.commands_refused,
+            "last_error": m.last_error or None,
         }

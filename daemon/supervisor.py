@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from daemon.board_control import BoardControl, NullControl
+from daemon.board_control import BoardControl, NullControl, fan_reading
 from daemon.config import BoardConfig, TimingConfig
 from daemon.events import Pipeline, make_event_batch
 from daemon.jobs import JobSource
@@ -455,9 +455,13 @@ class BoardSupervisor:
                 t.power_w,
                 t.input_voltage_v,
             )
+            fan = fan_reading(self.control)
+            if fan is not None:
+                st.fan_duty, st.fan_rpm = fan.duty, fan.rpm
             for acc in self._windows:
                 acc.add_telemetry(t)
             reason = self.envelope.observe(t)
+            st.set_trips(self.envelope.trips)
             if reason is not None:
                 for acc in self._windows:
                     acc.trips += 1
