@@ -160,6 +160,7 @@ class SubstrateSource:
 
     def __init__(self, params: LiveParams, substrate: Substrate) -> None:
         self.reservoir = params.reservoir(substrate)
+        self.state_dim = self.reservoir.state_dim
         self._busy = threading.Lock()
 
     def _run(self, x: float) -> np.ndarray:
@@ -201,6 +202,7 @@ class PlanSource:
         self.tail_s = tail_s
         # the mask and setpoint mapping of the trained reservoir (no substrate needed for setpoints)
         self._mapper = params.reservoir(_NoSubstrate(target.chips))
+        self.state_dim = self._mapper.state_dim
         self._steps = 0
 
     async def step(self, x: float) -> np.ndarray:
@@ -322,6 +324,13 @@ class LiveService:
         queue_size: int = LIVE_QUEUE,
         step_timeout_s: float = STEP_TIMEOUT_S,
     ) -> None:
+        dim = getattr(source, "state_dim", None)
+        want = getattr(model.readout, "n_features_in_", None)
+        if dim is not None and want is not None and dim != want:
+            raise ValueError(
+                f"the readout takes {want} features but this board gives {dim} (n_sub x chips x features):"
+                f" it was trained with other reservoir parameters or another number of chips"
+            )
         self.model = model
         self.step_timeout_s = step_timeout_s
         self.source = source

@@ -161,6 +161,13 @@ async def test_a_failing_step_is_counted_and_the_service_goes_on() -> None:
         await _until(lambda: registry.get_sample_value("asicrc_live_errors_total") == 2)
 
 
+def test_a_readout_for_another_board_shape_is_refused() -> None:
+    model, _, _ = _model(n=30)
+    two_chips = SubstrateSource(PARAMS, RateModelSubstrate(n_chips=2))
+    with pytest.raises(ValueError, match="features"):
+        LiveService(model, two_chips, lambda m: None, registry=CollectorRegistry())
+
+
 class StuckSource:
     def __init__(self) -> None:
         self.release = asyncio.Event()
