@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.board_control import BoardControl, BoardSpec, NullControl, PartsControl, serial_factory
-from daemon.config import DISCOVER, BoardConfig, Config, PlanConfig
+from daemon.config import DISCOVER, BoardConfig, Config, MqttConfig, PlanConfig
 from daemon.events import Pipeline
 from daemon.http import HttpServer, make_app
 from daemon.notify import Notifier, watchdog_interval_s, watchdog_loop
@@ -33,6 +33,9 @@ from daemon.state import DaemonState
 from daemon.supervisor import BoardSupervisor
 from drivers.chain import ChainTiming
 from drivers.discovery import Candidate, list_candidates
+
+if TYPE_CHECKING:
+    from daemon.mqtt import MqttSettings
 
 log = logging.getLogger(__name__)
 
@@ -225,11 +228,11 @@ class Daemon:
         if wd:
             # the ping proves the event loop runs; board health goes to STATUS= (and /healthz), never to the
             # watchdog: failed boards must not make systemd restart the daemon in a loop
-            self._tasks.append(
-                asyncio.create_task(
-                    watchdog_loop(self.notifier, wd, report=self.state.health), name="watchdog"
-                )
-            )
+            self._tasks.append(asyncio.create_task(self.watchdog(wd), name="watchdog"))
+
+    async def watchdog(self, interval_s: float) -> None:
+        """``WATCHDOG=1`` every ``interval_s`` while the loop runs; health changes go to ``STATUS=``."""
+        await watchdog_loop(self.notifier, interval_s, report=self.state.health)
 
     def _configured_boards(self) -> list[BoardSpec]:
         out: list[BoardSpec] = []
@@ -330,23 +333,9 @@ class Daemon:
         log.info("recording to %s", run_dir)
 
     def _start_mqtt(self) -> None:
-        from daemon.mqtt import MqttBridge, MqttSettings
+        from daemon.mqtt import MqttBridge
 
-        m = self.cfg.mqtt
-        settings = MqttSettings(
-            host=m.host,
-            port=m.port,
-            tls=m.tls,
-            ca_file=m.ca_file or None,
-            username=m.username or None,
-            password=m.password or None,
-            topic_root=m.topic_root,
-            token=m.token or None,
-            status_interval_s=m.status_interval_s,
-            buffer_messages=m.buffer_messages,
-            homeassistant=m.homeassistant,
-        )
-        bridge = MqttBridge(settings, self.state.to_status, self._command)
+        bridge = MqttBridge(mqtt_settings(self.cfg.mqtt), self.state.to_status, self._command)
         self.state.mqtt = bridge.stats
         self.pipeline.add_listener("mqtt", bridge.publish_events)
         for rt in self.boards.values():
@@ -515,6 +504,25 @@ def _version() -> str:
         return version("asicrc")
     except Exception:  # pragma: no cover - not installed
         return "0.0.0"
+
+
+def mqtt_settings(m: MqttConfig) -> MqttSettings:
+    """The bridge settings of the config's ``[mqtt]`` section ("" means unset)."""
+    from daemon.mqtt import MqttSettings
+
+    return MqttSettings(
+        host=m.host,
+        port=m.port,
+        tls=m.tls,
+        ca_file=m.ca_file or None,
+        username=m.username or None,
+        password=m.password or None,
+        topic_root=m.topic_root,
+        token=m.token or None,
+        status_interval_s=m.status_interval_s,
+        buffer_messages=m.buffer_messages,
+        homeassistant=m.homeassistant,
+    )
 
 
 def with_state_dir(cfg: Config, state_dir: str | None) -> Config:
