@@ -141,6 +141,33 @@ def test_batch_path_on_the_real_block_and_shapes() -> None:
         share_difficulties(job, np.zeros(3, dtype=np.uint32), np.zeros(2, dtype=np.uint16))
 
 
+def test_batch_path_keeps_input_order_and_zero_bytes() -> None:
+    """Nonces with trailing zero bytes and versions in no order: each result lands at its own index."""
+    job = block_125552_job()
+    nonces = np.array([0x12000000, 0, 0x00000100, 0xFFFFFFFF, 0x12000000, 0x00ABCD00], dtype=np.uint32)
+    vbits = np.array([5, 0, 5, 0xFFFF, 0, 3], dtype=np.uint16)
+    got = share_difficulties(job, nonces, vbits)
+    want = [share_difficulty(job, NonceReply(int(n), 0, 0, int(v))) for n, v in zip(nonces, vbits)]
+    assert got.tolist() == pytest.approx(want, rel=1e-12)
+    assert got[0] != got[4]  # same nonce, different rolled version
+    one = share_difficulties(job, nonces, 7)  # one version for all
+    assert one.tolist() == pytest.approx(
+        [share_difficulty(job, NonceReply(int(n), 0, 0, 7)) for n in nonces], rel=1e-12
+    )
+
+
+def test_batch_sha256_is_sha256() -> None:
+    """The batch path's SHA-256 (CPython's built-in one) hashes, copies and digests like hashlib's."""
+    from drivers.share import _BATCH_SHA256
+
+    header = bytes.fromhex(HEADER_HEX)
+    mid = _BATCH_SHA256(header[:76])
+    h = mid.copy()
+    h.update(header[76:])
+    assert _BATCH_SHA256(h.digest()).digest() == hashlib.sha256(hashlib.sha256(header).digest()).digest()
+    assert mid.digest() == hashlib.sha256(header[:76]).digest()  # the copy left the midstate alone
+
+
 def test_job_table() -> None:
     table = JobTable(max_jobs=2)
     a, b, c = (block_125552_job(i) for i in (0, 8, 16))
