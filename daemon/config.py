@@ -151,9 +151,9 @@ class MqttConfig:
     tls: bool = False
     ca_file: str = ""
     username: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)  # secret
     topic_root: str = "asicrc"
-    token: str = ""
+    token: str = field(default="", repr=False)  # secret
     status_interval_s: float = _f(10.0, 0.1, 3600.0)  # the status topic's period
     buffer_messages: int = _f(1000, 10, 1_000_000)  # outage buffer; the oldest are dropped (counted) beyond
     homeassistant: bool = False  # Home Assistant MQTT discovery for a few status values

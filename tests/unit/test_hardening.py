@@ -268,6 +268,7 @@ def test_mqtt_keys_reach_the_bridge_settings(tmp_path: Path) -> None:
     )  # fmt: skip
     assert s.password == "pw-1" and s.token == "tok-1"
     assert "pw-1" not in repr(s) and "tok-1" not in repr(s)
+    assert "pw-1" not in repr(cfg) and "tok-1" not in repr(cfg)  # a logged config shows no secret
     plain = mqtt_settings(parse_config({}).mqtt)
     assert plain.ca_file is None and plain.token is None and plain.password is None
 
