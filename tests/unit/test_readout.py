@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import Ridge, RidgeClassifier
 from sklearn.model_selection import KFold
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from reservoir.readout import RidgeClassifierReadout, RidgeReadout, RidgeStats, gcv_errors
+from reservoir.readout import RidgeClassifierReadout, RidgeReadout, RidgeStats, gcv_errors, kfold_errors
 
 
 def _data(
@@ -122,6 +122,36 @@ def test_kfold_cv_equals_brute_force(k: int) -> None:
     brute = _brute_kfold(X, y, alphas, 5)
     np.testing.assert_allclose(ours.cv_errors_, brute, rtol=1e-8)
     assert ours.alpha_ == alphas[int(np.argmin(brute))]
+
+
+@pytest.mark.parametrize("d", [2, 7])
+def test_kfold_cv_small_dims_equal_brute_force(d: int) -> None:
+    """d < 3 takes the eigendecomposition path, d >= 3 the tridiagonal one: both equal brute force."""
+    X, y = _data(n=90, d=d, k=2, seed=d)
+    alphas = [1e-3, 0.3, 30.0]
+    ours = RidgeReadout(alpha="cv", alphas=alphas, n_folds=3).fit(X, y)
+    np.testing.assert_allclose(ours.cv_errors_, _brute_kfold(X, y, alphas, 3), rtol=1e-8)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 20), st.integers(3, 40), st.integers(1, 3))
+def test_kfold_tridiagonal_equals_eigendecomposition(seed: int, d: int, k: int) -> None:
+    X, y = _data(n=4 * d + 20, d=d, k=k, seed=seed)
+    folds = [RidgeStats.from_arrays(X[a::4], y[a::4]) for a in range(4)]
+    alphas = [1e-6, 1e-2, 1.0, 100.0]
+    np.testing.assert_allclose(kfold_errors(folds, alphas), kfold_errors(folds, alphas, "eig"), rtol=1e-7)
+
+
+def test_kfold_singular_fold_falls_back_to_eigendecomposition() -> None:
+    """alpha = 0 on duplicated columns: T is singular, so the fold uses the clipped eigendecomposition."""
+    X, y = _data(n=120, d=6, seed=2)
+    X = np.hstack([X, X[:, :3]])
+    folds = [RidgeStats.from_arrays(X[a : a + 40], y[a : a + 40]) for a in (0, 40, 80)]
+    errs = kfold_errors(folds, [0.0, 1e-3, 1.0])
+    assert np.all(np.isfinite(errs))
+    np.testing.assert_allclose(errs[1:], kfold_errors(folds, [1e-3, 1.0], "eig"), rtol=1e-7)
+    with pytest.raises(ValueError, match="method"):
+        kfold_errors(folds, [1.0], "cholesky")
 
 
 def test_gcv_equals_brute_force() -> None:
