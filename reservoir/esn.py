@@ -1,7 +1,8 @@
 """Echo-state network: leaky tanh units, sparse recurrent matrix rescaled to a spectral radius.
 
 x(t) = (1 - leak) x(t-1) + leak tanh(W x(t-1) + W_in u(t) + b), float64. The input drive W_in u + b is
-computed for all steps at once; the recurrence is one dense (N <= DENSE_MAX) or CSR mat-vec per step.
+computed for all steps at once into the output array; the recurrence is one dense (N <= DENSE_MAX) or CSR
+mat-vec per step accumulated into that step's row, then tanh in place (no allocation per step).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ F64 = NDArray[np.float64]
 
 #: Default state size (issue 5: ``--size`` default 100).
 DEFAULT_SIZE = 100
-#: Up to this many units the recurrent matrix is dense; above it CSR (at 10 % density CSR mat-vec wins from
-#: about N = 200 on a 2-core x86 machine, measured with benchmarks/bench_esn.py).
+#: Up to this many units the spectral radius comes from dense eigenvalues and ``_W`` (used for batches of
+#: samples) is dense; above it ARPACK and CSR. The per-step recurrence in run() always uses the CSR kernel:
+#: at 10 % density it beats dense mat-vec from N = 50 (2.7 vs 3.7 us/step at N = 100, CPU time, Xeon).
 DENSE_MAX = 150
 #: Inputs per step when a static sample is presented as a sequence (digits: 8 rows of 8 pixels).
 SAMPLE_CHUNK = 8
@@ -67,6 +69,7 @@ class ESN:
             rho = float(np.max(np.abs(spla.eigs(W, k=1, which="LM", return_eigenvectors=False, tol=1e-9))))
         W = W * (p.spectral_radius / rho) if rho > 0 else W
         self._W: F64 | sp.csr_matrix = W.toarray() if N <= DENSE_MAX else W
+        self._Wcsr: sp.csr_matrix = W  # run() always uses the CSR kernel: faster than dense from N = 50
         Win = rng.uniform(-1, 1, (N, n_inputs))
         if p.input_density < 1.0:
             Win *= rng.random((N, n_inputs)) < p.input_density
@@ -83,27 +86,31 @@ class ESN:
         u = np.asarray(u, dtype=np.float64).reshape(len(u), -1)
         if not self._built:
             self._build(u.shape[1])
-        drive = u @ self._Win.T + self._b
-        out = np.empty((u.shape[0], self.state_dim))
-        W, a, x = self._W, self.params.leak, self._x
-        tanh = np.tanh
-        if a == 1.0 and isinstance(W, sp.csr_matrix) and _csr_matvec is not None:
-            # y += W x straight into the drive row, tanh in place: no per-step allocation or scipy overhead
-            N, ip, ix, val = self.state_dim, W.indptr, W.indices, W.data
+        # out starts as the input drive W_in u + b (all steps at once); each row then gets W x(t-1) added
+        # and tanh applied in place, so the loop allocates nothing (iterating `out` yields row views).
+        out = u @ self._Win.T + self._b
+        a, x = self.params.leak, self._x
+        tanh, multiply, add = np.tanh, np.multiply, np.add
+        if _csr_matvec is not None:
+            N, ip, ix, val = self.state_dim, self._Wcsr.indptr, self._Wcsr.indices, self._Wcsr.data
+            if a == 1.0:
+                for row in out:
+                    _csr_matvec(N, N, ip, ix, val, x, row)  # row += W x, no scipy per-call checks
+                    x = tanh(row, out=row)
+            else:
+                keep = np.empty(N)
+                for row in out:
+                    _csr_matvec(N, N, ip, ix, val, x, row)
+                    tanh(row, out=row)
+                    multiply(x, 1.0 - a, out=keep)  # x may be the previous row: scale it before overwriting
+                    multiply(row, a, out=row)
+                    x = add(row, keep, out=row)
+        else:  # pragma: no cover - scipy without the private kernel
+            W = self._W
             for t in range(u.shape[0]):
-                row = out[t]
-                row[:] = drive[t]
-                _csr_matvec(N, N, ip, ix, val, x, row)
-                x = tanh(row, out=row)
-        elif a == 1.0:
-            for t in range(u.shape[0]):
-                x = tanh(W @ x + drive[t])
+                x = (1.0 - a) * x + a * tanh(W @ x + out[t])
                 out[t] = x
-        else:
-            for t in range(u.shape[0]):
-                x = (1.0 - a) * x + a * tanh(W @ x + drive[t])
-                out[t] = x
-        self._x = x
+        self._x = np.array(x)
         return out
 
     def _samples(self, X: F64) -> F64:

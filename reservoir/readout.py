@@ -277,17 +277,24 @@ def _weights_tridiagonal(train: RidgeStats, alphas: Sequence[float]) -> F64 | No
     return G if info == 0 else None
 
 
-def kfold_errors(folds: Sequence[RidgeStats], alphas: Sequence[float], method: str = "tridiagonal") -> F64:
+def kfold_errors(
+    folds: Sequence[RidgeStats],
+    alphas: Sequence[float],
+    method: str = "tridiagonal",
+    total: RidgeStats | None = None,
+) -> F64:
     """Pooled validation MSE per alpha (mean over targets) for k-fold CV given per-fold statistics.
 
     ``method``: "tridiagonal" (default; one ``sytrd`` per fold, eigendecomposition fallback) or "eig"
-    (one eigendecomposition per fold). Both are exact; they agree to rounding.
+    (one eigendecomposition per fold). Both are exact; they agree to rounding. ``total``: the folds'
+    sum if the caller already has it.
     """
     if method not in ("tridiagonal", "eig"):
         raise ValueError(f"method must be 'tridiagonal' or 'eig'; got {method!r}")
-    total = folds[0]
-    for f in folds[1:]:
-        total = total + f
+    if total is None:
+        total = folds[0]
+        for f in folds[1:]:
+            total = total + f
     sse = np.zeros(len(alphas))
     for val in folds:
         if val.n == 0.0:
@@ -392,7 +399,7 @@ class RidgeReadout(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.fold_stats_ = folds if self.alpha == "cv" else None
         alphas = [float(a) for a in self.alphas]
         if self.alpha == "cv":
-            self.cv_errors_ = kfold_errors(folds, alphas)
+            self.cv_errors_ = kfold_errors(folds, alphas, total=total)
             self.alpha_ = alphas[int(np.argmin(self.cv_errors_))]
         elif self.alpha == "gcv":
             self.cv_errors_ = gcv_errors(total, alphas)

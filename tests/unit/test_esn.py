@@ -22,13 +22,16 @@ def test_spectral_radius_and_shapes() -> None:
     assert np.all(np.abs(S) < 1.0)
 
 
-def test_sparse_fast_path_equals_plain_recurrence() -> None:
+@pytest.mark.parametrize("size", [30, 300])  # dense-stored W (N <= DENSE_MAX) and CSR-stored W
+@pytest.mark.parametrize("leak", [1.0, 0.6])
+def test_csr_kernel_equals_plain_recurrence(size: int, leak: float) -> None:
     u = np.random.default_rng(4).uniform(-1, 1, (50, 2))
-    esn = ESN(2, ESNParams(size=300), seed=1)  # above DENSE_MAX: CSR kernel path
-    S = esn.run(u)
-    x, ref = np.zeros(300), []
+    esn = ESN(2, ESNParams(size=size, leak=leak), seed=1)
+    S = np.vstack([esn.run(u[:20]), esn.run(u[20:])])  # continuing from the state of the first call
+    W = esn._W if isinstance(esn._W, np.ndarray) else esn._W.toarray()
+    x, ref = np.zeros(size), []
     for t in range(50):
-        x = np.tanh(esn._W @ x + esn._Win @ u[t] + esn._b)
+        x = (1.0 - leak) * x + leak * np.tanh(W @ x + esn._Win @ u[t] + esn._b)
         ref.append(x)
     np.testing.assert_allclose(S, np.array(ref), atol=1e-12)
 
