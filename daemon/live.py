@@ -163,17 +163,36 @@ class SubstrateSource:
         self.state_dim = self.reservoir.state_dim
         self._busy = threading.Lock()
 
-    def _run(self, x: float) -> np.ndarray:
-        try:
-            return np.asarray(self.reservoir.run(np.array([[x]]))[0])
-        finally:
-            self._busy.release()
-
     async def step(self, x: float) -> np.ndarray:
-        # one step at a time: a step abandoned by a timeout keeps the substrate until it returns
+        # One step at a time: a step abandoned by a timeout keeps the substrate until it returns. The step
+        # runs in a daemon thread (not the default executor, whose threads are joined at interpreter exit,
+        # so a board that never answers cannot keep the process from ending).
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("substrate still busy with an abandoned step")
-        return await asyncio.to_thread(self._run, x)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[np.ndarray] = loop.create_future()
+
+        def deliver(value: np.ndarray | None, exc: BaseException | None) -> None:
+            if fut.done():  # abandoned (timeout or cancel)
+                return
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(value)  # type: ignore[arg-type]
+
+        def work() -> None:
+            value, exc = None, None
+            try:
+                value = np.asarray(self.reservoir.run(np.array([[x]]))[0])
+            except BaseException as e:  # handed to the awaiting task
+                exc = e
+            finally:
+                self._busy.release()
+            with contextlib.suppress(RuntimeError):  # the loop may be closed by now
+                loop.call_soon_threadsafe(deliver, value, exc)
+
+        threading.Thread(target=work, name="asicrc-live-step", daemon=True).start()
+        return await fut
 
 
 class PlanSource:
