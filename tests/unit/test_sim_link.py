@@ -76,6 +76,48 @@ def test_links_preserve_bytes_order_and_causality(kind: str, gaps: list[float], 
         assert rec.emit_s < rec.wire_end_s <= rec.deliver_s + 1e-12
 
 
+@given(
+    kind=st.sampled_from(["ideal", "ftdi"]),
+    gaps=st.lists(st.floats(0.0, 0.02), min_size=1, max_size=40),
+    baud=st.sampled_from([115_740.7, 3_125_000.0]),
+    polls=st.lists(st.floats(0.0, 0.05), max_size=10),
+)
+def test_chunks_index_the_truth_rows_they_complete(
+    kind: str, gaps: list[float], baud: float, polls: list[float]
+) -> None:
+    """Each truth row is completed by exactly one chunk, in order, and its last byte is in that chunk."""
+    link = make_link(kind, record=True)
+    t, out, stream = 0.0, [], bytearray()
+    ends = []
+    for i, g in enumerate(gaps):
+        t += g
+        frame = NonceReply(i, 0, 0, 0).encode()
+        stream += frame
+        ends.append(len(stream))
+        link.push(t, frame, baud)
+        if polls:
+            out += link.pop_ready(t + polls[i % len(polls)])
+    out += link.pop_ready(t + 10.0)
+    covered = []
+    pos = 0
+    for c in out:
+        assert c.truth_lo <= c.truth_hi
+        for row in range(c.truth_lo, c.truth_hi):
+            assert pos < ends[row] <= pos + len(c.data)
+            assert link.truth[row].deliver_s == c.t
+        covered += range(c.truth_lo, c.truth_hi)
+        pos += len(c.data)
+    assert covered == list(range(len(gaps)))
+
+
+def test_chunks_carry_no_truth_rows_when_not_recording() -> None:
+    for kind in ("ideal", "ftdi"):
+        link = make_link(kind)
+        link.push(0.0, REPLY, BAUD)
+        (chunk,) = link.pop_ready(1.0)
+        assert (chunk.truth_lo, chunk.truth_hi) == (0, 0) and link.truth == []
+
+
 def test_unknown_link_kind() -> None:
     with pytest.raises(ValueError, match="ideal"):
         make_link("usb3")
