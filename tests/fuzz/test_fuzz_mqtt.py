@@ -86,7 +86,7 @@ def test_bridge_handler_failure_is_a_refusal() -> None:
     assert stats.commands_refused == 1
 
 
-#: Payloads found by fuzzing that make parse_command raise (and so end the bridge's command task).
+#: Payloads found by fuzzing that made parse_command raise and end the bridge's command task (fixed).
 CRASHERS = {
     "lone-surrogate-token": b'{"token": "\\ud800", "action": "status"}',
     "deep-nesting": b"[" * 100_000,
@@ -94,11 +94,6 @@ CRASHERS = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: daemon/mqtt.py parse_command lets UnicodeEncodeError (token.encode of a lone surrogate), "
-    "RecursionError (deep JSON) and ValueError (int > 4300 digits) escape; see RELIABILITY.md",
-)
 @pytest.mark.parametrize("name", list(CRASHERS))
 def test_parse_command_survives_hostile_json(name: str) -> None:
     cmd, reason = parse_command(CRASHERS[name], TOKEN)

@@ -109,13 +109,6 @@ def _flip(data: bytes, flips: list[tuple[int, int]]) -> bytes:
 flips = st.lists(st.tuples(st.integers(0, 100_000), st.integers(1, 255)), min_size=1, max_size=4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pa.ArrowException,
-    reason="bug: daemon/recorder.py scan_stream catches only ArrowInvalid/OSError; a flipped schema byte "
-    "raises ArrowNotImplementedError out of recover_dir (and so out of daemon start-up); and read_table "
-    "does not validate batches (see RELIABILITY.md)",
-)
 @settings(max_examples=150)
 @given(flips=flips, cut=st.integers(0, 10_000))
 def test_corrupted_part_recovers_or_is_dropped(
@@ -131,12 +124,6 @@ def test_corrupted_part_recovers_or_is_dropped(
         assert table.num_rows <= BATCHES * ROWS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pa.ArrowInvalid,
-    reason="bug: daemon/recorder.py iter_batches/read_table return corrupted batches unvalidated "
-    "(fix: batch.validate(full=True) per batch, raising a clear error; see RELIABILITY.md)",
-)
 @settings(max_examples=150)
 @given(flips=flips)
 def test_corrupted_finished_segment_reads_or_errors(
@@ -155,11 +142,6 @@ meta_docs = st.one_of(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AttributeError, TypeError),
-    reason="bug: daemon/recorder.py recover_dir assumes meta.json holds a JSON object ([] -> AttributeError)",
-)
 @settings(max_examples=60)
 @given(meta=meta_docs)
 def test_damaged_meta_json_does_not_stop_recovery(

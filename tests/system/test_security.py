@@ -266,14 +266,12 @@ async def test_mqtt_bridge_refuses_an_untrusted_certificate(tls_broker: Any, bri
     assert "certificate" in bridge.stats.last_error.lower() or "ssl" in bridge.stats.last_error.lower()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: [mqtt] has tls but no ca_file (daemon/config.py MqttConfig, daemon/app.py _start_mqtt), so "
-    "the daemon trusts only system CAs; the bridge itself supports ca_file (test above)",
-)
 def test_daemon_config_can_name_a_ca_file() -> None:
+    from daemon.app import mqtt_settings
+
     cfg = parse_config({"mqtt": {"tls": True, "ca_file": "/etc/asicrc/ca.crt"}})
-    assert cfg.mqtt.tls
+    s = mqtt_settings(cfg.mqtt)
+    assert s.tls and s.ca_file == "/etc/asicrc/ca.crt"
 
 
 # ---------------------------------------------------------------------------- secrets, file modes (one run)
@@ -336,12 +334,6 @@ def test_secrets_stay_out_of_logs_status_metrics_and_files(
     assert "asicrc_nonces" in got["/metrics"] and got["mqtt"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: daemon/app.py check_state_dir mkdirs the state dir without a mode and daemon/plans.py "
-    "write_json_atomic (status.json, plans/*.json) opens files with the default mode: under umask 0 they are "
-    "0777/0666 (see RELIABILITY.md)",
-)
 def test_state_files_are_private_even_with_umask_0(daemon_run: tuple[Path, str, dict[str, str]]) -> None:
     state, _, _ = daemon_run
     recordings = [p for p in state.rglob("*") if "recordings" in p.parts]
