@@ -100,6 +100,22 @@ def lif_step(
     return LIFState(v, i, refrac, s.to(v.dtype))
 
 
+def lif_step_(state: LIFState, syn_in: torch.Tensor, p: LIFParams | None = None) -> LIFState:
+    """In-place variant of :func:`lif_step` without external current, for simulator hot loops.
+
+    Overwrites ``state``'s tensors (fewer allocations and passes over memory) and returns it; the results
+    are bit-identical to :func:`lif_step` (same kernels in the same order).
+    """
+    p = DEFAULT_LIF if p is None else p
+    state.i.add_(syn_in, alpha=1.0 / p.tau_u).mul_(p.d_u)
+    torch.add(state.i, state.v, alpha=1.0 - 1.0 / p.tau_v, out=state.v)
+    s = (state.v >= p.v_th).logical_and_(state.refrac <= 0)
+    state.v.masked_fill_(s, p.v_reset)
+    state.refrac.sub_(1.0).clamp_min_(0.0).masked_fill_(s, p.t_ref)
+    state.s.copy_(s)
+    return state
+
+
 def trace_step(x: torch.Tensor, s: torch.Tensor, tau: float = STDP_TAU_MS, a: float = STDP_A) -> torch.Tensor:
     """STDP trace ``x <- d (x + a S)`` with ``d = exp(-dt/tau)`` (tau in ms)."""
     return math.exp(-DT_MS / tau) * (x + a * s)

@@ -105,7 +105,7 @@ def simulate_fixed(
         n_in_spikes = 0.0
         for t in range(steps):
             syn = w_rec @ state.s + w_inp @ s_in_prev
-            state = F.lif_step(state, syn, 0.0, params)
+            state = F.lif_step_(state, syn, params)  # in place on this function's own state
             counts += state.s
             if raster is not None:
                 raster[t] = state.s[:, : raster.shape[2]] > 0
