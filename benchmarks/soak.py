@@ -33,6 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import pyarrow as pa
+
 from daemon.app import Daemon
 from daemon.config import parse_config
 
@@ -103,11 +105,14 @@ async def soak(
                 "rss_kib": float(rss_kib()),
                 "fds": float(open_fds()),
                 "tasks": float(len(asyncio.all_tasks())),
+                "arrow_kib": pa.total_allocated_bytes() / 1024,
+                "py_blocks": float(sys.getallocatedblocks()),
             }
             samples.append(s)
             print(
                 f"{s['t_s']:8.1f} s {n:>12,d} events  rss {s['rss_kib'] / 1024:7.1f} MiB"
-                f"  fds {s['fds']:.0f}  tasks {s['tasks']:.0f}",
+                f"  fds {s['fds']:.0f}  tasks {s['tasks']:.0f}  arrow {s['arrow_kib'] / 1024:.1f} MiB"
+                f"  py blocks {s['py_blocks']:.0f}",
                 file=sys.stderr,
             )
             if trace and snap is None and n >= warmup * events:
@@ -141,6 +146,10 @@ async def soak(
         "rss_mib_first": round(med(first, "rss_kib") / 1024, 1),
         "rss_mib_last": round(med(last, "rss_kib") / 1024, 1),
         "rss_growth": round(rss_growth, 4),
+        "arrow_mib_first": round(med(first, "arrow_kib") / 1024, 1),
+        "arrow_mib_last": round(med(last, "arrow_kib") / 1024, 1),
+        "py_blocks_first": med(first, "py_blocks"),
+        "py_blocks_last": med(last, "py_blocks"),
         "fds_first": med(first, "fds"),
         "fds_last": med(last, "fds"),
         "fds_max": max(s["fds"] for s in after),
@@ -192,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="asicrc-soak-") as tmp:
         state = a.state_dir or Path(tmp)
         if a.tracemalloc:
-            tracemalloc.start(8)
+            tracemalloc.start(1)
         r = asyncio.run(soak(events, a.boards, a.rate, a.warmup, a.keep_recordings, state, a.tracemalloc))
     bad = verdict(r, a.max_growth, a.slack)
     r["pass"] = not bad
