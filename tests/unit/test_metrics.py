@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.events import Pipeline, make_event_batch
 from daemon.metrics import RECORDER_SUBSCRIBER, make_registry, render
+from daemon.mqtt import MqttStats
 from daemon.state import INTERARRIVAL_BUCKETS_S, DaemonState, PlanProgress
 from tests.conftest import require_binary
 
@@ -58,7 +59,13 @@ def scrape(state: DaemonState) -> dict[str, dict[tuple[tuple[str, str], ...], fl
 
 
 def test_names_units_and_labels_follow_the_contract() -> None:
-    body, _ = render(make_registry(synthetic_state()))
+    state = synthetic_state()
+    state.boards["board0"].set_trips({"overheat": 1, "brownout": 2})
+    state.mqtt = MqttStats(published=3, commands_accepted=1, commands_refused=2)
+    body, _ = render(make_registry(state))
+    # Labels: board and chip, plus small fixed enumerations (never per core or per nonce).
+    enum_labels = {"asicrc_safety_trips": {"reason"}, "asicrc_mqtt_commands": {"result"}}
+    seen_enum: set[str] = set()
     for fam in text_string_to_metric_families(body.decode()):
         assert fam.name.startswith("asicrc_"), fam.name
         for s in fam.samples:
@@ -66,9 +73,11 @@ def test_names_units_and_labels_follow_the_contract() -> None:
             if fam.name == "asicrc_build_info":
                 assert labels == {"version", "python"}
             else:
-                assert labels <= {"board", "chip"}, (s.name, labels)
+                assert labels <= {"board", "chip"} | enum_labels.get(fam.name, set()), (s.name, labels)
+                seen_enum |= labels & {"reason", "result"}
         if fam.type == "counter":
             assert all(s.name.endswith(("_total", "_created")) for s in fam.samples)
+    assert seen_enum == {"reason", "result"}
     names = {f.name for f in text_string_to_metric_families(body.decode())}
     for required in (
         "asicrc_nonces",
