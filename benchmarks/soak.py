@@ -1,18 +1,27 @@
 """Soak: the whole daemon (supervisors, decoder, pipeline, recorder, HTTP) on emulated boards in firehose mode
 for a fixed number of events, sampling RSS, open file descriptors and asyncio tasks; fails on growth.
 
-The emulated boards run in the same process (their memory and tasks count too: a leak in either shows).
-Each board's chain emits ``--rate`` random nonce replies/s once brought up (the link at 1 Mbaud carries at
-most ~9,000 replies/s, bm1366.md "Rates"). ``/metrics`` and ``/status`` are scraped every sample. Finished
-recording segments are deleted as they appear (``--keep-recordings`` keeps them) so a 10^8-event run needs
-only a few segments of disk; the recorder still writes, rotates and fsyncs everything.
+By default the emulated boards run in a child process (``asicrc sim --firehose``, on ptys) so this process's
+RSS is the daemon's alone; the child's RSS is sampled separately (``sim_rss``). ``--emulator inprocess``
+runs them inside the daemon (``--simulate``) as before: then a leak in either shows, and a starved emulator's
+backlog counts as daemon memory. Each board's chain emits ``--rate`` random nonce replies/s (the link at
+1 Mbaud carries at most ~9,000 replies/s, bm1366.md "Rates"). ``/metrics`` and ``/status`` are scraped every
+sample. Finished recording segments are deleted as they appear (``--keep-recordings`` keeps them); the
+recorder still writes, rotates and fsyncs everything.
 
-Warm-up is the first ``--warmup`` fraction of the events; growth compares the median of the first three
-samples after warm-up with the median of the last three. Pass: RSS growth <= ``--max-growth`` (5 %), open
-fds and tasks not above their post-warm-up value plus ``--slack`` (2).
+Warm-up is the first ``--warmup`` fraction of the events. Growth compares the median of the first three
+samples after warm-up with the median of the last three; the slope of a least-squares line of RSS against
+events after warm-up (bytes per 10^6 events, whole window and each half: a plateau has a second-half slope
+near 0) is extrapolated to 10^8 events. Pass: RSS growth <= ``--max-growth`` (5 %), open fds and tasks not
+above their post-warm-up value plus ``--slack`` (2).
+
+Allocator probes (docs/soak.md): ``--pool system|jemalloc|mimalloc`` selects pyarrow's default memory pool
+before the daemon starts; ``--trim`` calls glibc ``malloc_trim(0)`` before every RSS sample (memory freed
+but kept by malloc is returned, so what is left is live); glibc arenas: run with ``MALLOC_ARENA_MAX=2`` in
+the environment.
 
 Run: ``.venv/bin/python benchmarks/soak.py --quick`` (10^6 events, about a minute) or
-``.venv/bin/python benchmarks/soak.py`` (10^8 events: ~3 h at 9,000 events/s per board on 2 boards).
+``.venv/bin/python benchmarks/soak.py`` (10^8 events: ~1.6 h at ~18,000 events/s on 2 boards).
 Add ``--json`` for a machine-readable summary. Exit status 0 = pass, 1 = growth over the limits.
 """
 
@@ -20,9 +29,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import ctypes.util
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,9 +50,12 @@ import pyarrow as pa
 from daemon.app import Daemon
 from daemon.config import parse_config
 
+ROOT = Path(__file__).resolve().parents[1]
 #: Events for the full run (issue 9: >= 10^8) and for --quick.
 FULL_EVENTS = 100_000_000
 QUICK_EVENTS = 1_000_000
+#: Event count the slope is extrapolated to (issue 9: ">= 10^8 events").
+EXTRAPOLATE_EVENTS = 100_000_000
 #: Sampling period (s) and the pass limits (issue 9: "no growth beyond a few percent after warm-up").
 SAMPLE_S = 2.0
 MAX_RSS_GROWTH = 0.05
@@ -53,9 +68,13 @@ CONFIG: dict[str, Any] = {
 }
 
 
-def rss_kib() -> int:
-    """Resident set size of this process, KiB (/proc/self/status VmRSS)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_kib(pid: int | str = "self") -> int:
+    """Resident set size of a process, KiB (/proc/<pid>/status VmRSS; 0 when gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
@@ -70,11 +89,84 @@ def _scrape(url: str) -> int:
         return len(r.read())
 
 
+def _malloc_trim() -> Any:
+    """glibc ``malloc_trim`` (returns freed heap pages to the kernel), or None off glibc."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    fn = getattr(ctypes.CDLL(name), "malloc_trim", None)
+    if fn is not None:
+        fn.argtypes = [ctypes.c_size_t]
+    return fn
+
+
+def select_pool(name: str) -> str:
+    """Make ``name`` (default/system/jemalloc/mimalloc) pyarrow's default pool; returns the backend in use."""
+    if name != "default":
+        pool = {
+            "system": pa.system_memory_pool,
+            "jemalloc": pa.jemalloc_memory_pool,
+            "mimalloc": pa.mimalloc_memory_pool,
+        }[name]()
+        pa.set_memory_pool(pool)
+    return str(pa.default_memory_pool().backend_name)
+
+
+def fit(samples: list[dict[str, float]], key: str = "rss_kib") -> dict[str, float]:
+    """Least-squares slope of ``key`` (KiB) vs events, bytes per 10^6 events: whole window and each half."""
+
+    def slope(rows: list[dict[str, float]]) -> float:
+        if len(rows) < 2:
+            return float("nan")
+        xs = [r["events"] for r in rows]
+        ys = [r[key] * 1024 for r in rows]
+        mx, my = statistics.fmean(xs), statistics.fmean(ys)
+        sxx = sum((x - mx) ** 2 for x in xs)
+        if sxx == 0:
+            return float("nan")
+        return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx * 1e6
+
+    h = len(samples) // 2
+    return {"all": slope(samples), "first_half": slope(samples[:h]), "second_half": slope(samples[h:])}
+
+
+def start_sim_child(boards: int, rate: float, seed: int) -> tuple[subprocess.Popen[str], list[Any]]:
+    """``asicrc sim`` in a child serving ``boards`` firehose boards; returns it and the board paths."""
+    cmd = [sys.executable, "-m", "daemon", "sim", "--boards", str(boards), "--firehose", str(rate)]
+    cmd += ["--seed", str(seed)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        info = json.loads(proc.stdout.readline())  # "" (a child that died) is a ValueError
+    except ValueError:
+        proc.terminate()
+        proc.wait(10)
+        raise RuntimeError("asicrc sim did not print its board paths") from None
+    return proc, list(info["boards"])
+
+
 async def soak(
-    events: int, boards: int, rate: float, warmup: float, keep: bool, state: Path, trace: bool = False
+    events: int,
+    boards: int,
+    rate: float,
+    warmup: float,
+    keep: bool,
+    state: Path,
+    trace: bool = False,
+    emulator: str = "child",
+    trim: bool = False,
 ) -> dict[str, Any]:
-    cfg = parse_config(CONFIG)
-    d = Daemon(cfg, state_dir=state, http=("127.0.0.1", 0), simulate=boards)
+    raw = dict(CONFIG)
+    child: subprocess.Popen[str] | None = None
+    if emulator == "child":
+        child, paths = await asyncio.to_thread(start_sim_child, boards, rate, 1)
+        raw["boards"] = [
+            {"name": p["name"], "kind": "gamma", "data_port": p["data"], "control_port": p["control"]}
+            for p in paths
+        ]
+    cfg = parse_config(raw)
+    d = Daemon(cfg, state_dir=state, http=("127.0.0.1", 0), simulate=0 if child else boards)
+    trimmer = _malloc_trim() if trim else None
     run = asyncio.create_task(d.run())
     samples: list[dict[str, float]] = []
     t0 = time.monotonic()
@@ -99,20 +191,25 @@ async def soak(
                 for seg in (state / "recordings").glob("*/events-*.arrows"):
                     seg.unlink()
                     deleted += 1
+            if trimmer is not None:
+                trimmer(0)
             s = {
                 "t_s": time.monotonic() - t0,
                 "events": float(n),
                 "rss_kib": float(rss_kib()),
+                "sim_rss_kib": float(rss_kib(child.pid)) if child else 0.0,
                 "fds": float(open_fds()),
                 "tasks": float(len(asyncio.all_tasks())),
                 "arrow_kib": pa.total_allocated_bytes() / 1024,
                 "py_blocks": float(sys.getallocatedblocks()),
+                "load1": os.getloadavg()[0],
             }
             samples.append(s)
             print(
                 f"{s['t_s']:8.1f} s {n:>12,d} events  rss {s['rss_kib'] / 1024:7.1f} MiB"
-                f"  fds {s['fds']:.0f}  tasks {s['tasks']:.0f}  arrow {s['arrow_kib'] / 1024:.1f} MiB"
-                f"  py blocks {s['py_blocks']:.0f}",
+                f"  sim {s['sim_rss_kib'] / 1024:6.1f} MiB  fds {s['fds']:.0f}  tasks {s['tasks']:.0f}"
+                f"  arrow {s['arrow_kib'] / 1024:.1f} MiB  py blocks {s['py_blocks']:.0f}"
+                f"  load {s['load1']:.1f}",
                 file=sys.stderr,
             )
             if trace and snap is None and n >= warmup * events:
@@ -125,6 +222,9 @@ async def soak(
     finally:
         d.request_stop()
         code = await run
+        if child is not None:
+            child.terminate()
+            await asyncio.to_thread(child.wait, 10)
     elapsed = time.monotonic() - t0
     after = [s for s in samples if s["events"] >= warmup * events]
     if len(after) < 6:
@@ -135,17 +235,32 @@ async def soak(
         return statistics.median(r[key] for r in rows)
 
     rss_growth = med(last, "rss_kib") / med(first, "rss_kib") - 1.0
+    slopes = fit(after)
     rec = d.state.recorder
     total = int(samples[-1]["events"]) if samples else 0
+    projected = med(last, "rss_kib") * 1024 + slopes["all"] * max(0, EXTRAPOLATE_EVENTS - total) / 1e6
     result: dict[str, Any] = {
         "events": total,
         "seconds": round(elapsed, 1),
         "events_per_s": round(total / elapsed),
         "boards": boards,
+        "emulator": emulator,
+        "arrow_pool": pa.default_memory_pool().backend_name,
+        "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX", ""),
+        "malloc_trim": trim,
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "load1_mean": round(statistics.fmean(s["load1"] for s in samples), 2),
         "samples": len(samples),
+        "samples_after_warmup": len(after),
         "rss_mib_first": round(med(first, "rss_kib") / 1024, 1),
         "rss_mib_last": round(med(last, "rss_kib") / 1024, 1),
         "rss_growth": round(rss_growth, 4),
+        "rss_slope_bytes_per_mevent": round(slopes["all"]),
+        "rss_slope_first_half": round(slopes["first_half"]),
+        "rss_slope_second_half": round(slopes["second_half"]),
+        "rss_mib_at_1e8_events": round(projected / 2**20, 1),
+        "sim_rss_mib_first": round(med(first, "sim_rss_kib") / 1024, 1),
+        "sim_rss_mib_last": round(med(last, "sim_rss_kib") / 1024, 1),
         "arrow_mib_first": round(med(first, "arrow_kib") / 1024, 1),
         "arrow_mib_last": round(med(last, "arrow_kib") / 1024, 1),
         "py_blocks_first": med(first, "py_blocks"),
@@ -196,13 +311,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", type=Path, default=None, help="default: a temporary directory")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--tracemalloc", action="store_true", help="report the source lines whose memory grew")
+    ap.add_argument("--emulator", choices=("child", "inprocess"), default="child", help="where boards run")
+    ap.add_argument("--pool", choices=("default", "system", "jemalloc", "mimalloc"), default="default")
+    ap.add_argument("--trim", action="store_true", help="glibc malloc_trim(0) before every RSS sample")
     a = ap.parse_args(argv)
     events = QUICK_EVENTS if a.quick else a.events
     with tempfile.TemporaryDirectory(prefix="asicrc-soak-") as tmp:
         state = a.state_dir or Path(tmp)
         if a.tracemalloc:
             tracemalloc.start(1)
-        r = asyncio.run(soak(events, a.boards, a.rate, a.warmup, a.keep_recordings, state, a.tracemalloc))
+        select_pool(a.pool)
+        r = asyncio.run(
+            soak(
+                events,
+                a.boards,
+                a.rate,
+                a.warmup,
+                a.keep_recordings,
+                state,
+                a.tracemalloc,
+                emulator=a.emulator,
+                trim=a.trim,
+            )
+        )
     bad = verdict(r, a.max_growth, a.slack)
     r["pass"] = not bad
     if a.json:
