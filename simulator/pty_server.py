@@ -42,8 +42,9 @@ log = logging.getLogger(__name__)
 
 #: Shortest gap (s, real time) between two scheduler wakes: a CPU guard at firehose rates, where replies
 #: due within it of the previous wake are written together. A reply due later than that after the previous
-#: wake is written at its own time (measured: benchmarks/bench_timestamps.py, docs/emulator.md).
-MIN_TICK_S = 0.0001
+#: wake is written at its own time. At 0.1 ms bench_emulator.py (4 overloaded firehose boards in one
+#: process, load 9 on 2 cores) did not finish in 60 s; at 0.25 ms it did (figures: docs/emulator.md).
+MIN_TICK_S = 0.00025
 #: Longest scheduler sleep (s, real time) when nothing is due, so physics and time stay fresh.
 MAX_IDLE_S = 0.05
 #: Reply bytes held for a host that is not reading before the oldest are dropped (a UART overrun).
