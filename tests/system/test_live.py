@@ -1,6 +1,7 @@
 """The live reservoir service on an emulated board (ptys, supervisor, safety envelope) against a real
 mosquitto: inputs on ``live/input`` are answered on ``live/prediction`` in order, with measured latency and
-metrics; malformed inputs are counted. The slow variant checks that predictions track the input."""
+metrics; malformed inputs are counted. Prediction accuracy is checked on the toy substrate in
+tests/unit/test_live.py."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ PARAMS = LiveParams(n_sub=4, slot_ns=200_000_000, seed=2, n_chips=2)
 
 
 async def _serve_and_ask(
-    broker: Broker, model: LiveModel, substrate: BoardSubstrate, inputs: np.ndarray
+    broker: Broker, model: LiveModel, substrate: BoardSubstrate, inputs: np.ndarray, within_s: float = 60.0
 ) -> tuple[list[dict[str, Any]], CollectorRegistry]:
     registry = CollectorRegistry()
     service = LiveService(model, SubstrateSource(model.params, substrate), lambda m: None, registry=registry)
@@ -55,7 +56,7 @@ async def _serve_and_ask(
             await cli.publish("asicrc/live-test/live/input", b'{"seq": "x"}', qos=1)
             for i, u in enumerate(inputs):
                 await cli.publish("asicrc/live-test/live/input", json.dumps({"seq": i, "u": float(u)}), qos=1)
-            async with asyncio.timeout(60):
+            async with asyncio.timeout(within_s):
                 async for msg in cli.messages:
                     got.append(json.loads(bytes(msg.payload)))
                     if len(got) == len(inputs):
@@ -91,17 +92,3 @@ async def test_live_service_answers_inputs_on_the_emulator(mosquitto: Broker, tm
     assert registry.get_sample_value("asicrc_live_latency_seconds_count") == len(inputs)
     assert registry.get_sample_value("asicrc_live_malformed_total") == 1
     assert registry.get_sample_value("asicrc_live_errors_total") == 0
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-async def test_live_predictions_track_the_input_on_the_emulator(mosquitto: Broker, tmp_path: Path) -> None:
-    long_slots = LiveParams(
-        n_sub=4, slot_ns=1_000_000_000, seed=2, n_chips=2
-    )  # ~100 nonces per chip: 0.8 s/step
-    with BoardSubstrate(sim=SimulateConfig(chips=2, time_scale=TIME_SCALE, seed=4)) as substrate:
-        model = _train(substrate, 200, 5, tmp_path / "live.npz", long_slots)
-        inputs = np.random.default_rng(6).uniform(0.0, 1.0, 80)
-        got, _ = await _serve_and_ask(mosquitto, model, substrate, inputs)
-    y = np.array([m["y"] for m in got])
-    assert np.corrcoef(y, inputs)[0, 1] > 0.4  # null: ~N(0, 0.1)
