@@ -176,6 +176,8 @@ class MqttBridge:
             username=s.username,
             password=s.password,
             identifier=f"asicrc-{s.host_id}",
+            # Nagle + delayed ACK cost ~40 ms per hop on small messages (benchmarks/bench_live.py).
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
             will=aiomqtt.Will(f"{s.base}/availability", b"offline", qos=1, retain=True),
             tls_context=tls_context,
             timeout=10.0,
