@@ -1,8 +1,8 @@
 """The `asic` reservoir on the emulator beside its baselines of equal state size (issue 5, last bullet).
 
-    .venv/bin/python benchmarks/bench_asic.py [--seeds 3] [--chips 3] [--slot-ns 200000000] [--n-sub 3]
-        [--time-scale 8] [--tasks narma10 memory-capacity] [--narma-train 1000 --narma-test 500]
-        [--mc-train 1000 --mc-test 500] [--json]
+    .venv/bin/python benchmarks/bench_asic.py [--seeds 3] [--chips 2] [--slot-ns 100000000] [--n-sub 2]
+        [--time-scale 4] [--tasks narma10 memory-capacity] [--narma-train 400 --narma-test 200]
+        [--mc-train 400 --mc-test 200] [--json] [--out ROWS.jsonl] [--from-json SAVED.json]
 
 For each task it runs, through the real command line (``python -m daemon bench ... --json``):
 
@@ -18,16 +18,17 @@ experiment's own knobs (chips, slot length, sub-slots, task length) are chosen, 
 
 Defaults and why (docs/asic-results.md):
 
-* ``--chips 3``: 3 chips at a sustained 575 MHz draw 37.6 W, 57 C on the emulator, inside the default
-  envelope (40 W, 66 C); 4 chips trip the power limit at the mid-range clock and the board derates.
-* ``--slot-ns 200 ms`` with ``--time-scale 8``: 25 ms of host time per slot, ~20 events per sub-slot and
-  chip (1 ms slots carry ~0.1 event: pure shot noise). The host needs ~5 ms (real) to get a setpoint into
-  the emulated PLL; at the substrate's fastest 4 ms per slot the frequency lands 1-2 slots late (a pipeline
-  delay that fakes memory). At 25 ms per slot ~80 % of the modulation lands in its own slot (measured).
-  Longer emulated slots cost no host time at a proportionally higher time scale.
-* ``--n-sub 3``: state 3 x 3 x 6 = 54; every sub-slot costs 25 ms of host time per input step.
-* shorter splits than the published ones (narma10 1000/500, memory-capacity 1000/500, washout 200) so the
-  whole run takes ~14 minutes on 2 shared cores.
+* ``--chips 2`` (the default envelope allows 3: 37.6 W, 57 C at a sustained 575 MHz against 40 W, 66 C;
+  4 chips trip the power limit at the mid-range clock and the board derates). Every chip adds host work
+  (~100 events/s emulated each), and the host was the bottleneck.
+* ``--slot-ns 100 ms`` with ``--time-scale 4``: 25 ms of host time per slot, ~10 events per sub-slot and
+  chip (1 ms slots carry ~0.1 event: pure shot noise). The host needs ~5 ms (real, more under load) to get
+  a setpoint into the emulated PLL; at the substrate's fastest 4 ms per slot the frequency lands 1-2 slots
+  late (a pipeline delay that fakes memory); at 25 ms per slot most of it lands in its own slot.
+* ``--n-sub 2``: state 2 x 2 x 6 = 24 (every sub-slot costs 25 ms of host time per input step).
+* short splits (400 train / 200 test after the 200-step washout) so the whole run takes ~5 minutes on
+  2 cores shared with other jobs; a 3-chip, 200 ms, 3-sub-slot, 1000/500 run did not finish in 30 minutes
+  under that load (the emulator + host path managed ~500 events/s).
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ import scipy.stats
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("narma10", "memory-capacity")
 #: Default experiment knobs (see the module docstring for the reasons).
-CHIPS, SLOT_NS, N_SUB, TIME_SCALE = 3, 200_000_000, 3, 8.0
-SPLITS = {"narma10": (1000, 500), "memory-capacity": (1000, 500)}
+CHIPS, SLOT_NS, N_SUB, TIME_SCALE = 2, 100_000_000, 2, 4.0
+SPLITS = {"narma10": (400, 200), "memory-capacity": (400, 200)}
 
 
 def cli(args: list[str], timeout_s: float = 3600.0) -> dict[str, Any]:
@@ -162,6 +163,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mc-train", type=int, default=SPLITS["memory-capacity"][0])
     p.add_argument("--mc-test", type=int, default=SPLITS["memory-capacity"][1])
     p.add_argument("--json", action="store_true", help="print one JSON object (all rows) on stdout")
+    p.add_argument("--out", metavar="FILE", help="also append each task's row to FILE as it finishes (JSONL)")
     p.add_argument("--from-json", metavar="FILE", help="print the table of a saved --json run; run nothing")
     a = p.parse_args(argv)
     if a.seeds < 2:
@@ -185,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     for task in a.tasks:
         print(f"[bench_asic] {task} ...", file=sys.stderr, flush=True)
         rows.append(run_task(task, a))
+        if a.out:
+            with open(a.out, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(rows[-1]) + "\n")
         print(f"[bench_asic] {task} done after {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     params = {
         "chips": a.chips,
