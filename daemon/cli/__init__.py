@@ -21,6 +21,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "daemon.cli.analyze_cmd",
     "daemon.cli.record_cmd",
     "daemon.cli.collect_cmd",
+    "daemon.cli.live_cmd",
 )
 
 
