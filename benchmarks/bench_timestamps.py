@@ -96,7 +96,7 @@ def main() -> int:
     print(table(rows))
     if ideal:
         m = verdict["daemon_ideal_host_median_us"]
-        ok = "meets" if m < TARGET_MEDIAN_US else "MISSES"
+        ok = "meets" if m is not None and m < TARGET_MEDIAN_US else "MISSES"
         print(
             f"daemon, ideal link, host-side t_ns median {m:.1f} us: {ok} the < {TARGET_MEDIAN_US:.0f} us goal"
         )

@@ -60,7 +60,9 @@ async def _collect(link: str, seed: int, truth_path: Path) -> tuple[SimulatedBoa
     transport = SerialTransport(board.data_path)
     await transport.open()
     reader = ReplyBatchReader(transport, reply_len=REPLY_LEN)
-    nonce, t_host, t_ns = [], [], []
+    nonce: list[np.ndarray] = []
+    t_host: list[np.ndarray] = []
+    t_ns: list[np.ndarray] = []
     try:
         async with asyncio.timeout(30):
             while sum(len(n) for n in nonce) < WANT:

@@ -98,7 +98,7 @@ def test_chunks_index_the_truth_rows_they_complete(
         if polls:
             out += link.pop_ready(t + polls[i % len(polls)])
     out += link.pop_ready(t + 10.0)
-    covered = []
+    covered: list[int] = []
     pos = 0
     for c in out:
         assert c.truth_lo <= c.truth_hi
