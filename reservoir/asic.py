@@ -9,12 +9,13 @@ its state row. The caller gives [f_min, f_max]; the daemon enforces its safety e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from reservoir.features import FEATURES, noise_floor, states_from_slots
+from reservoir.features import FEATURES, LOG_EXP_SD, noise_floor, states_from_slots
 from reservoir.registry import ReservoirSpec
 from reservoir.substrate import EventSlot, PoissonSubstrate, RateModelSubstrate, SlotSchedule, Substrate
 
@@ -29,6 +30,52 @@ DEFAULT_SUB = 17
 CHUNK_STEPS = 500
 #: Inputs per step when a static sample is presented as a sequence (as the ESN does).
 SAMPLE_CHUNK = 8
+
+
+@dataclass(frozen=True)
+class NoiseStats:
+    """Running totals for the shot-noise floor: slots seen, events on chips [0, n_chips), invalid events.
+
+    Totals add (``a + b``), so the floor over several runs or seeds is weighted by slots, not by run.
+    """
+
+    n_chips: int
+    n_slots: int = 0
+    n_events: int = 0
+    n_invalid: int = 0
+
+    @classmethod
+    def of(cls, slots: list[EventSlot], n_chips: int) -> NoiseStats:
+        """Totals of ``slots`` (events on chips outside [0, n_chips) are ignored, as in features)."""
+        ev = inv = 0
+        for s in slots:
+            on = (s.chip >= 0) & (s.chip < n_chips)
+            ev += int(np.count_nonzero(on))
+            inv += int(np.count_nonzero(on & ~s.valid))
+        return cls(n_chips, len(slots), ev, inv)
+
+    def __add__(self, other: NoiseStats) -> NoiseStats:
+        if other.n_chips != self.n_chips:
+            raise ValueError(f"cannot add noise stats of {self.n_chips} and {other.n_chips} chips")
+        return NoiseStats(
+            self.n_chips,
+            self.n_slots + other.n_slots,
+            self.n_events + other.n_events,
+            self.n_invalid + other.n_invalid,
+        )
+
+    def floor(self) -> dict[str, float]:
+        """:func:`reservoir.features.noise_floor` from the totals (same formulas, no slots held)."""
+        if self.n_slots == 0:
+            return noise_floor([], self.n_chips)
+        m = self.n_events / (self.n_slots * self.n_chips)
+        p = self.n_invalid / max(self.n_events, 1)
+        return {
+            "mean_count_per_slot": m,
+            "count": float(1.0 / np.sqrt(m)) if m > 0 else float("inf"),
+            "log_iv_mean": float(LOG_EXP_SD / np.sqrt(m - 1.0)) if m > 1 else float("inf"),
+            "invalid_frac": float(np.sqrt(p * (1 - p) / m)) if m > 0 else float("inf"),
+        }
 
 
 class AsicReservoir:
@@ -55,7 +102,7 @@ class AsicReservoir:
         self.n_chips = int(substrate.n_chips)
         self.state_dim = n_sub * self.n_chips * len(FEATURES)
         self._mask: F64 | None = None
-        self._slots_seen: list[EventSlot] = []
+        self._noise = NoiseStats(self.n_chips)
 
     def _get_mask(self, d: int) -> F64:
         if self._mask is None or self._mask.shape[1] != d:
@@ -71,7 +118,7 @@ class AsicReservoir:
 
     def reset(self) -> None:
         """Forget the noise-floor statistics (the substrate itself keeps running: a physical state)."""
-        self._slots_seen = []
+        self._noise = NoiseStats(self.n_chips)
 
     def run(self, u: F64) -> F64:
         """States (T, state_dim) for inputs u (T, d)."""
@@ -85,14 +132,16 @@ class AsicReservoir:
         return out
 
     def _remember(self, slots: list[EventSlot]) -> None:
-        # keep a bounded sample of slots for the noise floor (the mean count is all it needs)
-        room = 20_000 - len(self._slots_seen)
-        if room > 0:
-            self._slots_seen.extend(slots[:room])
+        # running totals over every slot since reset() (the mean count is all the floor needs)
+        self._noise = self._noise + NoiseStats.of(slots, self.n_chips)
+
+    def noise_stats(self) -> NoiseStats:
+        """Totals behind :meth:`noise_floor` since reset() (add them across seeds to weight by slots)."""
+        return self._noise
 
     def noise_floor(self) -> dict[str, float]:
-        """Shot-noise floor of the features at the mean event count seen since reset()."""
-        return noise_floor(self._slots_seen, self.n_chips)
+        """Shot-noise floor of the features at the mean event count over every slot since reset()."""
+        return self._noise.floor()
 
     def _samples(self, X: F64) -> F64:
         X = np.asarray(X, dtype=np.float64)

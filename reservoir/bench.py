@@ -161,6 +161,8 @@ def run_bench(
     first_pred: NDArray[Any] = np.zeros(0)
     state_dim = 0
     noise: dict[str, float] | None = None
+    stats: Any = None  # reservoir.asic.NoiseStats, summed over seeds
+    floors: list[dict[str, float]] = []  # reservoirs with a floor but no totals: plain mean over seeds
     for i, seed in enumerate(seed_list):
         if progress:
             progress(f"{tk.name} x {reservoir}: seed {seed} ({i + 1}/{len(seed_list)})")
@@ -175,13 +177,19 @@ def run_bench(
             state_dim = int(getattr(res, "state_dim", pred.shape[-1] if pred.ndim > 1 else 0))
         else:
             value, pred, extra, state_dim, res = _classify_seed(tk, reservoir, size, seed, options)
+        ns = getattr(res, "noise_stats", None)
         nf = getattr(res, "noise_floor", None)
-        if callable(nf):
-            noise = nf()
+        if callable(ns):  # totals add over seeds: the floor and the null's rate are weighted by slots
+            stats = ns() if stats is None else stats + ns()
+            noise = stats.floor()
+        elif callable(nf):
+            floors.append(nf())
         values.append(value)
         extras.append(extra)
         if i == 0:
             first_pred = pred
+    if noise is None and floors:
+        noise = {k: float(np.mean([f[k] for f in floors])) for k in floors[0]}
     metric = tk.metric if isinstance(tk, SeriesTask) else "accuracy"
     summary: dict[str, Any] = {
         "task": tk.name,

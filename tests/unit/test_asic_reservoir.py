@@ -101,3 +101,59 @@ def test_asic_result_carries_its_matched_null() -> None:
 def test_asic_needs_a_substrate() -> None:
     with pytest.raises(ValueError, match="substrate"):
         run_bench(narma10_task(n_train=100, n_test=50), "asic")
+
+
+@given(
+    counts=st.lists(st.integers(0, 30), min_size=0, max_size=40),
+    n_chips=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_noise_stats_floor_equals_the_per_slot_floor(counts: list[int], n_chips: int, seed: int) -> None:
+    """Totals (split anywhere and added) give exactly features.noise_floor over all the slots."""
+    from reservoir.asic import NoiseStats
+    from reservoir.features import noise_floor
+    from reservoir.substrate import EventSlot
+
+    rng = np.random.default_rng(seed)
+    slots = [
+        EventSlot(
+            np.arange(c, dtype=np.int64),
+            rng.integers(0, n_chips, c).astype(np.int16),
+            np.zeros(c, np.int16),
+            rng.random(c) < 0.8,
+            np.zeros(n_chips),
+            0,
+            1,
+        )
+        for c in counts
+    ]
+    cut = len(slots) // 3
+    total = NoiseStats.of(slots[:cut], n_chips) + NoiseStats.of(slots[cut:], n_chips)
+    want, got = noise_floor(slots, n_chips), total.floor()
+    assert set(got) == set(want)
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-12), k
+
+
+def test_noise_floor_covers_every_slot_since_reset() -> None:
+    """Not only the first 20,000 slots: a rate change after them shows in the floor."""
+
+    class Step:
+        n_chips = 1
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def run(self, schedule: SlotSchedule) -> list:  # type: ignore[type-arg]
+            self.calls += 1
+            rate = 10_000.0 if self.calls <= 2 else 90_000.0
+            return PoissonSubstrate(rate_hz=rate, invalid_p=0.0, seed=self.calls).run(schedule)
+
+    res = AsicReservoir(Step(), 1, n_sub=20)
+    res.reset()
+    res.run(np.zeros((2000, 1)))  # 4 chunks of 500 steps x 20 slots: 40,000 slots
+    assert res.noise_stats().n_slots == 40_000
+    # half the slots at 10 events, half at 90: mean 50 (the first 20,000 alone would say 10)
+    assert res.noise_floor()["mean_count_per_slot"] == pytest.approx(50, rel=0.02)
+    res.reset()
+    assert res.noise_stats().n_slots == 0

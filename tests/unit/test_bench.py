@@ -206,3 +206,32 @@ def test_cli_asic_with_a_substrate_factory(
     assert seen == {"simulate": True, "slot_ns": 1_000_000, "closed": True}
     assert obj["reservoir"] == "asic" and obj["state_dim"] == 12 and "noise_floor" in obj
     assert obj["null"]["rate_hz"] > 0 and obj["null"]["value"] > 0.8
+
+
+def test_noise_floor_and_matched_null_average_every_seed() -> None:
+    """Seeds at different event rates: the floor is the slot-weighted mean over all seeds, not the last."""
+    from reservoir.asic import NoiseStats
+    from reservoir.substrate import PoissonSubstrate
+    from reservoir.tasks import narma10_task
+
+    made: list[object] = []
+
+    def sub(seed: int) -> PoissonSubstrate:
+        s = PoissonSubstrate(rate_hz=10_000.0 * (1 + 4 * seed), invalid_p=0.0, seed=seed)
+        made.append(s)
+        return s
+
+    res = run_bench(
+        narma10_task(n_train=200, n_test=100),
+        "asic",
+        size=6,
+        seeds=[0, 1],
+        options={"substrate": sub},
+        with_null=True,
+    ).summary
+    m = res["noise_floor"]["mean_count_per_slot"]
+    assert len(made) == 2
+    assert m == pytest.approx((10 + 50) / 2, rel=0.05)  # equal slots per seed; the last seed alone: 50
+    assert res["null"]["rate_hz"] == pytest.approx(m / 1e-3)
+    a, b = NoiseStats(1, 10, 100, 0), NoiseStats(1, 30, 1500, 0)
+    assert (a + b).floor()["mean_count_per_slot"] == pytest.approx(1600 / 40)  # weighted by slots
