@@ -48,6 +48,10 @@ MAX_PENDING_BYTES = 262_144
 NO_SETPOINT = Setpoint(0.0, 0.0, 0.0)
 #: Chip-id register, read as a liveness probe when the link has been quiet for half the silence timeout.
 REG_CHIP_ID = 0x00
+#: Cap on the serialization correction of ``t_ns`` (ns): 1 ms, i.e. 390 bytes at 3.125 Mbaud or ~11 bytes at
+#: the 115,200 reset baud. Bytes that arrive together (an FTDI latency-timer flush, a late read) did not
+#: necessarily stream behind the frame at line rate, so a long tail is no evidence of an early frame.
+MAX_CORRECTION_NS = 1_000_000
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -70,6 +74,20 @@ def writable_freq(freq_mhz: float, floor_mhz: float) -> float:
     if above is not None:
         return above
     return freq_mhz  # pragma: no cover - outside every PLL setting
+
+
+def serialization_corrected(
+    t_read_ns: np.ndarray, t_prev_read_ns: np.ndarray, bytes_after: np.ndarray, baud: np.ndarray
+) -> np.ndarray:
+    """When each frame's last byte left the wire (ns), from its read's time ``t_read_ns``.
+
+    Subtracts the wire time of the ``bytes_after`` the frame in the same read at ``baud`` (10 bits a byte),
+    at most :data:`MAX_CORRECTION_NS`, and never goes before ``t_prev_read_ns`` (the previous read on the
+    transport returned without the frame) nor after ``t_read_ns``. All arrays int64, elementwise.
+    """
+    corr = np.minimum(bytes_after * (BITS_PER_BYTE * 1_000_000_000) // baud, MAX_CORRECTION_NS)
+    out: np.ndarray = np.minimum(t_read_ns, np.maximum(t_read_ns - corr, t_prev_read_ns))
+    return out
 
 
 @dataclass(slots=True)
@@ -141,6 +159,7 @@ class BoardSupervisor:
         self._windows: list[PointAccumulator] = []
         self._decoder = ReplyBatchDecoder()
         self._stream_end = 0
+        self._prev_read_ns: int | None = None  # t_host_ns of the last read decoded (floor of the next t_ns)
         self._crc_base = 0
         self._dropped_base = 0
         self._ready = asyncio.Event()
@@ -242,6 +261,7 @@ class BoardSupervisor:
         self._dropped_base = self.counters.dropped_bytes
         self._decoder = ReplyBatchDecoder()
         self._stream_end = 0
+        self._prev_read_ns = None  # the chain's bring-up reads are not this stream's
         now = self.clock()
         self._last_rx_ns = now
         self._probe_sent = False
@@ -285,7 +305,10 @@ class BoardSupervisor:
         """Decode the kept reads in one vectorised pass; columns of the nonce replies (None: no nonce).
 
         A frame belongs to the read that delivered its last byte: ``t_host_ns`` is that read's time and
-        ``t_ns`` subtracts the wire time of the bytes after the frame in that read (at that read's baud).
+        ``t_ns`` subtracts the wire time of the bytes after the frame in that read (at that read's baud),
+        with two bounds: the correction is at most :data:`MAX_CORRECTION_NS`, and ``t_ns`` is never earlier
+        than the previous read's ``t_host_ns`` on this transport (the frame was not complete when that read
+        returned without its last byte). The first read of a session has only the cap.
         """
         reads = self._pending[:]
         self._pending.clear()  # in place: the stream loop holds this list
@@ -305,13 +328,18 @@ class BoardSupervisor:
             return None
         fe = rb.end_offset[m]
         ri = np.searchsorted(ends, fe, side="left")
-        t_host = np.fromiter((r[0].t_host_ns for r in reads), np.int64, len(reads))[ri]
+        t_read = np.fromiter((r[0].t_host_ns for r in reads), np.int64, len(reads))
+        prev = np.empty_like(t_read)  # previous read's time per read (floor of t_ns)
+        prev[0] = self._prev_read_ns if self._prev_read_ns is not None else np.iinfo(np.int64).min
+        prev[1:] = t_read[:-1]
+        self._prev_read_ns = int(t_read[-1])
+        t_host = t_read[ri]
         baud = np.fromiter((r[1] for r in reads), np.int64, len(reads))[ri]
         sps = [r[2] or NO_SETPOINT for r in reads]
         self.counters.nonces += n_nonce
         return {
             "t_host_ns": t_host,
-            "t_ns": t_host - (ends[ri] - fe) * (BITS_PER_BYTE * 1_000_000_000) // baud,
+            "t_ns": serialization_corrected(t_host, prev[ri], ends[ri] - fe, baud),
             "read_id": np.fromiter((r[0].read_id for r in reads), np.int64, len(reads))[ri],
             "nonce": rb.value[m],
             "b7": rb.b7[m],
