@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.board_control import BoardControl, BoardSpec, NullControl, PartsControl, serial_factory
-from daemon.config import DISCOVER, BoardConfig, Config, MqttConfig, PlanConfig
+from daemon.config import DISCOVER, BoardConfig, Config, ConfigError, MqttConfig, PlanConfig, check_live_board
 from daemon.events import Pipeline
 from daemon.http import HttpServer, make_app
+from daemon.metrics import make_registry
 from daemon.notify import Notifier, watchdog_interval_s, watchdog_loop
 from daemon.plans import ProgressStore, SweepProgress, run_plan, write_json_atomic
 from daemon.recorder import Recorder, RecorderPolicy, make_dir, new_run_id, recover_all
@@ -35,6 +36,7 @@ from drivers.chain import ChainTiming
 from drivers.discovery import Candidate, list_candidates
 
 if TYPE_CHECKING:
+    from daemon.live import LiveService
     from daemon.mqtt import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -130,7 +132,11 @@ class Daemon:
         self.notifier = Notifier()
         self._tasks: list[asyncio.Task[Any]] = []
         self._sim_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._live_task: asyncio.Task[None] | None = None
+        self.live: LiveService | None = None
         self.state_ok = True
+        #: One registry for /metrics: the state collector plus the live service's metrics.
+        self.registry = make_registry(self.state)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -147,7 +153,11 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         try:
-            await self._start()
+            try:
+                await self._start()
+            except ConfigError as exc:
+                log.error("%s", exc)
+                return EXIT_NO_BOARDS
             if not self.boards:
                 log.error(
                     "no board to run: none of the configured boards was found; check the ports in the config"
@@ -209,7 +219,7 @@ class Daemon:
             await self._start_recorder()  # on an unwritable state dir it counts, drops and retries
         if cfg.http.enabled or self.http_addr is not None:
             host, port = self.http_addr or (cfg.http.host, cfg.http.port)
-            self.http = HttpServer(make_app(self.state), host, port)
+            self.http = HttpServer(make_app(self.state, self.registry), host, port)
             try:
                 await self.http.start()
                 log.info("status and metrics on %s/status and %s/metrics", self.http.url, self.http.url)
@@ -218,6 +228,8 @@ class Daemon:
                 self.http = None
         if cfg.mqtt.enabled:
             self._start_mqtt()
+        if cfg.live.enabled:
+            self._start_live()
         for name, rt in self.boards.items():
             rt.task = asyncio.create_task(rt.sup.run(), name=f"board-{name}")
             plans = [p for p in cfg.plans if not p.boards or name in p.boards]
@@ -343,6 +355,53 @@ class Daemon:
         self._mqtt = bridge
         self._tasks.append(asyncio.create_task(bridge.run(), name="mqtt"))
 
+    def _start_live(self) -> None:
+        """The live reservoir service on ``[live] board`` (docs/mqtt.md, "Live reservoir service").
+
+        Raises :class:`ConfigError` (naming the ``live.*`` key) when the board is unknown, runs a plan, or
+        does not match the readout's reservoir (chips, features).
+        """
+        from daemon.live import LiveModel, LiveService, PlanSource, live_loop, run_live
+
+        lv = self.cfg.live
+        rt = self.boards.get(lv.board)
+        if rt is None:
+            raise ConfigError(
+                "live.board", f"value {lv.board!r} is not a board; known: {sorted(self.boards)}"
+            )
+        check_live_board(self.cfg, lv.board, rt.sup.board.safety)
+        try:
+            model = LiveModel.load(Path(lv.readout))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError("live.readout", f"value {lv.readout!r}: not a LiveModel file ({exc})") from exc
+        src = PlanSource(
+            model.params,
+            rt.sup,
+            self.pipeline,
+            voltage_v=lv.voltage_v,
+            ticket_diff=lv.ticket_diff,
+            clock=self.clock,
+        )
+        try:
+            svc = LiveService(
+                model, src, lambda m: None, registry=self.registry, clock=self.clock, queue_size=lv.queue_size
+            )
+        except ValueError as exc:
+            raise ConfigError(
+                "live.readout", f"value {lv.readout!r} does not fit board {lv.board!r}: {exc}"
+            ) from exc
+        settings = mqtt_settings(self.cfg.mqtt)
+        self.live = svc
+        self._live_task = asyncio.create_task(run_live(svc, live_loop(settings, svc)), name="live")
+        if lv.publish_stats and hasattr(self, "_mqtt"):
+            self._mqtt.publish_json("readout/stats", model.readout.stats_.to_dict(), retain=True)
+        log.info(
+            "live service on board %s: inputs on %s/live/input, predictions on %s/live/prediction",
+            lv.board,
+            settings.base,
+            settings.base,
+        )
+
     async def _command(self, cmd: dict[str, Any]) -> dict[str, Any]:
         """MQTT command handler (token already checked): setpoints go through the same gate as plans.
 
@@ -447,7 +506,11 @@ class Daemon:
     async def _stop(self) -> None:
         self.state.stopping = True
         self.notifier.stopping("stopping")
-        # 1. plans stop asking for setpoints
+        # 1. plans and the live service stop asking for setpoints
+        live, self._live_task = self._live_task, None
+        if live is not None:
+            live.cancel()
+            await asyncio.wait([live], timeout=TASK_STOP_TIMEOUT_S)
         for rt in self.boards.values():
             await self._cancel_plans(rt)
         # 2. every board to its safe state, then stop supervising
@@ -518,6 +581,7 @@ def mqtt_settings(m: MqttConfig) -> MqttSettings:
         username=m.username or None,
         password=m.password or None,
         topic_root=m.topic_root,
+        host_id=m.host_id,
         token=m.token or None,
         status_interval_s=m.status_interval_s,
         buffer_messages=m.buffer_messages,

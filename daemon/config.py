@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import math
+import re
+import socket
 import tomllib
 import types
 import typing
@@ -153,10 +155,34 @@ class MqttConfig:
     username: str = ""
     password: str = field(default="", repr=False)  # secret
     topic_root: str = "asicrc"
+    # this host's topic level (<topic_root>/<host_id>/...): unique per daemon on one broker
+    host_id: str = field(default_factory=socket.gethostname)
     token: str = field(default="", repr=False)  # secret
     status_interval_s: float = _f(10.0, 0.1, 3600.0)  # the status topic's period
     buffer_messages: int = _f(1000, 10, 1_000_000)  # outage buffer; the oldest are dropped (counted) beyond
     homeassistant: bool = False  # Home Assistant MQTT discovery for a few status values
+
+
+@dataclass(frozen=True, slots=True)
+class LiveConfig:
+    """The live reservoir service (off by default; needs ``[mqtt]``): inputs on ``<base>/live/input`` drive
+    ``board`` through the ``modulate`` plan and the trained readout's predictions go to
+    ``<base>/live/prediction`` (docs/mqtt.md). Units: V, queued inputs.
+
+    ``readout``: a LiveModel ``.npz`` (``asicrc live train``); ``board``: a configured board without plans of
+    its own, or an emulated one (``sim0`` ...) under ``--simulate``; ``voltage_v`` and ``ticket_diff``: the
+    fixed core voltage and ticket difficulty of the modulation (inside the board's safety limits);
+    ``publish_stats``: publish the readout's sufficient statistics (retained) on ``<base>/readout/stats``
+    for ``asicrc collect``.
+    """
+
+    enabled: bool = False
+    readout: str = ""
+    board: str = ""
+    voltage_v: float = _f(1.20, 1.0, 1.4)
+    ticket_diff: float = _f(1.0, 1.0, 2.0**40)
+    queue_size: int = _f(64, 1, 100_000)
+    publish_stats: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +237,7 @@ class Config:
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
     state_dir: str = "./var"
@@ -335,8 +362,27 @@ def _check_plan(path: str, p: PlanConfig, board_names: set[str]) -> None:
             raise ConfigError(f"{path}.freq_lo_mhz", msg)
 
 
+#: Characters an MQTT topic level may not hold (separator and wildcards, MQTT 3.1.1 section 4.7).
+TOPIC_LEVEL_FORBIDDEN = ("/", "+", "#", "\x00")
+#: Emulated board names (``--simulate N`` serves sim0 .. sim<N-1>; daemon/sim_boards.py).
+SIM_BOARD_RE = re.compile(r"sim[0-9]+")
+
+
+def check_topic_level(path: str, value: str) -> None:
+    """``value`` is usable as one MQTT topic level: not empty, no ``/``, ``+``, ``#`` or NUL."""
+    if not value:
+        raise ConfigError(path, "empty; give a name usable as one MQTT topic level")
+    bad = [c for c in TOPIC_LEVEL_FORBIDDEN if c in value]
+    if bad:
+        raise ConfigError(
+            path, f"value {value!r} holds {', '.join(map(repr, bad))}; an MQTT topic level may not ('/+#')"
+        )
+
+
 def _check_mqtt(m: MqttConfig) -> None:
-    """``ca_file`` needs ``tls``, and must be a readable file when MQTT is enabled (checked at start)."""
+    """``host_id`` is one topic level; ``ca_file`` needs ``tls``, and must be a readable file when MQTT is
+    enabled (checked at start)."""
+    check_topic_level("mqtt.host_id", m.host_id)
     if not m.ca_file:
         return
     if not m.tls:
@@ -347,6 +393,47 @@ def _check_mqtt(m: MqttConfig) -> None:
         )
 
 
+def check_live_board(cfg: Config, name: str, safety: SafetyLimits) -> None:
+    """The live board ``name`` runs no plan and the live setpoint is inside its ``safety`` limits."""
+    for i, p in enumerate(cfg.plans):
+        if not p.boards or name in p.boards:
+            raise ConfigError(
+                "live.board",
+                f"value {name!r}: plan {p.name!r} (plans[{i}]) also runs on it; the live board must have no"
+                " plan of its own (give the plans a boards list without it)",
+            )
+    v = cfg.live.voltage_v
+    if not safety.core_voltage_min_v <= v <= safety.core_voltage_max_v:
+        raise ConfigError(
+            "live.voltage_v",
+            f"value {v} outside board {name!r}'s safety limits; allowed"
+            f" {safety.core_voltage_min_v} .. {safety.core_voltage_max_v}",
+        )
+
+
+def _check_live(cfg: Config) -> None:
+    """``[live]`` when enabled: MQTT on, the readout file exists, the board is known and has no plans."""
+    lv = cfg.live
+    if not lv.enabled:
+        return
+    if not cfg.mqtt.enabled:
+        raise ConfigError("live.enabled", "the live service needs [mqtt] enabled = true (its input topic)")
+    if not lv.readout:
+        raise ConfigError("live.readout", "missing; give the LiveModel .npz (asicrc live train --out FILE)")
+    if not Path(lv.readout).is_file():
+        raise ConfigError("live.readout", f"value {lv.readout!r}: no such file (a LiveModel .npz)")
+    board = next((b for b in cfg.boards if b.name == lv.board), None)
+    if board is not None:
+        check_live_board(cfg, lv.board, board.safety)
+    elif SIM_BOARD_RE.fullmatch(lv.board):
+        check_live_board(cfg, lv.board, cfg.safety)  # an emulated board (checked again at start)
+    else:
+        known = [b.name for b in cfg.boards]
+        raise ConfigError(
+            "live.board", f"value {lv.board!r} is not a configured board; known: {known} (or sim0.. emulated)"
+        )
+
+
 def parse_config(data: dict[str, Any]) -> Config:
     """Validate a parsed TOML document. Raises :class:`ConfigError` naming the key on any problem."""
     known = {f.name for f in dataclasses.fields(Config)}
@@ -354,7 +441,7 @@ def parse_config(data: dict[str, Any]) -> Config:
         if key not in known:
             raise ConfigError(key, f"unknown key; known keys here: {', '.join(sorted(known))}")
     top: dict[str, Any] = {}
-    for key in ("safety", "recorder", "http", "mqtt", "timing", "simulate", "state_dir"):
+    for key in ("safety", "recorder", "http", "mqtt", "live", "timing", "simulate", "state_dir"):
         if key in data:
             top[key] = data[key]
     cfg = _build(Config, top, "")
@@ -398,7 +485,9 @@ def parse_config(data: dict[str, Any]) -> Config:
     t = cfg.timing
     if t.reconnect_min_s > t.reconnect_max_s:
         raise ConfigError("timing.reconnect_min_s", f"value {t.reconnect_min_s} above reconnect_max_s")
-    return dataclasses.replace(cfg, boards=tuple(boards), plans=tuple(plans))
+    cfg = dataclasses.replace(cfg, boards=tuple(boards), plans=tuple(plans))
+    _check_live(cfg)
+    return cfg
 
 
 def load_config(path: str | Path) -> Config:

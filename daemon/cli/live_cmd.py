@@ -1,0 +1,161 @@
+"""``asicrc live``: train a live readout on the emulator, or serve one over MQTT (docs/mqtt.md).
+
+    asicrc live train --simulate --out model.npz [--steps N] [--delay K] [--chips C] [--n-sub S]
+                      [--slot-ms MS] [--time-scale X] [--seed N] [--json]
+    asicrc live serve --mqtt HOST:PORT --readout model.npz (--simulate | --config FILE) [--host-id H] ...
+
+``train`` runs ``--steps`` uniform random inputs in [0, 1] through an emulated board, one input step per
+substrate call as the live service runs them, and fits the readout on the input delayed by ``--delay``
+steps (0: reproduce the input). ``serve`` is the standalone service of :func:`daemon.live.main`; inside the
+daemon use the config's ``[live]`` section instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+#: Exit code for usage errors (as the other subcommands).
+EXIT_USAGE = 2
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("live", help="live reservoir service: train a readout, serve it over MQTT")
+    p.description = __doc__
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    verbs = p.add_subparsers(dest="live_command", metavar="{train,serve}")
+    t = verbs.add_parser("train", help="train a LiveModel on an emulated board")
+    t.add_argument("--simulate", action="store_true", help="train on the emulator (required today)")
+    t.add_argument("--out", required=True, metavar="FILE", help="LiveModel .npz to write")
+    t.add_argument("--steps", type=int, default=200, help="training inputs (default 200)")
+    t.add_argument("--washout", type=int, default=10, help="first steps left out of the fit (default 10)")
+    t.add_argument("--delay", type=int, default=0, help="target = input K steps ago (default 0)")
+    t.add_argument("--chips", type=int, default=1, help="emulated chips (default 1)")
+    t.add_argument("--n-sub", type=int, default=4, help="masked sub-slots per input (default 4)")
+    t.add_argument("--slot-ms", type=float, default=40.0, help="sub-slot length, board ms (default 40)")
+    t.add_argument("--f-min", type=float, default=400.0, help="lowest frequency, MHz (default 400)")
+    t.add_argument("--f-max", type=float, default=575.0, help="highest frequency, MHz (default 575)")
+    t.add_argument("--time-scale", type=float, default=10.0, help="emulator clock speed-up (default 10)")
+    t.add_argument("--seed", type=int, default=0, help="inputs, mask and emulator seed (default 0)")
+    t.add_argument("--json", action="store_true", help="print the training summary as JSON on stdout")
+    t.set_defaults(func=train_main)
+    s = verbs.add_parser("serve", help="serve a LiveModel over MQTT (standalone, no daemon)")
+    s.add_argument("--mqtt", required=True, metavar="HOST:PORT", help="broker address")
+    s.add_argument("--readout", required=True, metavar="FILE", help="LiveModel .npz (asicrc live train)")
+    s.add_argument("--simulate", action="store_true", help="drive an emulated board")
+    s.add_argument("--time-scale", type=float, default=10.0, help="emulator clock speed-up (default 10)")
+    s.add_argument("--config", metavar="FILE", help="daemon config: its first [[boards]] entry is driven")
+    s.add_argument("--host-id", help="MQTT host id (default: the hostname)")
+    s.add_argument("--topic-root", default="asicrc", help="topic root (default asicrc)")
+    s.add_argument("--username", metavar="U", help="broker user name")
+    s.add_argument("--password-file", metavar="F", help="file holding the broker password (first line)")
+    s.add_argument("--metrics-port", type=int, metavar="PORT", help="serve metrics on 127.0.0.1:PORT")
+    s.set_defaults(func=serve_main)
+    p.set_defaults(func=lambda _a: _usage(p))
+
+
+def _usage(p: argparse.ArgumentParser) -> int:
+    p.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def _error(msg: str) -> int:
+    print(f"asicrc live: {msg}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def train_main(args: argparse.Namespace) -> int:
+    """``asicrc live train``: fit and write a LiveModel; 2 on a usage error."""
+    if not args.simulate:
+        return _error("train needs --simulate (training on a configured board: run a modulate plan)")
+    checks = (
+        (args.steps > args.washout + args.delay + 1, "--steps must exceed --washout + --delay + 1"),
+        (args.washout >= 0 and args.delay >= 0, "--washout and --delay must be >= 0"),
+        (1 <= args.chips <= 256, "--chips out of range; allowed 1 .. 256"),
+        (1 <= args.n_sub <= 1024, "--n-sub out of range; allowed 1 .. 1024"),
+        (args.slot_ms > 0 and args.time_scale > 0, "--slot-ms and --time-scale must be > 0"),
+        (50.0 <= args.f_min < args.f_max <= 1200.0, "need 50 <= --f-min < --f-max <= 1200 (MHz)"),
+    )
+    for ok, msg in checks:
+        if not ok:
+            return _error(msg)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        return _error(f"--out {args.out!r}: directory {str(out.parent)!r} does not exist")
+    logging.getLogger("daemon").setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
+    import numpy as np
+
+    from daemon.config import SimulateConfig
+    from daemon.live import LiveModel, LiveParams, train_live_model
+    from daemon.substrate import BoardSubstrate
+
+    params = LiveParams(
+        n_sub=args.n_sub,
+        f_min=args.f_min,
+        f_max=args.f_max,
+        slot_ns=int(args.slot_ms * 1e6),
+        seed=args.seed,
+        n_chips=args.chips,
+    )
+    u = np.random.default_rng(args.seed).uniform(0.0, 1.0, args.steps)
+    y = np.roll(u, args.delay)  # the first `delay` targets wrap around: inside the washout
+    sim = SimulateConfig(chips=args.chips, time_scale=args.time_scale, seed=args.seed + 1)
+    print(f"asicrc live: training on {args.steps} inputs (emulator x{args.time_scale:g})", file=sys.stderr)
+    with BoardSubstrate(sim=sim) as substrate:
+        model = train_live_model(
+            substrate, list(u), list(y), params, washout=max(args.washout, args.delay), alpha="gcv"
+        )
+    model.save(out)
+    check = LiveModel.load(out)
+    summary = {
+        "out": str(out),
+        "steps": args.steps,
+        "delay": args.delay,
+        "features": int(check.readout.n_features_in_),
+        "alpha": float(check.readout.alpha_),
+        "params": dataclasses.asdict(check.params),
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"asicrc live: wrote {out} ({summary['features']} features)", file=sys.stderr)
+    return 0
+
+
+def serve_main(args: argparse.Namespace) -> int:
+    """``asicrc live serve``: :func:`daemon.live.main` with these flags; 2 on a usage error."""
+    if not args.simulate and not args.config:
+        return _error("serve needs --simulate or --config FILE")
+    if not Path(args.readout).is_file():
+        return _error(f"--readout {args.readout!r}: no such file (asicrc live train --out FILE)")
+    from daemon.cli.collect_cmd import parse_broker
+
+    try:
+        parse_broker(args.mqtt)
+    except ValueError as exc:
+        return _error(str(exc))
+    from daemon.live import LiveModel
+    from daemon.live import main as live_main
+
+    try:
+        LiveModel.load(Path(args.readout))
+    except (OSError, ValueError, KeyError) as exc:
+        return _error(f"--readout {args.readout!r}: not a LiveModel file ({exc})")
+    argv = ["--mqtt", args.mqtt, "--readout", args.readout, "--topic-root", args.topic_root]
+    argv += ["--time-scale", str(args.time_scale)]
+    for flag, value in (
+        ("--config", args.config),
+        ("--host-id", args.host_id),
+        ("--username", args.username),
+        ("--password-file", args.password_file),
+        ("--metrics-port", args.metrics_port),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
+    if args.simulate:
+        argv.append("--simulate")
+    return live_main(argv)
