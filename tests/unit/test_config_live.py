@@ -1,0 +1,109 @@
+"""``[mqtt] host_id`` and ``[live]``: defaults, validation errors naming the key, and the bridge settings."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from daemon.app import mqtt_settings
+from daemon.config import ConfigError, parse_config
+
+MQTT_ON = {"enabled": True}
+BOARD = {"name": "g0", "data_port": "/dev/ttyACM1"}
+
+
+def _live(tmp_path: Path, **kw: Any) -> dict[str, Any]:
+    model = tmp_path / "live.npz"
+    model.write_bytes(b"")  # only its existence is checked at parse time; the daemon loads it at start
+    return {"enabled": True, "readout": str(model), "board": "g0"} | kw
+
+
+def _error(data: dict[str, Any]) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    return info.value
+
+
+def test_host_id_defaults_to_the_hostname_and_reaches_the_bridge() -> None:
+    cfg = parse_config({})
+    assert cfg.mqtt.host_id == socket.gethostname()
+    assert mqtt_settings(cfg.mqtt).host_id == socket.gethostname()
+    cfg = parse_config({"mqtt": {"host_id": "rig-2", "topic_root": "lab"}})
+    settings = mqtt_settings(cfg.mqtt)
+    assert settings.host_id == "rig-2"
+    assert settings.base == "lab/rig-2"
+
+
+@given(st.text(min_size=1, max_size=20).filter(lambda s: not set(s) & set("/+#\x00")))
+def test_any_single_topic_level_is_a_valid_host_id(host_id: str) -> None:
+    assert parse_config({"mqtt": {"host_id": host_id}}).mqtt.host_id == host_id
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "a+", "#", "x\x00y"])
+def test_host_id_that_is_not_one_topic_level_is_refused(bad: str) -> None:
+    err = _error({"mqtt": {"host_id": bad}})
+    assert err.path == "mqtt.host_id"
+
+
+def test_live_is_off_by_default_and_needs_nothing() -> None:
+    cfg = parse_config({})
+    assert not cfg.live.enabled and not cfg.live.publish_stats
+    assert cfg.live.queue_size == 64
+
+
+def test_a_valid_live_section(tmp_path: Path) -> None:
+    live = _live(tmp_path, voltage_v=1.15, ticket_diff=4.0, queue_size=8, publish_stats=True)
+    cfg = parse_config({"mqtt": MQTT_ON, "boards": [BOARD], "live": live})
+    assert cfg.live.board == "g0" and cfg.live.voltage_v == 1.15 and cfg.live.ticket_diff == 4.0
+    assert cfg.live.queue_size == 8 and cfg.live.publish_stats
+
+
+def test_an_emulated_board_name_is_accepted(tmp_path: Path) -> None:
+    cfg = parse_config({"mqtt": MQTT_ON, "live": _live(tmp_path, board="sim0")})
+    assert cfg.live.board == "sim0"
+
+
+def test_live_errors_name_the_key(tmp_path: Path) -> None:
+    base: dict[str, Any] = {"mqtt": MQTT_ON, "boards": [BOARD]}
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"boards": [BOARD], "live": _live(tmp_path)}, "live.enabled", "[mqtt]"),
+        (
+            base | {"live": _live(tmp_path, readout=str(tmp_path / "none.npz"))},
+            "live.readout",
+            "no such file",
+        ),
+        (base | {"live": _live(tmp_path, readout="")}, "live.readout", "missing"),
+        (base | {"live": _live(tmp_path, board="nope")}, "live.board", "not a configured board"),
+        (base | {"live": _live(tmp_path, board="")}, "live.board", "not a configured board"),
+        (base | {"live": _live(tmp_path, ticket_diff=0.5)}, "live.ticket_diff", "out of range"),
+        (base | {"live": _live(tmp_path, queue_size=0)}, "live.queue_size", "out of range"),
+        (base | {"live": _live(tmp_path, extra=1)}, "live.extra", "unknown key"),
+        # inside the absolute range but outside the board's (tighter) safety limits
+        (base | {"live": _live(tmp_path, voltage_v=1.35)}, "live.voltage_v", "safety limits"),
+        (base | {"live": _live(tmp_path, voltage_v=1.5)}, "live.voltage_v", "out of range"),
+    ]
+    for data, path, words in cases:
+        err = _error(data)
+        assert err.path == path, (data, err)
+        assert words in str(err)
+
+
+def test_live_board_must_have_no_plan(tmp_path: Path) -> None:
+    hold = {"name": "h", "kind": "hold"}
+    base: dict[str, Any] = {"mqtt": MQTT_ON, "boards": [BOARD, {**BOARD, "name": "g1"}]}
+    for plan in (hold, hold | {"boards": ["g0"]}):  # every board, or that one by name
+        err = _error(base | {"plans": [plan], "live": _live(tmp_path)})
+        assert err.path == "live.board" and "'h'" in str(err)
+    cfg = parse_config(base | {"plans": [hold | {"boards": ["g1"]}], "live": _live(tmp_path)})
+    assert cfg.live.board == "g0"
+
+
+def test_live_voltage_follows_the_boards_own_limits(tmp_path: Path) -> None:
+    board = BOARD | {"safety": {"core_voltage_min_v": 1.0, "core_voltage_max_v": 1.35}}
+    cfg = parse_config({"mqtt": MQTT_ON, "boards": [board], "live": _live(tmp_path, voltage_v=1.05)})
+    assert cfg.live.voltage_v == 1.05
