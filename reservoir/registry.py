@@ -28,7 +28,8 @@ which must export ``make_lsm(spec)``, ``make_lsm_stdp(spec)`` and ``make_nalsm(s
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -143,3 +144,22 @@ def make_reservoir(name: str, spec: ReservoirSpec) -> object:
     except KeyError:
         raise ValueError(f"unknown reservoir {name!r}; choose from {', '.join(sorted(REGISTRY))}") from None
     return factory(spec)
+
+
+@contextmanager
+def recording(name: str) -> Iterator[list[object]]:
+    """Within the block, every reservoir built under ``name`` is also appended to the yielded list (so a
+    caller of :func:`make_reservoir` indirectly, e.g. the bench runner, can read ``info()`` afterwards)."""
+    built: list[object] = []
+    original = REGISTRY[name]
+
+    def factory(spec: ReservoirSpec) -> object:
+        res = original(spec)
+        built.append(res)
+        return res
+
+    REGISTRY[name] = factory
+    try:
+        yield built
+    finally:
+        REGISTRY[name] = original

@@ -1,10 +1,13 @@
 """``asicrc bench``: run a reservoir on a benchmark task over seeds (docs/bench.md).
 
     asicrc bench TASK --reservoir KIND [--size N] [--seeds K] [--json] [--report DIR]
-                 [--series FILE] [--horizon K] [--data FILE] [--simulate]
+                 [--series FILE] [--horizon K] [--data FILE | --data mnist:DIR] [--simulate]
 
 ``--json`` prints one object on stdout; progress goes to stderr. ``--reservoir asic`` asks
 ``daemon.substrate:make_substrate(args)`` for a Substrate (real boards, or the emulator with --simulate).
+``classify --data mnist:DIR`` reads the four MNIST / Fashion-MNIST IDX files of DIR (``--n-train`` /
+``--n-test`` keep the first samples of each split). Spiking reservoirs (lsm, lsm-stdp, nalsm) add
+``reservoir_info`` (branching factor, liquid rate, per-seed ``info()``) to the summary.
 """
 
 from __future__ import annotations
@@ -14,11 +17,20 @@ import importlib
 import json
 import math
 import sys
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from reservoir.bench import run_bench
-from reservoir.registry import REGISTRY, UnsupportedTask
+from reservoir.registry import REGISTRY, UnsupportedTask, recording
 from reservoir.tasks import TASKS, TaskDataError
+from reservoir.tasks.base import ClassificationTask
+
+MNIST_PREFIX = "mnist:"
+#: Reservoirs whose info() carries a branching factor, reported as summary["reservoir_info"].
+SPIKING = ("lsm", "lsm-stdp", "nalsm")
 
 
 def register(subparsers: Any) -> None:
@@ -32,7 +44,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--report", metavar="DIR", help="write plots and summary tables into DIR")
     p.add_argument("--series", metavar="FILE", help="forecast: one-column .npy or .csv series")
     p.add_argument("--horizon", type=int, default=1, help="forecast: steps ahead (default 1)")
-    p.add_argument("--data", metavar="FILE", help="classify: .npz with X, y and optionally n_train")
+    p.add_argument(
+        "--data",
+        metavar="FILE",
+        help="classify: .npz with X, y and optionally n_train, or mnist:DIR (IDX files)",
+    )
     p.add_argument("--n-train", type=int, default=None, help="generated tasks: training steps")
     p.add_argument("--n-test", type=int, default=None, help="generated tasks: test steps")
     p.add_argument("--rate", type=float, default=None, help="poisson-null: events/s per chip")
@@ -60,11 +76,52 @@ def _clean(x: Any) -> Any:
     """JSON-safe: NaN/inf -> None, recursively."""
     if isinstance(x, float) and not math.isfinite(x):
         return None
+    if isinstance(x, np.generic):
+        return _clean(x.item())
     if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
+        return {str(k): _clean(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_clean(v) for v in x]
     return x
+
+
+def mnist_task(data: str, n_train: int | None = None, n_test: int | None = None) -> ClassificationTask:
+    """``mnist:DIR`` -> the MNIST-layout IDX files of DIR as a task (first n_train / n_test samples)."""
+    from reservoir.spiking.idx import load_mnist_dir  # NumPy only, no torch
+
+    directory = data[len(MNIST_PREFIX) :]
+    if not directory:
+        raise TaskDataError("--data mnist:DIR needs a directory holding the four MNIST IDX files")
+    path = Path(directory).expanduser()
+    try:
+        X_train, y_train, X_test, y_test = load_mnist_dir(path)
+    except TaskDataError as exc:
+        raise TaskDataError(f"--data {data}: {exc}") from exc
+    for name, n in (("--n-train", n_train), ("--n-test", n_test)):
+        if n is not None and n < 1:
+            raise TaskDataError(f"{name} must be >= 1, got {n}")
+    X_train, y_train = X_train[:n_train], y_train[:n_train]
+    X_test, y_test = X_test[:n_test], y_test[:n_test]
+    info = {"source": str(path)}
+    return ClassificationTask(f"mnist:{path.name}", X_train, y_train, X_test, y_test, info=info)
+
+
+def reservoir_info(built: list[object]) -> dict[str, Any] | None:
+    """Mean branching factor and liquid rate over the reservoirs built (one per seed), plus each info()."""
+    infos = [i() for i in (getattr(r, "info", None) for r in built) if callable(i)]
+    if not infos:
+        return None
+
+    def mean(key: str) -> float:
+        vals = [float(d[key]) for d in infos if d.get(key) is not None and math.isfinite(float(d[key]))]
+        return float(np.mean(vals)) if vals else math.nan
+
+    return {
+        "branching_factor": mean("branching_factor"),
+        "branching_factor_per_seed": [d.get("branching_factor") for d in infos],
+        "mean_rate_hz": mean("mean_rate_hz"),
+        "per_seed": infos,
+    }
 
 
 def _substrate_factory(args: argparse.Namespace) -> Any:
@@ -110,10 +167,16 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console(stderr=True)
+    built: list[object] = []
     try:
-        with console.status("bench starting") as status:
+        task: Any = args.task
+        if args.task == "classify" and args.data and args.data.startswith(MNIST_PREFIX):
+            task = mnist_task(args.data, args.n_train, args.n_test)
+        with console.status("bench starting") as status, ExitStack() as stack:
+            if args.reservoir in SPIKING:
+                built = stack.enter_context(recording(args.reservoir))
             result = run_bench(
-                args.task,
+                task,
                 args.reservoir,
                 size=args.size,
                 seeds=args.seeds,
@@ -129,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
         close = getattr(substrate, "close", None)
         if callable(close):
             close()
-    summary = _clean(result.summary)
+    info = reservoir_info(built)
+    summary = _clean({**result.summary, "reservoir_info": info} if info else result.summary)
     if args.report:
         from reservoir.report import write_report
 
@@ -145,6 +209,12 @@ def run(args: argparse.Namespace) -> int:
             f"{summary['metric']} = {summary['value']:.4g}{ci_s} over {len(summary['seeds'])} seed(s); "
             f"train {summary['n_train']}, test {summary['n_test']}"
         )
+        if "reservoir_info" in summary:
+            ri = summary["reservoir_info"]
+            bf, hz = ri["branching_factor"], ri["mean_rate_hz"]
+            bf_s = "n/a" if bf is None else f"{bf:.3f}"
+            hz_s = "n/a" if hz is None else f"{hz:.3g}"
+            print(f"branching factor {bf_s}, liquid rate {hz_s} Hz (mean over seeds)")
         if "noise_floor" in summary:
             print(f"shot-noise floor: {summary['noise_floor']}")
         if "null" in summary:
