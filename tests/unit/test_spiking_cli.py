@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from daemon.cli import main  # noqa: E402
-from reservoir.registry import REGISTRY, ReservoirSpec, make_reservoir, recording  # noqa: E402
-from tests.unit.test_spiking_idx import _write_mnist  # noqa: E402
+from daemon.cli import main
+from reservoir.registry import REGISTRY, ReservoirSpec, make_reservoir, recording
+from tests.unit.test_spiking_idx import _write_mnist
 
 # small liquid, presentations long enough for the branching-factor window (2 x (25 + 4) ms)
 FAST = ["--size", "125", "--set", "presentation_ms=80", "--set", "batch_size=64", "--set", "bf_samples=8"]
