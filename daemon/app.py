@@ -215,6 +215,8 @@ class Daemon:
             self.boards[board.name] = BoardRuntime(sup)
         if not self.boards:
             return
+        if cfg.live.enabled:
+            self._prepare_live()  # a ConfigError here stops the start before anything is written or bound
         if cfg.recorder.enabled:
             await self._start_recorder()  # on an unwritable state dir it counts, drops and retries
         if cfg.http.enabled or self.http_addr is not None:
@@ -228,8 +230,8 @@ class Daemon:
                 self.http = None
         if cfg.mqtt.enabled:
             self._start_mqtt()
-        if cfg.live.enabled:
-            self._start_live()
+        if self.live is not None:
+            self._start_live(self.live)
         for name, rt in self.boards.items():
             rt.task = asyncio.create_task(rt.sup.run(), name=f"board-{name}")
             plans = [p for p in cfg.plans if not p.boards or name in p.boards]
@@ -355,13 +357,13 @@ class Daemon:
         self._mqtt = bridge
         self._tasks.append(asyncio.create_task(bridge.run(), name="mqtt"))
 
-    def _start_live(self) -> None:
-        """The live reservoir service on ``[live] board`` (docs/mqtt.md, "Live reservoir service").
+    def _prepare_live(self) -> None:
+        """Build the live reservoir service on ``[live] board`` (docs/mqtt.md, "Live reservoir service").
 
         Raises :class:`ConfigError` (naming the ``live.*`` key) when the board is unknown, runs a plan, or
         does not match the readout's reservoir (chips, features).
         """
-        from daemon.live import LiveModel, LiveService, PlanSource, live_loop, run_live
+        from daemon.live import LiveModel, LiveService, PlanSource
 
         lv = self.cfg.live
         rt = self.boards.get(lv.board)
@@ -390,14 +392,19 @@ class Daemon:
             raise ConfigError(
                 "live.readout", f"value {lv.readout!r} does not fit board {lv.board!r}: {exc}"
             ) from exc
-        settings = mqtt_settings(self.cfg.mqtt)
         self.live = svc
+
+    def _start_live(self, svc: LiveService) -> None:
+        """Run ``svc`` on its own broker connection; publish the readout statistics when configured."""
+        from daemon.live import live_loop, run_live
+
+        settings = mqtt_settings(self.cfg.mqtt)
         self._live_task = asyncio.create_task(run_live(svc, live_loop(settings, svc)), name="live")
-        if lv.publish_stats and hasattr(self, "_mqtt"):
-            self._mqtt.publish_json("readout/stats", model.readout.stats_.to_dict(), retain=True)
+        if self.cfg.live.publish_stats and hasattr(self, "_mqtt"):
+            self._mqtt.publish_json("readout/stats", svc.model.readout.stats_.to_dict(), retain=True)
         log.info(
             "live service on board %s: inputs on %s/live/input, predictions on %s/live/prediction",
-            lv.board,
+            self.cfg.live.board,
             settings.base,
             settings.base,
         )

@@ -167,3 +167,19 @@ async def test_two_host_ids_one_collector(mosquitto: Broker, tmp_path: Path) -> 
     central = read_table(out).to_pandas()
     assert set(central["board"]) == {"hostA/sim0", "hostB/sim0"}
     assert result["recorded_rows"] == len(central) > 0
+
+
+def test_a_readout_for_another_board_is_refused_at_start(mosquitto: Broker, tmp_path: Path) -> None:
+    """The model has 1 chip's features; the emulated board has 2 chips: exit 2 naming live.readout."""
+    model_path = _train(tmp_path)
+    live = f'[live]\nenabled = true\nreadout = "{model_path}"\nboard = "sim0"\n[simulate]\nchips = 2\n'
+    cfg = _daemon_config(tmp_path, "c", mosquitto.port, "hostC", live)
+    proc = _run_daemon(tmp_path, "c", cfg)
+    try:
+        rc = proc.wait(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = (tmp_path / "c.log").read_text()
+    assert rc == 2, log[-3000:]
+    assert "config live.readout" in log and "features" in log

@@ -107,3 +107,29 @@ def test_live_voltage_follows_the_boards_own_limits(tmp_path: Path) -> None:
     board = BOARD | {"safety": {"core_voltage_min_v": 1.0, "core_voltage_max_v": 1.35}}
     cfg = parse_config({"mqtt": MQTT_ON, "boards": [board], "live": _live(tmp_path, voltage_v=1.05)})
     assert cfg.live.voltage_v == 1.05
+
+
+def test_live_cli_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from daemon.cli import main
+
+    not_a_model = tmp_path / "x.npz"
+    not_a_model.write_bytes(b"junk")
+    cases = [
+        (["live", "train", "--out", str(tmp_path / "m.npz")], "--simulate"),
+        (["live", "train", "--simulate", "--out", str(tmp_path / "no" / "m.npz")], "does not exist"),
+        (["live", "train", "--simulate", "--out", str(tmp_path / "m.npz"), "--steps", "3"], "--steps"),
+        (["live", "serve", "--mqtt", "127.0.0.1:1883", "--readout", str(not_a_model)], "--simulate"),
+        (
+            ["live", "serve", "--mqtt", "h:1", "--readout", str(tmp_path / "none"), "--simulate"],
+            "no such file",
+        ),
+        (["live", "serve", "--mqtt", "nohost", "--readout", str(not_a_model), "--simulate"], "HOST:PORT"),
+        (["live", "serve", "--mqtt", "h:1", "--readout", str(not_a_model), "--simulate"], "not a LiveModel"),
+    ]
+    for argv, words in cases:
+        assert main(argv) == 2, argv
+        captured = capsys.readouterr()
+        assert "asicrc live:" in captured.err and words in captured.err, (argv, captured.err)
+        assert captured.out == ""
+    assert not (tmp_path / "m.npz").exists()
+    assert main(["live"]) == 2
