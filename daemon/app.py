@@ -425,6 +425,12 @@ class Daemon:
                 "ok": False,
                 "reason": f"unknown board {cmd.get('board')!r}; known: {sorted(self.boards)}",
             }
+        if (
+            action in ("set_setpoint", "start_plan")
+            and self.live is not None
+            and rt.sup.name == self.cfg.live.board
+        ):
+            return {"ok": False, "reason": f"board {rt.sup.name!r} runs the live service ([live] board)"}
         if action == "set_setpoint":
             try:
                 sp = Setpoint(

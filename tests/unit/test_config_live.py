@@ -133,3 +133,22 @@ def test_live_cli_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
         assert captured.out == ""
     assert not (tmp_path / "m.npz").exists()
     assert main(["live"]) == 2
+
+
+async def test_commands_cannot_take_the_live_board(tmp_path: Path) -> None:
+    """set_setpoint / start_plan on the live board are refused (its setpoints belong to the live service);
+    the other boards still take them."""
+    from types import SimpleNamespace
+
+    from daemon.app import BoardRuntime, Daemon
+
+    cfg = parse_config({"mqtt": MQTT_ON, "boards": [BOARD, {**BOARD, "name": "g1"}], "live": _live(tmp_path)})
+    d = Daemon(cfg, state_dir=tmp_path)
+    for name in ("g0", "g1"):
+        d.boards[name] = BoardRuntime(SimpleNamespace(name=name))  # type: ignore[arg-type]
+    d.live = SimpleNamespace()  # type: ignore[assignment]
+    for cmd in ({"action": "set_setpoint", "voltage_v": 1.2, "freq_mhz": 400}, {"action": "start_plan"}):
+        res = await d._command(cmd | {"board": "g0"})
+        assert res["ok"] is False and "live service" in res["reason"]
+    res = await d._command({"action": "start_plan", "board": "g1", "plan": "none"})
+    assert res == {"ok": False, "reason": "unknown plan 'none'"}  # reaches the normal handling
