@@ -57,7 +57,7 @@ class LiquidConfig:
     eta_plus: float = F.ETA_PLUS
     w_astro: float | None = None
     bf_samples: int = DEFAULT_BF_SAMPLES
-    backend: str = "csr"
+    backend: str = "event"  # fixed-weight simulation: "event" (fastest), "csr" (reference) or "dense"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -67,6 +67,8 @@ class LiquidConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.n_init < 0 or self.bf_samples < 0:
             raise ValueError("n_init and bf_samples must be >= 0")
+        if self.backend not in ("event", "csr", "dense"):
+            raise ValueError(f"backend must be 'event', 'csr' or 'dense', got {self.backend!r}")
         if not 0.0 < self.decay <= 1.0:
             raise ValueError(f"decay must be in (0, 1], got {self.decay!r}")
 
