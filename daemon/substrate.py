@@ -4,8 +4,13 @@
 simulator, or a configured real board) on an asyncio loop in a background thread. :meth:`BoardSubstrate.run`
 takes a :class:`~reservoir.substrate.SlotSchedule`, asks for one setpoint per slot through the safety gate on
 an absolute schedule, and returns the nonce events of each slot (split by their serialization-corrected
-timestamps). Emulated boards run on an accelerated clock: every daemon clock and sleep is scaled by
-``time_scale`` so slot lengths, timestamps and timing constants are all in emulated time.
+timestamps). A slot starts when its PLL write left the host (``BoardSupervisor.on_freq_written``), not when
+it was requested: the chip counts at the new frequency only from then on, so the request-to-write latency
+would otherwise shift counts into later slots (spurious memory). A slot whose frequency needed no write (the
+same PLL setting as before) starts at its due time plus the run's median write latency.
+
+Emulated boards run on an accelerated clock: every daemon clock and sleep is scaled by ``time_scale`` so slot
+lengths, timestamps and timing constants are all in emulated time.
 
 The envelope still applies: per-chip setpoints are averaged (one PLL per chain is written broadcast) and
 every slot's frequency is clamped to the board's limits; the default limits for the emulator allow fast
@@ -43,9 +48,13 @@ T = TypeVar("T")
 #: Emulator limits for modulation: the default envelope but with frequency steps up to 100 GHz/s (a step per
 #: slot is the point of the experiment; on hardware the configured limits apply unchanged).
 EMULATOR_LIMITS = SafetyLimits(freq_step_rate_mhz_s=100_000.0, cool_down_s=5.0)
-#: Shortest real-time slot the supervisor's control loop can follow (s): the accelerated clock is slowed
-#: down so a slot never lasts less than this on the host.
-MIN_REAL_SLOT_S = 0.004
+#: Shortest real-time slot (s): the accelerated clock is slowed down so a slot never lasts less than this on
+#: the host. Slots start at their PLL writes (module docstring), which removes the request-to-write latency
+#: (measured 2-8 ms real on a loaded 2-core host), but not the lateness after the write (the emulator
+#: applying it, replies read late: a few ms real, more under load): at 25 ms per slot that is a small
+#: fraction of a slot; at 4 ms (the old value) counts followed the setpoint 1-3 slots late
+#: (docs/asic-results.md, "Pipeline latency").
+MIN_REAL_SLOT_S = 0.025
 #: Time (emulated s) allowed after the last slot for replies still on the wire to arrive.
 TAIL_S = 0.05
 #: Bring-up and first-setpoint timeout (real s).
@@ -102,6 +111,8 @@ class BoardSubstrate:
         self._clock: ScaledClock | None = None
         self._pipeline: Pipeline | None = None
         self._runs = 0
+        #: Write minus due time (ns; emulated ns on a simulated board) of each slot written in the last run.
+        self.last_write_latency_ns = np.zeros(0, dtype=np.int64)
 
     # ------------------------------------------------------------------ sync API (Substrate)
 
@@ -230,35 +241,58 @@ class BoardSubstrate:
         name = f"substrate-{self._runs}"
         sub = pipe.subscribe(name, maxsize=1_000_000, logs=False)
         temps = np.zeros(n)
-        starts = np.zeros(n, dtype=np.int64)
+        written: dict[int, int] = {}
+
+        def on_write(point: int, t_ns: int, _freq: float) -> None:
+            if point >= 0:
+                written.setdefault(point, t_ns)
+
         try:
             first = Setpoint(
                 self.voltage_v if volts is None else float(volts[0]), float(freqs[0]), self.ticket_diff
             )
-            sup.request(first, 0)
+            sup.request(first, -1)
             await sup.wait_ready()
+            sup.on_freq_written = on_write
             t0 = clock() + slot_ns
+            due = t0 + np.arange(n, dtype=np.int64) * slot_ns
             for k in range(n):
-                due = t0 + k * slot_ns
-                await clock.sleep((due - clock()) / 1e9)
+                await clock.sleep((int(due[k]) - clock()) / 1e9)
                 vk = self.voltage_v if volts is None else float(volts[k])
                 sup.request(Setpoint(vk, float(freqs[k]), self.ticket_diff), k)
-                starts[k] = due
                 t = sup.state.chip_temp_c
                 temps[k] = np.nan if t is None else t
-            end = t0 + n * slot_ns
-            await clock.sleep((end - clock()) / 1e9 + TAIL_S)
+            await clock.sleep((t0 + n * slot_ns - clock()) / 1e9)
+            starts = slot_starts(due, written)
+            await clock.sleep((int(starts[-1]) + slot_ns - clock()) / 1e9 + TAIL_S)
             sup._publish()
             batches = sub.drain()
         finally:
+            sup.on_freq_written = None
             pipe.unsubscribe(name)
+        lat = np.array([t - due[k] for k, t in written.items() if 0 <= k < n], dtype=np.int64)
+        self.last_write_latency_ns = lat
         return _split(batches, starts, slot_ns, temps, self.n_chips)
+
+
+def slot_starts(due_ns: np.ndarray, written_ns: dict[int, int]) -> np.ndarray:
+    """When each slot's setpoint took effect (ns): its PLL write time ``written_ns[k]`` when there was one,
+    else its due time plus the median write latency of the others (0 if none was written); non-decreasing."""
+    due = np.asarray(due_ns, dtype=np.int64)
+    w = np.full(len(due), -1, dtype=np.int64)
+    for k, t in written_ns.items():
+        if 0 <= k < len(due):
+            w[k] = t
+    has = w >= 0
+    lat = int(np.median(w[has] - due[has])) if has.any() else 0
+    out: np.ndarray = np.maximum.accumulate(np.where(has, w, due + lat))
+    return out
 
 
 def _split(
     batches: list[pa.RecordBatch], starts: np.ndarray, slot_ns: int, temps: np.ndarray, n_chips: int
 ) -> list[EventSlot]:
-    """Events into slots by ``t_ns`` (a slot is [start, start + slot_ns))."""
+    """Events into slots by ``t_ns``: slot k is [starts[k], starts[k+1]), the last one lasts ``slot_ns``."""
     if batches:
         tab = pa.Table.from_batches(batches)
         t = tab.column("t_ns").to_numpy()
@@ -271,8 +305,9 @@ def _split(
         t = np.zeros(0, np.int64)
         chip = core = np.zeros(0, np.int16)
         valid = np.zeros(0, bool)
+    ends = np.append(starts[1:], starts[-1] + slot_ns) if len(starts) else starts
     lo = np.searchsorted(t, starts, side="left")
-    hi = np.searchsorted(t, starts + slot_ns, side="left")
+    hi = np.searchsorted(t, ends, side="left")
     out = []
     for k in range(len(starts)):
         a, b = int(lo[k]), int(hi[k])
@@ -284,7 +319,7 @@ def _split(
                 valid[a:b],
                 np.full(n_chips, temps[k]),
                 int(starts[k]),
-                slot_ns,
+                int(ends[k] - starts[k]),
             )
         )
     return out

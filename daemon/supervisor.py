@@ -164,6 +164,9 @@ class BoardSupervisor:
         self._dropped_base = 0
         self._ready = asyncio.Event()
         self.connected = False
+        #: Called with (point, t_ns, freq_mhz) as soon as each PLL write has left the host (``t_ns`` on this
+        #: supervisor's clock, taken when the transport write returned): when a setpoint really took effect.
+        self.on_freq_written: Callable[[int, int, float], None] | None = None
         #: Called with (board, {"plan", "summary"}) for every finished sweep point (MQTT publishes it).
         self.on_summary: Callable[[str, dict[str, Any]], None] | None = None
         self.reconnector = Reconnector(
@@ -448,7 +451,13 @@ class BoardSupervisor:
         if not self._held:
             # the chip is alive: PLL (down first in an emergency) and ticket mask
             want = writable_freq(sp.freq_mhz, self.board.safety.freq_min_mhz)
-            freq = await chain.set_frequency(want, ramp=False) if want != chain.freq_mhz else want
+            if want != chain.freq_mhz:
+                point = self.point  # the request this write serves (a new one may arrive during the write)
+                freq = await chain.set_frequency(want, ramp=False)
+                if self.on_freq_written is not None:
+                    self.on_freq_written(point, self.clock(), freq)
+            else:
+                freq = want
             ticket = max(1, int(sp.ticket_diff))
             if ticket != chain.ticket_difficulty:
                 await chain.set_ticket_difficulty(ticket)

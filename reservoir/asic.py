@@ -127,9 +127,21 @@ class AsicReservoir:
         for a in range(0, u.shape[0], CHUNK_STEPS):
             chunk = u[a : a + CHUNK_STEPS]
             slots = self.substrate.run(SlotSchedule(self.setpoints(chunk), self.slot_ns))
-            out[a : a + len(chunk)] = states_from_slots(slots, len(chunk), self.n_sub, self.n_chips)
+            out[a : a + len(chunk)] = self._states(slots, len(chunk))
             self._remember(slots)
         return out
+
+    def _states(self, slots: list[EventSlot], n_steps: int) -> F64:
+        """State rows; counts scaled to the nominal slot (a substrate that starts each slot when its
+        setpoint took effect, as the daemon's does, returns slots of slightly uneven ``duration_ns``)."""
+        S = states_from_slots(slots, n_steps, self.n_sub, self.n_chips)
+        d = np.array([s.duration_ns for s in slots], dtype=np.float64)
+        if np.all(d == self.slot_ns):
+            return S
+        scale = np.where(d > 0, self.slot_ns / np.maximum(d, 1.0), 1.0).reshape(n_steps, self.n_sub, 1)
+        view = S.reshape(n_steps, self.n_sub, self.n_chips, len(FEATURES))
+        view[..., FEATURES.index("count")] *= scale
+        return S
 
     def _remember(self, slots: list[EventSlot]) -> None:
         # running totals over every slot since reset() (the mean count is all the floor needs)

@@ -157,3 +157,40 @@ def test_noise_floor_covers_every_slot_since_reset() -> None:
     assert res.noise_floor()["mean_count_per_slot"] == pytest.approx(50, rel=0.02)
     res.reset()
     assert res.noise_stats().n_slots == 0
+
+
+def test_counts_are_scaled_to_the_nominal_slot_when_durations_vary() -> None:
+    """Slots split at the setpoint's write time are uneven: the count feature is per nominal slot."""
+    from reservoir.features import FEATURES
+    from reservoir.substrate import EventSlot
+
+    slot_ns = 1_000_000
+
+    class Uneven:
+        n_chips = 1
+
+        def run(self, schedule: SlotSchedule) -> list[EventSlot]:
+            out = []
+            for k in range(schedule.n_slots):
+                d = slot_ns // 2 if k % 2 == 0 else 3 * slot_ns // 2
+                n = 10 if k % 2 == 0 else 30  # the same rate: 20 per nominal slot
+                out.append(
+                    EventSlot(
+                        np.arange(n, dtype=np.int64) * (d // n),
+                        np.zeros(n, np.int16),
+                        np.arange(n, dtype=np.int16),
+                        np.ones(n, bool),
+                        np.zeros(1),
+                        k * slot_ns,
+                        d,
+                    )
+                )
+            return out
+
+    res = AsicReservoir(Uneven(), 1, n_sub=2, slot_ns=slot_ns)
+    S = res.run(np.zeros((5, 1)))
+    counts = S.reshape(5, 2, 1, len(FEATURES))[..., FEATURES.index("count")]
+    np.testing.assert_allclose(counts, 20.0)
+    # only the count is rescaled: the log-interval mean keeps its per-slot value
+    lim = S.reshape(5, 2, 1, len(FEATURES))[..., FEATURES.index("log_iv_mean")]
+    assert np.all(lim[:, 0] == lim[0, 0]) and np.all(lim[:, 1] == lim[0, 1])

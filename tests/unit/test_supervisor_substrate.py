@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from daemon.events import make_event_batch
-from daemon.substrate import ScaledClock, _split
+from daemon.substrate import ScaledClock, _split, slot_starts
 
 
 def _batch(t_ns: list[int], chip: list[int]) -> pa.RecordBatch:
@@ -39,6 +39,23 @@ def test_split_puts_each_event_in_its_slot_by_time() -> None:
     assert slots[0].chip.tolist() == [0, 0] and slots[2].chip.tolist() == [0, 1]
     assert slots[0].temperature_c.tolist() == [40.0, 40.0]
     assert slots[0].valid.dtype == bool and slots[0].core.dtype == np.int16
+
+
+def test_split_at_uneven_starts_uses_the_next_start_as_the_end() -> None:
+    b = _batch([1000, 1129, 1130, 1199, 1200, 1301], [0, 0, 0, 0, 0, 0])
+    slots = _split([b], np.array([1000, 1130, 1200], np.int64), 100, np.zeros(3), 1)
+    assert [s.t_ns.tolist() for s in slots] == [[1000, 1129], [1130, 1199], [1200]]
+    assert [s.duration_ns for s in slots] == [130, 70, 100]
+
+
+def test_slots_start_at_their_pll_writes() -> None:
+    due = np.array([0, 100, 200, 300, 400], np.int64)
+    # slots 0, 1, 3 written 30-50 ns late; 2 and 4 needed no write: due + median latency (40)
+    starts = slot_starts(due, {0: 30, 1: 140, 3: 350, 7: 999, -1: 5})
+    assert starts.tolist() == [30, 140, 240, 350, 440]
+    assert slot_starts(due, {}).tolist() == due.tolist()
+    # a late write never makes a slot start before the previous one
+    assert slot_starts(due[:3], {0: 10, 1: 290, 2: 205}).tolist() == [10, 290, 290]
 
 
 def test_split_with_no_events_gives_empty_slots() -> None:

@@ -1,4 +1,5 @@
-"""Serialization-corrected timestamps: bounded by the previous read and capped (synthetic reads)."""
+"""Timestamps: serialization-corrected times bounded by the previous read and capped (synthetic reads), and
+the PLL write times the supervisor exposes."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.safety import Setpoint
+from daemon.safety import Mode, Output, Setpoint
 from daemon.supervisor import MAX_CORRECTION_NS, BoardSupervisor, serialization_corrected
 from drivers.frames import NonceReply
 from drivers.transport import loopback_pair
 from drivers.transport.base import BITS_PER_BYTE
-from tests.unit.test_supervisor import make_sup
+from tests.unit.test_supervisor import FakeClock, _chain, _pll_writes, make_sup
 
 BAUD = 1_000_000
 NS_PER_BYTE = BITS_PER_BYTE * 1_000_000_000 // BAUD  # 10 us at 1 Mbaud
@@ -100,3 +101,22 @@ def test_corrected_time_lies_between_the_previous_read_and_its_own(reads: list[t
     assert np.all(t >= raw)  # only ever less correction than the wire time, never more
     ok = (raw >= prev) & (t_read - raw <= MAX_CORRECTION_NS)
     assert np.array_equal(t[ok], raw[ok])  # unchanged when neither bound applies
+
+
+async def test_each_pll_write_is_reported_with_its_point_and_time() -> None:
+    clock = FakeClock(t_ns=2_000_000_000)
+    sup, _, _ = make_sup(clock)
+    chain, dev = await _chain()
+    seen: list[tuple[int, int, float]] = []
+    sup.on_freq_written = lambda point, t, f: seen.append((point, t, f))
+    sup.applied = Setpoint(1.2, 50.0, 256.0)
+    sup.point = 4
+    await sup._apply(chain, Output(Setpoint(1.2, 485.0, 256.0), 100.0, False, Mode.NORMAL))
+    assert seen == [(4, 2_000_000_000, chain.freq_mhz)] and _pll_writes(dev) == [chain.freq_mhz]
+    clock.t_ns += 1_000
+    sup.point = 5  # same frequency: no write, nothing reported
+    await sup._apply(chain, Output(Setpoint(1.2, chain.freq_mhz, 256.0), 100.0, False, Mode.NORMAL))
+    assert len(seen) == 1 and _pll_writes(dev) == []
+    sup.point = 6
+    await sup._apply(chain, Output(Setpoint(1.2, 400.0, 256.0), 100.0, False, Mode.NORMAL))
+    assert seen[-1] == (6, 2_000_001_000, chain.freq_mhz) and chain.freq_mhz <= 400.0
