@@ -179,7 +179,8 @@ def speed_one(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     spikes: dict[str, float] = {}
 
     def run_torch(backend: str) -> None:
-        out = simulate_fixed(liquid, p, args.steps, torch.Generator().manual_seed(0), backend=backend)
+        gen = torch.Generator().manual_seed(0)
+        out = simulate_fixed(liquid, p, args.steps, gen, backend=backend, threads=None)  # threads set here
         rate["hz"] = float(out.counts.mean()) * 1000.0 / args.steps
         spikes[backend] = float(out.counts.sum())
 

@@ -80,14 +80,37 @@ def simulate_fixed(
     params: F.LIFParams = F.DEFAULT_LIF,
     record: int = 0,
     backend: str = "event",
+    threads: int | None = 1,
 ) -> SimResult:
     """Run a batch through a fixed-weight liquid.
 
     p_in: (batch, n_in) per-ms input spike probabilities; steps: duration in ms; weights: per-synapse weights
     (n_syn,) (default: the initial ones); backend: "event" (scatter the spiking neurons' synapses, fastest;
     see :mod:`reservoir.spiking.fast`), "csr" (sparse product, the reference) or "dense"; record: keep the
-    spike raster of the first ``record`` samples.
+    spike raster of the first ``record`` samples; threads: torch intra-op threads during the run (restored
+    after; None = leave torch's setting). One thread is the default because the per-step ops are small:
+    two threads measured 2-12x slower on the shared 2-core host (docs/spiking.md).
     """
+    if threads is None:
+        return _simulate_fixed(liquid, p_in, steps, gen, weights, params, record, backend)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _simulate_fixed(liquid, p_in, steps, gen, weights, params, record, backend)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _simulate_fixed(
+    liquid: Liquid,
+    p_in: torch.Tensor,
+    steps: int,
+    gen: torch.Generator,
+    weights: torch.Tensor | None,
+    params: F.LIFParams,
+    record: int,
+    backend: str,
+) -> SimResult:
     n = liquid.n
     w_np = None if weights is None else weights.detach().cpu().numpy().astype(np.float32)
     if backend == "event":

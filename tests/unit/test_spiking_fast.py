@@ -139,3 +139,27 @@ def test_backend_option_validated() -> None:
         LiquidConfig(kind="lsm", backend="gpu")
     with pytest.raises(ValueError, match="backend"):
         simulate_fixed(build_liquid(27, 4, seed=0), torch.zeros((1, 4)), 1, torch.Generator(), backend="gpu")
+
+
+def test_threads_pinned_during_the_run_and_restored() -> None:
+    liq = build_liquid(27, 4, seed=0)
+    p = torch.full((2, 4), 0.5)
+    torch.set_num_threads(2)
+    seen: list[int] = []
+    real = torch.mm
+
+    def spy(*args: object, **kw: object) -> object:
+        seen.append(torch.get_num_threads())
+        return real(*args, **kw)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(torch, "mm", spy)
+    try:
+        a = simulate_fixed(liq, p, 5, torch.Generator().manual_seed(0))
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        b = simulate_fixed(liq, p, 5, torch.Generator().manual_seed(0), threads=None)
+        assert set(seen) == {2} and torch.get_num_threads() == 2
+    finally:
+        mp.undo()
+    assert torch.equal(a.counts, b.counts)
