@@ -24,6 +24,7 @@ from daemon.board_control import BoardControl, BoardSpec, NullControl, PartsCont
 from daemon.config import DISCOVER, BoardConfig, Config, ConfigError, MqttConfig, PlanConfig, check_live_board
 from daemon.events import Pipeline
 from daemon.http import HttpServer, make_app
+from daemon.memory import trim_loop
 from daemon.metrics import make_registry
 from daemon.notify import Notifier, watchdog_interval_s, watchdog_loop
 from daemon.plans import ProgressStore, SweepProgress, run_plan, write_json_atomic
@@ -238,6 +239,7 @@ class Daemon:
             if plans:
                 rt.plans = asyncio.create_task(self._run_plans(rt.sup, plans), name=f"plans-{name}")
         self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
+        self._tasks.append(asyncio.create_task(trim_loop(), name="malloc-trim"))
         wd = watchdog_interval_s()
         if wd:
             # the ping proves the event loop runs; board health goes to STATUS= (and /healthz), never to the

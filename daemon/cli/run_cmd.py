@@ -53,6 +53,9 @@ def main(args: argparse.Namespace) -> int:
     """Load the configuration, check there is something to run, and run the daemon until stopped."""
     logging.getLogger("daemon").setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
     from daemon.app import Daemon, with_state_dir
+    from daemon.memory import use_system_arrow_pool
+
+    use_system_arrow_pool()  # freed Arrow buffers go back through malloc, which the daemon trims (soak)
 
     if args.simulate < 0 or args.simulate > 64:
         print(f"asicrc run: --simulate {args.simulate} out of range; allowed 0 .. 64", file=sys.stderr)

@@ -549,7 +549,7 @@ def test_soak_quick_slow() -> None:
     RELIABILITY.md, "Soak findings"); the full run's verdict covers it.
     """
     out = subprocess.run(
-        [sys.executable, "benchmarks/soak.py", "--quick", "--json"],
+        [sys.executable, "benchmarks/soak.py", "--quick", "--rate", "2500", "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
