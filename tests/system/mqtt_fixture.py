@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,28 +15,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_binary
+from tests.system.netutil import free_port as free_port  # re-exported for the tests
+from tests.system.netutil import wait_port as _wait_port
 
 #: Bound on waiting for the broker to accept connections (s); it starts in well under a second.
 START_TIMEOUT_S = 10.0
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_port(port: int, timeout_s: float = START_TIMEOUT_S) -> None:
     """Wait until 127.0.0.1:port accepts a TCP connection, or raise TimeoutError."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s} s")
+    _wait_port(port, timeout_s)
 
 
 @dataclass

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -33,6 +32,8 @@ from daemon.events import Pipeline, make_event_batch
 from daemon.http import HttpServer, make_app
 from daemon.state import DaemonState, PlanProgress
 from tests.conftest import require_binary
+from tests.system.netutil import free_port as free_port  # re-exported for the tests
+from tests.system.netutil import wait_port as _wait_port
 
 #: Bounds on waiting (s): Prometheus starts in ~1-3 s; the first scrape follows within one interval.
 START_TIMEOUT_S = 30.0
@@ -41,23 +42,9 @@ UP_TIMEOUT_S = 30.0
 SCRAPE_INTERVAL = "1s"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_port(port: int, timeout_s: float = START_TIMEOUT_S) -> None:
     """Wait until 127.0.0.1:port accepts a TCP connection, or raise TimeoutError."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s} s")
+    _wait_port(port, timeout_s)
 
 
 @dataclass
