@@ -20,7 +20,8 @@ import numpy as np
 
 sys.path.insert(0, os.getcwd())
 from tests.system.mqtt_fixture import free_port, wait_port
-from tests.system.test_daemon import BASE, RUN_ONLY
+from tests.system.run_only import RUN_ONLY
+from tests.system.test_daemon import BASE
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 30
 SLOT_MS = float(sys.argv[2]) if len(sys.argv) > 2 else 20.0

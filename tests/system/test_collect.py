@@ -25,7 +25,8 @@ from daemon.mqtt import MqttBridge, MqttSettings, encode_events
 from daemon.recorder import read_table, scan_stream
 from reservoir.readout import RidgeReadout, RidgeStats
 from tests.system.mqtt_fixture import Broker, mosquitto
-from tests.system.test_daemon import BASE, HOLD, ROOT, RUN_ONLY
+from tests.system.run_only import RUN_ONLY
+from tests.system.test_daemon import BASE, HOLD, ROOT
 
 __all__ = ["mosquitto"]
 pytestmark = pytest.mark.system

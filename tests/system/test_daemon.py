@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 
 from daemon.recorder import read_table
+from tests.system.run_only import RUN_ONLY
 
 pytestmark = pytest.mark.system
 
@@ -69,19 +70,6 @@ def _config(tmp_path: Path, extra: str) -> Path:
     p = tmp_path / "asicrc.toml"
     p.write_text(BASE + extra)
     return p
-
-
-#: Runs ``asicrc run`` without importing the other subcommands (they pull in scipy: seconds per start).
-RUN_ONLY = (
-    "import argparse, sys\n"
-    "from daemon.cli import run_cmd, setup_logging\n"
-    "p = argparse.ArgumentParser(prog='asicrc')\n"
-    "p.add_argument('-v', '--verbose', action='count', default=0)\n"
-    "run_cmd.register(p.add_subparsers())\n"
-    "a = p.parse_args(sys.argv[1:])\n"
-    "setup_logging(a.verbose)\n"
-    "sys.exit(a.func(a))\n"
-)
 
 
 def _start(cfg: Path, state: Path, *args: str, full_cli: bool = False) -> subprocess.Popen[str]:

@@ -17,7 +17,8 @@ import pytest
 
 from daemon.mqtt import decode_events
 from tests.system.mqtt_fixture import Broker, mosquitto
-from tests.system.test_daemon import BASE, ROOT, RUN_ONLY
+from tests.system.run_only import RUN_ONLY
+from tests.system.test_daemon import BASE, ROOT
 
 __all__ = ["mosquitto"]
 pytestmark = pytest.mark.system

@@ -22,7 +22,7 @@ import pytest
 
 from daemon.state import INTERARRIVAL_BUCKETS_S
 from tests.system.prom_fixture import Prometheus, free_port, prometheus_factory, wait_port
-from tests.system.test_daemon import RUN_ONLY
+from tests.system.run_only import RUN_ONLY
 from tests.unit.test_grafana_json import (
     load_dashboards,
     panel_queries,

@@ -29,6 +29,7 @@ import pytest
 from daemon.recorder import read_table
 from tests.conftest import require_binary
 from tests.system.mqtt_fixture import Broker, free_port, wait_port
+from tests.system.run_only import RUN_ONLY
 
 pytestmark = pytest.mark.system
 
@@ -36,17 +37,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "pw-9d2e-secret"
 TOKEN = "tok-51c0-secret"
 
-#: ``asicrc run`` only (the other subcommands import scipy: seconds per start).
-RUN_ONLY = (
-    "import argparse, sys\n"
-    "from daemon.cli import run_cmd, setup_logging\n"
-    "p = argparse.ArgumentParser(prog='asicrc')\n"
-    "p.add_argument('-v', '--verbose', action='count', default=0)\n"
-    "run_cmd.register(p.add_subparsers())\n"
-    "a = p.parse_args(sys.argv[1:])\n"
-    "setup_logging(a.verbose)\n"
-    "sys.exit(a.func(a))\n"
-)
 
 BASE = """
 [safety]

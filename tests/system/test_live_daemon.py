@@ -23,8 +23,9 @@ from daemon.live import LiveModel
 from daemon.recorder import read_table
 from reservoir.readout import RidgeStats
 from tests.system.mqtt_fixture import Broker, free_port, mosquitto
+from tests.system.run_only import RUN_ONLY
 from tests.system.test_collect import WAIT_S, _spawn, _stop, _until
-from tests.system.test_daemon import BASE, HOLD, RUN_ONLY
+from tests.system.test_daemon import BASE, HOLD
 
 __all__ = ["mosquitto"]
 pytestmark = pytest.mark.system

@@ -15,24 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests.system.prom_fixture import Prometheus, free_port, prometheus_factory
+from tests.system.run_only import RUN_ONLY
 
 pytestmark = pytest.mark.system
 
 __all__ = ["prometheus_factory"]  # fixture used by name
 
 ROOT = Path(__file__).resolve().parents[2]
-
-#: ``asicrc run`` without importing the heavier subcommands (faster start in a subprocess).
-RUN_ONLY = (
-    "import argparse, sys\n"
-    "from daemon.cli import run_cmd, setup_logging\n"
-    "p = argparse.ArgumentParser(prog='asicrc')\n"
-    "p.add_argument('-v', '--verbose', action='count', default=0)\n"
-    "run_cmd.register(p.add_subparsers())\n"
-    "a = p.parse_args(sys.argv[1:])\n"
-    "setup_logging(a.verbose)\n"
-    "sys.exit(a.func(a))\n"
-)
 
 
 def receive_until(

@@ -30,6 +30,7 @@ from daemon.mqtt import MqttBridge, MqttSettings
 from daemon.state import DaemonState
 from tests.conftest import require_binary
 from tests.system.mqtt_fixture import Broker, free_port, mosquitto, mosquitto_auth, wait_port
+from tests.system.run_only import RUN_ONLY
 
 pytestmark = pytest.mark.system
 
@@ -40,17 +41,6 @@ TOKEN = "tok-7f3a9c1e-secret"
 PASSWORD = "s3cret-pass"  # what the mosquitto_auth fixture expects
 #: Exposure ceiling (issue 9) for ``systemd-analyze security --offline=yes``.
 MAX_EXPOSURE = 3.0
-
-RUN_ONLY = (
-    "import argparse, sys\n"
-    "from daemon.cli import run_cmd, setup_logging\n"
-    "p = argparse.ArgumentParser(prog='asicrc')\n"
-    "p.add_argument('-v', '--verbose', action='count', default=0)\n"
-    "run_cmd.register(p.add_subparsers())\n"
-    "a = p.parse_args(sys.argv[1:])\n"
-    "setup_logging(a.verbose)\n"
-    "sys.exit(a.func(a))\n"
-)
 
 
 # ------------------------------------------------------------------------------------ loopback defaults
