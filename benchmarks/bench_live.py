@@ -25,7 +25,6 @@ import numpy as np
 from bench_mqtt import mosquitto  # the script directory is on sys.path
 from prometheus_client import CollectorRegistry
 
-from daemon.collect import SOCKET_OPTIONS
 from daemon.config import SimulateConfig
 from daemon.live import (
     STEP_TIMEOUT_S,
@@ -37,6 +36,7 @@ from daemon.live import (
     train_live_model,
 )
 from daemon.mqtt import MqttSettings
+from daemon.mqtt_link import SOCKET_OPTIONS
 from daemon.substrate import BoardSubstrate
 from reservoir.substrate import RateModelSubstrate, Substrate
 

@@ -20,7 +20,6 @@ import numpy as np
 
 sys.path.insert(0, os.getcwd())
 from tests.system.mqtt_fixture import free_port, wait_port
-from tests.system.run_only import RUN_ONLY
 from tests.system.test_daemon import BASE
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 30
@@ -62,8 +61,8 @@ async def main() -> None:
     d = subprocess.Popen(
         [
             sys.executable,
-            "-c",
-            RUN_ONLY,
+            "-m",
+            "daemon",
             "run",
             "--config",
             str(cfg),

@@ -4,10 +4,10 @@ for a fixed number of events, sampling RSS, open file descriptors and asyncio ta
 By default the emulated boards run in a child process (``asicrc sim --firehose``, on ptys) so this process's
 RSS is the daemon's alone; the child's RSS is sampled separately (``sim_rss``). ``--emulator inprocess``
 runs them inside the daemon (``--simulate``) as before: then a leak in either shows, and a starved emulator's
-backlog counts as daemon memory. Each board's chain emits ``--rate`` random nonce replies/s (the link at
-1 Mbaud carries at most ~9,000 replies/s, bm1366.md "Rates"). ``/metrics`` and ``/status`` are scraped every
-sample. Finished recording segments are deleted as they appear (``--keep-recordings`` keeps them); the
-recorder still writes, rotates and fsyncs everything.
+backlog counts as daemon memory. Each board's chain emits ``--rate`` random nonce replies/s (a link carries
+at most ~9,000 replies/s at 1 Mbaud, ~28,000 at 3.125 Mbaud, bm1366.md "Rates"). ``/metrics`` and
+``/status`` are scraped every sample. Finished recording segments are deleted as they appear
+(``--keep-recordings`` keeps them); the recorder still writes, rotates and fsyncs everything.
 
 Warm-up is the first ``--warmup`` fraction of the events. Growth compares the median of the first three
 samples after warm-up with the median of the last three; the slope of a least-squares line of RSS against
@@ -15,13 +15,14 @@ events after warm-up (bytes per 10^6 events, whole window and each half: a plate
 near 0) is extrapolated to 10^8 events. Pass: RSS growth <= ``--max-growth`` (5 %), open fds and tasks not
 above their post-warm-up value plus ``--slack`` (2).
 
-Allocator probes (docs/soak.md): ``--pool system|jemalloc|mimalloc`` selects pyarrow's default memory pool
-before the daemon starts; ``--trim`` calls glibc ``malloc_trim(0)`` before every RSS sample (memory freed
-but kept by malloc is returned, so what is left is live); glibc arenas: run with ``MALLOC_ARENA_MAX=2`` in
-the environment.
+Allocator probes (docs/soak.md): ``--pool system|default|jemalloc|mimalloc`` selects pyarrow's memory
+pool before the daemon starts (system, the default, is what ``asicrc run`` uses); ``--trim`` calls glibc
+``malloc_trim(0)`` before every RSS sample (memory freed but kept by malloc is returned, so what is left is
+live); glibc arenas: run with ``MALLOC_ARENA_MAX=2`` in the environment.
 
-Run: ``.venv/bin/python benchmarks/soak.py --quick`` (10^6 events, about a minute) or
-``.venv/bin/python benchmarks/soak.py`` (10^8 events: ~1.6 h at ~18,000 events/s on 2 boards).
+Run: ``.venv/bin/python benchmarks/soak.py --quick`` (10^7 events, about 2 min) or
+``.venv/bin/python benchmarks/soak.py`` (10^8 events: ~18 min at ~95,000 events/s: 4 boards of 25,000
+replies/s at 3.125 Mbaud; the emulator only starts its firehose once bring-up has sent a job).
 Add ``--json`` for a machine-readable summary. Exit status 0 = pass, 1 = growth over the limits.
 """
 
@@ -29,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
-import ctypes.util
 import json
 import os
 import statistics
@@ -49,11 +48,12 @@ import pyarrow as pa
 
 from daemon.app import Daemon
 from daemon.config import parse_config
+from daemon.memory import TRIM_INTERVAL_S, malloc_trim
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Events for the full run (issue 9: >= 10^8) and for --quick.
 FULL_EVENTS = 100_000_000
-QUICK_EVENTS = 1_000_000
+QUICK_EVENTS = 10_000_000
 #: Event count the slope is extrapolated to (issue 9: ">= 10^8 events").
 EXTRAPOLATE_EVENTS = 100_000_000
 #: Sampling period (s) and the pass limits (issue 9: "no growth beyond a few percent after warm-up").
@@ -89,17 +89,6 @@ def _scrape(url: str) -> int:
         return len(r.read())
 
 
-def _malloc_trim() -> Any:
-    """glibc ``malloc_trim`` (returns freed heap pages to the kernel), or None off glibc."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    fn = getattr(ctypes.CDLL(name), "malloc_trim", None)
-    if fn is not None:
-        fn.argtypes = [ctypes.c_size_t]
-    return fn
-
-
 def select_pool(name: str) -> str:
     """Make ``name`` (default/system/jemalloc/mimalloc) pyarrow's default pool; returns the backend in use."""
     if name != "default":
@@ -133,7 +122,7 @@ def fit(samples: list[dict[str, float]], key: str = "rss_kib") -> dict[str, floa
 def start_sim_child(boards: int, rate: float, seed: int) -> tuple[subprocess.Popen[str], list[Any]]:
     """``asicrc sim`` in a child serving ``boards`` firehose boards; returns it and the board paths."""
     cmd = [sys.executable, "-m", "daemon", "sim", "--boards", str(boards), "--firehose", str(rate)]
-    cmd += ["--seed", str(seed)]
+    cmd += ["--firehose-after-job", "--seed", str(seed)]  # bring-up gets the link to itself
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     try:
@@ -155,18 +144,25 @@ async def soak(
     trace: bool = False,
     emulator: str = "child",
     trim: bool = False,
+    baud: int = 1_000_000,
+    samples_path: Path | None = None,
 ) -> dict[str, Any]:
     raw = dict(CONFIG)
     child: subprocess.Popen[str] | None = None
     if emulator == "child":
         child, paths = await asyncio.to_thread(start_sim_child, boards, rate, 1)
         raw["boards"] = [
-            {"name": p["name"], "kind": "gamma", "data_port": p["data"], "control_port": p["control"]}
+            {
+                "name": p["name"],
+                "kind": "gamma",
+                "data_port": p["data"],
+                "control_port": p["control"],
+                "baud": baud,
+            }
             for p in paths
         ]
     cfg = parse_config(raw)
     d = Daemon(cfg, state_dir=state, http=("127.0.0.1", 0), simulate=0 if child else boards)
-    trimmer = _malloc_trim() if trim else None
     run = asyncio.create_task(d.run())
     samples: list[dict[str, float]] = []
     t0 = time.monotonic()
@@ -191,8 +187,8 @@ async def soak(
                 for seg in (state / "recordings").glob("*/events-*.arrows"):
                     seg.unlink()
                     deleted += 1
-            if trimmer is not None:
-                trimmer(0)
+            if trim:
+                malloc_trim()
             s = {
                 "t_s": time.monotonic() - t0,
                 "events": float(n),
@@ -205,6 +201,11 @@ async def soak(
                 "load1": os.getloadavg()[0],
             }
             samples.append(s)
+            if samples_path is not None:
+                with samples_path.open("a") as f:
+                    if len(samples) == 1:
+                        f.write(",".join(s) + "\n")
+                    f.write(",".join(f"{v:.6g}" for v in s.values()) + "\n")
             print(
                 f"{s['t_s']:8.1f} s {n:>12,d} events  rss {s['rss_kib'] / 1024:7.1f} MiB"
                 f"  sim {s['sim_rss_kib'] / 1024:6.1f} MiB  fds {s['fds']:.0f}  tasks {s['tasks']:.0f}"
@@ -229,10 +230,16 @@ async def soak(
     after = [s for s in samples if s["events"] >= warmup * events]
     if len(after) < 6:
         after = samples[len(samples) // 3 :]
-    first, last = after[:3], after[-3:]
+    # The daemon trims the heap every TRIM_INTERVAL_S, so RSS is a sawtooth of that period: compare windows
+    # of two periods (a few samples on short runs), not single samples that may sit on a peak or a trough.
+    window = max(3, min(len(after) // 3, round(2 * TRIM_INTERVAL_S / SAMPLE_S)))
+    first, last = after[:window], after[-window:]
 
     def med(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(r[key] for r in rows)
+
+    def spread(rows: list[dict[str, float]], key: str) -> float:
+        return max(r[key] for r in rows) - min(r[key] for r in rows)
 
     rss_growth = med(last, "rss_kib") / med(first, "rss_kib") - 1.0
     slopes = fit(after)
@@ -244,6 +251,8 @@ async def soak(
         "seconds": round(elapsed, 1),
         "events_per_s": round(total / elapsed),
         "boards": boards,
+        "rate_per_board": rate,
+        "baud": baud,
         "emulator": emulator,
         "arrow_pool": pa.default_memory_pool().backend_name,
         "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX", ""),
@@ -252,9 +261,11 @@ async def soak(
         "load1_mean": round(statistics.fmean(s["load1"] for s in samples), 2),
         "samples": len(samples),
         "samples_after_warmup": len(after),
+        "growth_window_samples": window,
         "rss_mib_first": round(med(first, "rss_kib") / 1024, 1),
         "rss_mib_last": round(med(last, "rss_kib") / 1024, 1),
         "rss_growth": round(rss_growth, 4),
+        "rss_sawtooth_mib_last": round(spread(last, "rss_kib") / 1024, 1),
         "rss_slope_bytes_per_mevent": round(slopes["all"]),
         "rss_slope_first_half": round(slopes["first_half"]),
         "rss_slope_second_half": round(slopes["second_half"]),
@@ -302,17 +313,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=FULL_EVENTS)
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_EVENTS:,} events (smoke run)")
-    ap.add_argument("--boards", type=int, default=2)
-    ap.add_argument("--rate", type=float, default=9_000.0, help="firehose replies/s per board")
+    ap.add_argument("--boards", type=int, default=4)
+    ap.add_argument("--rate", type=float, default=25_000.0, help="firehose replies/s per board")
+    ap.add_argument(
+        "--baud", type=int, default=3_125_000, help="chain baud (3,125,000 carries ~28,000 replies/s/board)"
+    )
     ap.add_argument("--warmup", type=float, default=0.2, help="fraction of the events counted as warm-up")
     ap.add_argument("--max-growth", type=float, default=MAX_RSS_GROWTH)
     ap.add_argument("--slack", type=int, default=SLACK)
     ap.add_argument("--keep-recordings", action="store_true")
     ap.add_argument("--state-dir", type=Path, default=None, help="default: a temporary directory")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--samples", type=Path, default=None, help="append every sample to this CSV file")
     ap.add_argument("--tracemalloc", action="store_true", help="report the source lines whose memory grew")
     ap.add_argument("--emulator", choices=("child", "inprocess"), default="child", help="where boards run")
-    ap.add_argument("--pool", choices=("default", "system", "jemalloc", "mimalloc"), default="default")
+    ap.add_argument(
+        "--pool",
+        choices=("default", "system", "jemalloc", "mimalloc"),
+        default="system",
+        help="pyarrow memory pool (system = what asicrc run uses; default = pyarrow's own choice)",
+    )
     ap.add_argument("--trim", action="store_true", help="glibc malloc_trim(0) before every RSS sample")
     a = ap.parse_args(argv)
     events = QUICK_EVENTS if a.quick else a.events
@@ -332,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                 a.tracemalloc,
                 emulator=a.emulator,
                 trim=a.trim,
+                baud=a.baud,
+                samples_path=a.samples,
             )
         )
     bad = verdict(r, a.max_growth, a.slack)

@@ -586,7 +586,7 @@ def _version() -> str:
 
 def mqtt_settings(m: MqttConfig) -> MqttSettings:
     """The bridge settings of the config's ``[mqtt]`` section ("" means unset)."""
-    from daemon.mqtt import MqttSettings
+    from daemon.mqtt_link import MqttSettings
 
     return MqttSettings(
         host=m.host,
@@ -601,6 +601,8 @@ def mqtt_settings(m: MqttConfig) -> MqttSettings:
         status_interval_s=m.status_interval_s,
         buffer_messages=m.buffer_messages,
         homeassistant=m.homeassistant,
+        reconnect_min_s=m.reconnect_min_s,
+        reconnect_max_s=m.reconnect_max_s,
     )
 
 

@@ -16,25 +16,22 @@ counted by reason and logged once per reason; nothing a host sends can stop the 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import logging
 import os
-import socket
-import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import numpy as np
 import pyarrow as pa
 
 from daemon.events import EVENT_SCHEMA, Subscription
-from daemon.mqtt import BACKOFF_FACTOR, BACKOFF_MAX_S, BACKOFF_START_S, MqttSettings, decode_events
+from daemon.mqtt import decode_events
+from daemon.mqtt_link import MqttLink, MqttSettings
 from daemon.recorder import Recorder, RecorderPolicy
 from reservoir.readout import RidgeReadout, RidgeStats
 
@@ -42,11 +39,6 @@ log = logging.getLogger(__name__)
 
 #: Batches waiting for the recorder (one MQTT message = one batch); beyond this they are dropped, counted.
 RECORDER_QUEUE = 4096
-#: Outgoing messages buffered by :class:`MqttLoop` while disconnected (oldest dropped, counted).
-OUT_BUFFER = 1000
-#: Socket options of every client made here: TCP_NODELAY, so small messages (live inputs and predictions)
-#: are not held back by Nagle's algorithm waiting for the peer's delayed ACK (~40 ms per hop on Linux).
-SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 #: Version tag of the readout file written by :func:`save_readout`.
 READOUT_FORMAT = "asicrc-readout/1"
 #: Statistics keys inside a readout file (``stats_<key>``), as in ``RidgeStats.to_dict``.
@@ -224,132 +216,6 @@ def load_readout(path: Path) -> ReadoutFile:
     return ReadoutFile(readout, hosts, meta)
 
 
-# --------------------------------------------------------------------------------------------- MQTT loop
-
-
-@dataclass
-class LoopStats:
-    """Connection counters of an :class:`MqttLoop`."""
-
-    connected: bool = False
-    reconnects: int = 0
-    received: int = 0
-    published: int = 0
-    dropped: int = 0
-    last_error: str = ""
-
-
-def settings_client(settings: MqttSettings, identifier: str) -> aiomqtt.Client:
-    """An aiomqtt client for ``settings`` (TLS with the CA file when ``tls``), client id ``identifier``."""
-    tls = ssl.create_default_context(cafile=settings.ca_file) if settings.tls else None
-    return aiomqtt.Client(
-        settings.host,
-        settings.port,
-        username=settings.username,
-        password=settings.password,
-        identifier=identifier,
-        tls_context=tls,
-        timeout=10.0,
-        socket_options=SOCKET_OPTIONS,
-    )
-
-
-class MqttLoop:
-    """One subscribing (and publishing) broker connection that reconnects with capped exponential backoff
-    and re-subscribes after every reconnect. ``on_message(topic, payload)`` runs inline and must not raise.
-
-    Run :meth:`run` as a task and cancel it to stop; :meth:`publish` queues into a bounded buffer.
-    """
-
-    def __init__(
-        self,
-        settings: MqttSettings,
-        topics: Sequence[str],
-        on_message: OnMessage,
-        *,
-        identifier: str,
-        backoff: tuple[float, float, float] = (BACKOFF_START_S, BACKOFF_MAX_S, BACKOFF_FACTOR),
-        buffer_messages: int = OUT_BUFFER,
-        client_factory: Callable[[MqttSettings, str], aiomqtt.Client] = settings_client,
-    ) -> None:
-        self.settings = settings
-        self.topics = list(topics)
-        self.identifier = identifier
-        self.stats = LoopStats()
-        self.subscribed = asyncio.Event()
-        self._on_message = on_message
-        self._backoff = backoff
-        self._factory = client_factory
-        self._buffer: collections.deque[tuple[str, bytes]] = collections.deque(maxlen=buffer_messages)
-        self._wakeup = asyncio.Event()
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        """Queue a QoS-1 message (never blocks; when the buffer is full the oldest is dropped, counted)."""
-        if len(self._buffer) == self._buffer.maxlen:
-            self.stats.dropped += 1
-        self._buffer.append((topic, payload))
-        self._wakeup.set()
-
-    @property
-    def pending(self) -> int:
-        """Messages waiting to be published."""
-        return len(self._buffer)
-
-    async def run(self) -> None:
-        """Connect, subscribe, deliver and publish until cancelled."""
-        start, cap, factor = self._backoff
-        delay = start
-        s = self.settings
-        while True:
-            try:
-                async with self._factory(s, self.identifier) as client:
-                    for topic in self.topics:
-                        await client.subscribe(topic, qos=1)
-                    if not self.stats.connected and self.stats.reconnects:
-                        log.warning("MQTT %s:%d: connection recovered", s.host, s.port)
-                    self.stats.connected = True
-                    self.stats.last_error = ""
-                    self.subscribed.set()
-                    log.info("MQTT %s:%d: subscribed to %s", s.host, s.port, ", ".join(self.topics))
-                    delay = start
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._receive(client))
-                        tg.create_task(self._send(client))
-            except* aiomqtt.MqttError as group:
-                error = str(group.exceptions[0]) or type(group.exceptions[0]).__name__
-                if self.stats.connected or not self.stats.last_error:
-                    log.warning("MQTT %s:%d lost or unreachable: %s", s.host, s.port, error)
-                self.stats.last_error = error
-            self.stats.connected = False
-            self.subscribed.clear()
-            self.stats.reconnects += 1
-            await asyncio.sleep(delay)
-            delay = min(cap, delay * factor)
-
-    async def _receive(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            payload = message.payload
-            if isinstance(payload, str):
-                data = payload.encode()
-            elif isinstance(payload, bytes | bytearray):
-                data = bytes(payload)
-            else:
-                data = b"" if payload is None else str(payload).encode()
-            self.stats.received += 1
-            self._on_message(message.topic.value, data)
-
-    async def _send(self, client: aiomqtt.Client) -> None:
-        while True:
-            while self._buffer:
-                entry = self._buffer[0]
-                await client.publish(entry[0], entry[1], qos=1)
-                if self._buffer and self._buffer[0] is entry:
-                    self._buffer.popleft()  # only after the broker took it (unless overflow dropped it)
-                self.stats.published += 1
-            self._wakeup.clear()
-            await self._wakeup.wait()
-
-
 # --------------------------------------------------------------------------------------------- collector
 
 
@@ -487,12 +353,11 @@ async def run_collector(
     stop: asyncio.Event,
     *,
     identifier: str,
-    backoff: tuple[float, float, float] = (BACKOFF_START_S, BACKOFF_MAX_S, BACKOFF_FACTOR),
     ready: Callable[[], None] | None = None,
-) -> MqttLoop:
+) -> MqttLink:
     """Run ``collector`` on ``settings``' broker until ``stop`` is set, then finish it (recording closed,
     readout saved). ``ready`` is called once the subscriptions are in place. Returns the loop (its stats)."""
-    loop = MqttLoop(settings, collector.topics, collector.handle, identifier=identifier, backoff=backoff)
+    loop = MqttLink(settings, collector.topics, collector.handle, identifier=identifier)
     collector.start()
     task = asyncio.create_task(loop.run(), name="collect-mqtt")
     try:

@@ -161,6 +161,9 @@ class MqttConfig:
     status_interval_s: float = _f(10.0, 0.1, 3600.0)  # the status topic's period
     buffer_messages: int = _f(1000, 10, 1_000_000)  # outage buffer; the oldest are dropped (counted) beyond
     homeassistant: bool = False  # Home Assistant MQTT discovery for a few status values
+    # reconnect after a lost broker: capped exponential backoff, this first wait doubling up to the cap
+    reconnect_min_s: float = _f(0.5, 0.001, 60.0)
+    reconnect_max_s: float = _f(30.0, 0.01, 3600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,9 +485,11 @@ def parse_config(data: dict[str, Any]) -> Config:
             raise ConfigError(f"{path}.name", f"value {plan.name!r} is used by another plan")
         plans.append(plan)
     _check_mqtt(cfg.mqtt)
-    t = cfg.timing
-    if t.reconnect_min_s > t.reconnect_max_s:
-        raise ConfigError("timing.reconnect_min_s", f"value {t.reconnect_min_s} above reconnect_max_s")
+    for section, sec in (("timing", cfg.timing), ("mqtt", cfg.mqtt)):
+        if sec.reconnect_min_s > sec.reconnect_max_s:
+            raise ConfigError(
+                f"{section}.reconnect_min_s", f"value {sec.reconnect_min_s} above reconnect_max_s"
+            )
     cfg = dataclasses.replace(cfg, boards=tuple(boards), plans=tuple(plans))
     _check_live(cfg)
     return cfg

@@ -40,9 +40,9 @@ import numpy as np
 import pyarrow as pa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from daemon.collect import MqttLoop, load_readout, save_readout
+from daemon.collect import load_readout, save_readout
 from daemon.events import Pipeline
-from daemon.mqtt import MqttSettings
+from daemon.mqtt_link import MqttLink, MqttSettings
 from daemon.plans import PlanTarget, run_modulate
 from reservoir.asic import AsicReservoir
 from reservoir.features import states_from_slots
@@ -414,25 +414,17 @@ class LiveService:
             await self._wakeup.wait()
 
 
-def live_loop(
-    settings: MqttSettings, service: LiveService, *, identifier: str | None = None, **loop_kw: Any
-) -> MqttLoop:
+def live_loop(settings: MqttSettings, service: LiveService, *, identifier: str | None = None) -> MqttLink:
     """The broker connection of ``service``: subscribes ``<base>/live/input`` (into :meth:`LiveService.offer`)
-    and becomes its publisher on ``<base>/live/prediction``. ``loop_kw`` go to :class:`MqttLoop`."""
+    and becomes its publisher on ``<base>/live/prediction``."""
     base = settings.base
     ident = identifier or f"asicrc-live-{settings.host_id}-{os.getpid()}"
-    loop = MqttLoop(
-        settings,
-        [f"{base}/live/input"],
-        lambda _t, p: service.offer(p),
-        identifier=ident,
-        **loop_kw,
-    )
+    loop = MqttLink(settings, [f"{base}/live/input"], lambda _t, p: service.offer(p), identifier=ident)
     service.publish = lambda msg: loop.publish(f"{base}/live/prediction", json.dumps(msg).encode())
     return loop
 
 
-async def run_live(service: LiveService, loop: MqttLoop) -> None:
+async def run_live(service: LiveService, loop: MqttLink) -> None:
     """Run the broker connection and the service until cancelled (both tasks end together)."""
     tasks = [
         asyncio.create_task(loop.run(), name="live-mqtt"),

@@ -16,26 +16,21 @@ reconnects with capped exponential backoff, re-announces availability and re-sub
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import hmac
 import json
 import logging
-import socket
-import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
 import pyarrow as pa
 
-log = logging.getLogger(__name__)
+from daemon.mqtt_link import LinkStats, MqttLink, MqttSettings
 
-#: Reconnect backoff (s): first wait, cap, factor (pymodbus-style capped exponential backoff).
-BACKOFF_START_S = 0.5
-BACKOFF_MAX_S = 30.0
-BACKOFF_FACTOR = 2.0
+__all__ = ["MqttBridge", "MqttSettings", "MqttStats", "decode_events", "encode_events", "parse_command"]
+
+log = logging.getLogger(__name__)
 
 CommandHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -43,42 +38,16 @@ CommandHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 COMMAND_ACTIONS = ("set_setpoint", "start_plan", "stop_plan", "status")
 #: Largest command payload accepted (bytes); a command is a small JSON object.
 MAX_COMMAND_BYTES = 16384
-
-
-@dataclass(frozen=True)
-class MqttSettings:
-    """Broker connection and topic settings (the config's ``[mqtt]`` section)."""
-
-    host: str = "127.0.0.1"
-    port: int = 1883
-    tls: bool = False
-    ca_file: str | None = None
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    topic_root: str = "asicrc"
-    host_id: str = field(default_factory=socket.gethostname)
-    token: str | None = field(default=None, repr=False)
-    status_interval_s: float = 10.0
-    buffer_messages: int = 1000
-    qos: int = 1
-    homeassistant: bool = False
-
-    @property
-    def base(self) -> str:
-        return f"{self.topic_root}/{self.host_id}"
+#: Commands waiting for the handler; beyond this they are refused (a flood cannot grow memory).
+COMMAND_QUEUE = 64
 
 
 @dataclass
-class MqttStats:
-    """Counters exported as metrics."""
+class MqttStats(LinkStats):
+    """The bridge's link counters plus its command counters (exported as metrics)."""
 
-    published: int = 0
-    dropped: int = 0
-    reconnects: int = 0
-    connected: bool = False
     commands_accepted: int = 0
     commands_refused: int = 0
-    last_error: str = ""
 
 
 def encode_events(batch: pa.RecordBatch) -> bytes:
@@ -128,131 +97,52 @@ class MqttBridge:
         settings: MqttSettings,
         status: Callable[[], dict[str, Any]],
         commands: CommandHandler | None = None,
-        client_factory: Callable[..., aiomqtt.Client] = aiomqtt.Client,
-        backoff: tuple[float, float, float] = (BACKOFF_START_S, BACKOFF_MAX_S, BACKOFF_FACTOR),
     ) -> None:
         self.settings = settings
         self.stats = MqttStats()
         self._status = status
         self._commands = commands
-        self._client_factory = client_factory
-        self._backoff = backoff
-        self._buffer: collections.deque[tuple[str, bytes, bool]] = collections.deque()
-        self._wakeup = asyncio.Event()
-        self._client: aiomqtt.Client | None = None
-        self._closing = False
-        self._task: asyncio.Task[None] | None = None
+        self._inbox: asyncio.Queue[bytes] = asyncio.Queue(COMMAND_QUEUE)
+        base = settings.base
+        self.link = MqttLink(
+            settings,
+            [f"{base}/cmd"] if settings.token is not None else [],
+            self._on_message,
+            identifier=f"asicrc-{settings.host_id}",
+            will=aiomqtt.Will(f"{base}/availability", b"offline", qos=1, retain=True),
+            on_connect=self._on_connected,
+            stats=self.stats,
+        )
 
     # ---- producers (never block, never raise) ----
-    def _enqueue(self, topic: str, payload: bytes, retain: bool = False) -> None:
-        if len(self._buffer) >= self.settings.buffer_messages:
-            self._buffer.popleft()
-            self.stats.dropped += 1
-        self._buffer.append((topic, payload, retain))
-        self._wakeup.set()
-
     def publish_events(self, board: str, batch: pa.RecordBatch) -> None:
         """Queue one event batch for ``events/<board>``."""
         if batch.num_rows:
-            self._enqueue(f"{self.settings.base}/events/{board}", encode_events(batch))
+            self.link.publish(f"{self.settings.base}/events/{board}", encode_events(batch))
 
     def publish_summary(self, board: str, summary: dict[str, Any]) -> None:
         """Queue a sweep-point summary for ``summary/<board>``."""
-        self._enqueue(f"{self.settings.base}/summary/{board}", json.dumps(summary).encode())
+        self.link.publish(f"{self.settings.base}/summary/{board}", json.dumps(summary).encode())
 
     def publish_json(self, subtopic: str, obj: dict[str, Any], retain: bool = False) -> None:
         """Queue any JSON object under the host's base topic."""
-        self._enqueue(f"{self.settings.base}/{subtopic}", json.dumps(obj).encode(), retain)
+        self.link.publish(f"{self.settings.base}/{subtopic}", json.dumps(obj).encode(), retain)
 
-    # ---- connection ----
-    def _make_client(self) -> aiomqtt.Client:
-        s = self.settings
-        tls_context = None
-        if s.tls:
-            tls_context = ssl.create_default_context(cafile=s.ca_file)
-        return self._client_factory(
-            s.host,
-            s.port,
-            username=s.username,
-            password=s.password,
-            identifier=f"asicrc-{s.host_id}",
-            # Nagle + delayed ACK cost ~40 ms per hop on small messages (benchmarks/bench_live.py).
-            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
-            will=aiomqtt.Will(f"{s.base}/availability", b"offline", qos=1, retain=True),
-            tls_context=tls_context,
-            timeout=10.0,
-        )
-
+    # ---- tasks ----
     async def run(self) -> None:
-        """Connect, publish and listen until :meth:`close`; reconnect with capped backoff on any loss."""
-        self._task = asyncio.current_task()
-        start, cap, factor = self._backoff
-        delay = start
-        while not self._closing:
-            error = await self._connect_once()
-            if self._closing:
-                break
-            if error is not None:
-                if self.stats.connected or not self.stats.last_error:
-                    log.warning(
-                        "MQTT %s:%d lost or unreachable: %s", self.settings.host, self.settings.port, error
-                    )
-                self.stats.last_error = error
-            else:
-                delay = start
-            self.stats.connected = False
-            self.stats.reconnects += 1
-            await asyncio.sleep(delay)
-            delay = min(cap, delay * factor)
-
-    async def _connect_once(self) -> str | None:
-        """One connection's life; returns the error that ended it (None when it ended cleanly)."""
-        try:
-            async with self._make_client() as client:
-                self._client = client
-                await self._on_connected(client)
-                await self._serve(client)
-        except aiomqtt.MqttError as exc:
-            return str(exc) or type(exc).__name__
-        except ExceptionGroup as group:
-            mqtt_errors = group.subgroup(aiomqtt.MqttError)
-            if mqtt_errors is None:
-                raise
-            return str(mqtt_errors.exceptions[0]) or "MQTT error"
-        finally:
-            self._client = None
-        return None
+        """Connect, publish and listen until :meth:`close`; the link reconnects with capped backoff."""
+        async with asyncio.TaskGroup() as tg:
+            link = tg.create_task(self.link.run(), name="mqtt-link")
+            status = tg.create_task(self._status_loop(), name="mqtt-status")
+            commands = tg.create_task(self._command_loop(), name="mqtt-commands")
+            await link
+            status.cancel()
+            commands.cancel()
 
     async def _on_connected(self, client: aiomqtt.Client) -> None:
-        s = self.settings
-        self.stats.connected = True
-        self.stats.last_error = ""
-        log.info("MQTT connected to %s:%d as %s", s.host, s.port, s.base)
-        await client.publish(f"{s.base}/availability", b"online", qos=1, retain=True)
-        if s.token is not None:
-            await client.subscribe(f"{s.base}/cmd", qos=1)
-        if s.homeassistant:
+        await client.publish(f"{self.settings.base}/availability", b"online", qos=1, retain=True)
+        if self.settings.homeassistant:
             await self._announce_homeassistant(client)
-
-    async def _serve(self, client: aiomqtt.Client) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._send_loop(client))
-            tg.create_task(self._status_loop())
-            if self.settings.token is not None:
-                tg.create_task(self._command_loop(client))
-
-    async def _send_loop(self, client: aiomqtt.Client) -> None:
-        while True:
-            while self._buffer:
-                item = self._buffer.popleft()
-                try:
-                    await client.publish(item[0], item[1], qos=self.settings.qos, retain=item[2])
-                except BaseException:
-                    self._buffer.appendleft(item)  # not taken by the broker: resend after reconnect
-                    raise
-                self.stats.published += 1
-            self._wakeup.clear()
-            await self._wakeup.wait()
 
     async def _status_loop(self) -> None:
         while True:
@@ -263,9 +153,17 @@ class MqttBridge:
             self.publish_json("status", status)
             await asyncio.sleep(self.settings.status_interval_s)
 
-    async def _command_loop(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+    def _on_message(self, _topic: str, payload: bytes) -> None:
+        try:
+            self._inbox.put_nowait(payload)
+        except asyncio.QueueFull:
+            self.stats.commands_refused += 1
+            log.warning("MQTT command refused: %d commands already waiting", COMMAND_QUEUE)
+            self.publish_json("cmd/result", {"ok": False, "reason": "busy: too many commands waiting"})
+
+    async def _command_loop(self) -> None:
+        while True:
+            payload = await self._inbox.get()
             try:
                 result = await self._handle_command(payload)
             except Exception as exc:  # no payload may end the command loop: it is a refusal
@@ -314,21 +212,5 @@ class MqttBridge:
 
     async def close(self, timeout_s: float = 2.0) -> None:
         """Flush what is buffered (bounded), announce ``offline``, disconnect and end :meth:`run`."""
-        client = self._client
-        self._closing = True
-        if client is not None and self.stats.connected:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    while self._buffer:
-                        topic, payload, retain = self._buffer.popleft()
-                        await client.publish(topic, payload, qos=self.settings.qos, retain=retain)
-                        self.stats.published += 1
-                    await client.publish(f"{self.settings.base}/availability", b"offline", qos=1, retain=True)
-            except (aiomqtt.MqttError, TimeoutError) as exc:
-                log.warning("MQTT close: %s", exc)
-        task = self._task
-        if task is not None and task is not asyncio.current_task() and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.stats.connected = False
+        offline = (f"{self.settings.base}/availability", b"offline", True)
+        await self.link.close([offline], timeout_s)

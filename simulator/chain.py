@@ -90,6 +90,7 @@ class ChainCore:
         firehose_rate: float | None = None,
         physics_step_s: float = PHYSICS_STEP_S,
         record_nonces: bool = False,
+        firehose_needs_job: bool = False,
     ) -> None:
         if not 1 <= chips <= MAX_CHIPS:
             raise ValueError(f"chips must be 1..{MAX_CHIPS}, got {chips}")
@@ -101,6 +102,9 @@ class ChainCore:
         self.knobs = knobs or Knobs()
         self.difficulty_scale = difficulty_scale
         self.firehose_rate = firehose_rate
+        #: Firehose only from chips that hold a job (as real chips: nothing before bring-up sends work), so
+        #: a saturating firehose cannot starve the bring-up exchange on a slow link.
+        self.firehose_needs_job = firehose_needs_job
         self.step_s = physics_step_s
         self.chips = [ChipState(i) for i in range(chips)]
         self.physics = ChainPhysics(self.params, chips, seed)
@@ -360,7 +364,8 @@ class ChainCore:
             self._rate = np.zeros(n)
             return
         if self.firehose_rate is not None:
-            self._rate = np.where(self._live, self.firehose_rate / n, 0.0)
+            mask = self._eligible if self.firehose_needs_job else self._live
+            self._rate = np.where(mask, self.firehose_rate / n, 0.0)
             self._p_invalid = np.zeros(n)
             return
         freqs = self._freq

@@ -119,6 +119,8 @@ class BoardConfig:
     board_kind: str = "gamma"
     difficulty_scale: float = DEFAULT_DIFFICULTY_SCALE
     firehose_rate: float | None = None
+    #: Firehose only from chips holding a job, i.e. after the host's bring-up (ChainCore.firehose_needs_job).
+    firehose_needs_job: bool = False
     knobs: Knobs = field(default_factory=Knobs)
     params: PhysicsParams = field(default_factory=PhysicsParams)
     ftdi_latency_s: float = FTDI_LATENCY_S
@@ -170,6 +172,7 @@ class SimulatedBoard:
             knobs=cfg.knobs,
             difficulty_scale=cfg.difficulty_scale,
             firehose_rate=cfg.firehose_rate,
+            firehose_needs_job=cfg.firehose_needs_job,
         )
         self.link = make_link(cfg.link, cfg.ftdi_latency_s, record=cfg.record_truth)
         self.device = BitaxeRawDevice(self.core, cfg.board_kind)

@@ -2,6 +2,10 @@
 
 Each module in :data:`SUBCOMMANDS` exposes ``register(subparsers)``, which adds its parser and sets
 ``func(args) -> int`` as the handler. ``--json`` output goes to stdout only; logs and progress go to stderr.
+
+Registration is lazy: ``asicrc run ...`` imports only ``run_cmd`` (the analysis and bench modules pull in
+scipy, scikit-learn and matplotlib, seconds per start on a small host); ``asicrc``, ``asicrc --help`` and an
+unknown command import them all, so help and the "invalid choice" error list every subcommand.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-#: (module, one-line help) per subcommand, in the order ``asicrc --help`` lists them.
+#: One module per subcommand (``daemon.cli.<name>_cmd`` registers ``<name>``), in ``asicrc --help`` order.
 SUBCOMMANDS: tuple[str, ...] = (
     "daemon.cli.run_cmd",
     "daemon.cli.sim_cmd",
@@ -25,8 +29,21 @@ SUBCOMMANDS: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with every subcommand registered."""
+def command_name(module: str) -> str:
+    """``daemon.cli.run_cmd`` -> ``run``."""
+    return module.rsplit(".", 1)[1].removesuffix("_cmd")
+
+
+def requested_command(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` asks for, when it is one of ours (the top level takes only flags)."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in {command_name(m) for m in SUBCOMMANDS} else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand registered, or only the subcommand ``only``."""
     parser = argparse.ArgumentParser(
         prog="asicrc",
         description="Hardware-in-the-loop reservoir computing on BM1366 mining ASICs.",
@@ -34,13 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # that subcommand is not built yet
-        module.register(sub)
+        if only is None or command_name(name) == only:
+            importlib.import_module(name).register(sub)
     return parser
 
 
@@ -53,7 +65,8 @@ def setup_logging(verbose: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``asicrc`` console script; returns the process exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(requested_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

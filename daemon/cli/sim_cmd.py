@@ -67,6 +67,12 @@ def register(subparsers: Any) -> None:
         help="nonces meet ticket difficulty * scale (default 2^-28)",
     )
     p.add_argument("--firehose", type=_positive, default=None, metavar="RATE", help="random nonces/s/chain")
+    p.add_argument(
+        "--firehose-after-job",
+        action="store_true",
+        help="firehose only from chips holding a job, i.e. after bring-up (a saturated slow link cannot "
+        "starve the bring-up exchange)",
+    )
     p.add_argument("--dead-time", type=_nonneg, default=0.0, metavar="S", help="per-chip dead time (s)")
     p.add_argument("--drift", type=_pair, default=None, metavar="A,P", help="log-rate walk: sd, tau (s)")
     p.add_argument("--modulation", type=_pair, default=None, metavar="A,P", help="rate sinusoid: amp, period")
@@ -95,6 +101,7 @@ def configs(args: argparse.Namespace) -> list[BoardConfig]:
             board_kind=args.board_kind,
             difficulty_scale=args.difficulty_scale,
             firehose_rate=args.firehose,
+            firehose_needs_job=args.firehose_after_job,
             knobs=knobs,
             ftdi_latency_s=args.ftdi_latency,
             record_truth=args.truth is not None,

@@ -25,7 +25,6 @@ from daemon.mqtt import MqttBridge, MqttSettings, encode_events
 from daemon.recorder import read_table, scan_stream
 from reservoir.readout import RidgeReadout, RidgeStats
 from tests.system.mqtt_fixture import Broker, mosquitto
-from tests.system.run_only import RUN_ONLY
 from tests.system.test_daemon import BASE, HOLD, ROOT
 
 __all__ = ["mosquitto"]
@@ -101,10 +100,16 @@ async def test_two_hosts_one_collector_one_recording(mosquitto: Broker, tmp_path
     daemon: subprocess.Popen[bytes] | None = None
     try:
         await _until(lambda: "collect: recording" in col_log.read_text(), "collector ready", [collector])
-        run_args = ["-c", RUN_ONLY, "run", "--config", str(cfg), "--state-dir", str(state), "--simulate", "1"]
+        run_args = ["-m", "daemon", "run", "--config", str(cfg), "--state-dir", str(state), "--simulate", "1"]
         daemon = _spawn(run_args, tmp_path / "daemon.log")
-        settings = MqttSettings(port=mosquitto.port, host_id="hostB", status_interval_s=60.0)
-        bridge = MqttBridge(settings, status=dict, backoff=(0.05, 0.2, 2.0))
+        settings = MqttSettings(
+            port=mosquitto.port,
+            host_id="hostB",
+            status_interval_s=60.0,
+            reconnect_min_s=0.05,
+            reconnect_max_s=0.2,
+        )
+        bridge = MqttBridge(settings, status=dict)
         task = asyncio.create_task(bridge.run())
         try:
             for i in range(3):

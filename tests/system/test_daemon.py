@@ -18,34 +18,13 @@ import pyarrow as pa
 import pytest
 
 from daemon.recorder import read_table
-from tests.system.run_only import RUN_ONLY
+from tests.system.fast_config import fast_config
 
 pytestmark = pytest.mark.system
 
 ROOT = Path(__file__).resolve().parents[2]
 
-BASE = """
-[safety]
-freq_step_rate_mhz_s = 4000.0
-cool_down_s = 0.5
-brownout_recover_s = 0.3
-
-[timing]
-control_tick_s = 0.05
-job_interval_s = 0.5
-telemetry_interval_s = 0.1
-status_interval_s = 0.25
-reconnect_min_s = 0.1
-reconnect_max_s = 0.4
-silence_timeout_s = 5.0
-
-[recorder]
-flush_interval_s = 0.2
-fsync_interval_s = 0.0
-
-[http]
-enabled = false
-"""
+BASE = fast_config(timing={"silence_timeout_s": 5.0}, http={"enabled": False})
 
 SWEEP = """
 [[plans]]
@@ -72,9 +51,8 @@ def _config(tmp_path: Path, extra: str) -> Path:
     return p
 
 
-def _start(cfg: Path, state: Path, *args: str, full_cli: bool = False) -> subprocess.Popen[str]:
-    entry = ["-m", "daemon"] if full_cli else ["-c", RUN_ONLY]
-    cmd = [sys.executable, *entry, "run", "--config", str(cfg), "--state-dir", str(state), *args]
+def _start(cfg: Path, state: Path, *args: str) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "daemon", "run", "--config", str(cfg), "--state-dir", str(state), *args]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -134,7 +112,7 @@ def _assert_every_counted_nonce_recorded(state: Path, run: Path) -> dict[str, An
 
 def test_sweep_then_sigterm_leaves_boards_safe_and_records_everything(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    proc = _start(_config(tmp_path, SWEEP), state, "--simulate", "2", full_cli=True)
+    proc = _start(_config(tmp_path, SWEEP), state, "--simulate", "2")
 
     def one_point_done() -> bool:
         st = _status(state)

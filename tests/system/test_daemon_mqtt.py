@@ -17,7 +17,6 @@ import pytest
 
 from daemon.mqtt import decode_events
 from tests.system.mqtt_fixture import Broker, mosquitto
-from tests.system.run_only import RUN_ONLY
 from tests.system.test_daemon import BASE, ROOT
 
 __all__ = ["mosquitto"]
@@ -50,7 +49,7 @@ async def test_daemon_publishes_and_obeys_gated_commands(mosquitto: Broker, tmp_
         + '\n[[plans]]\nname = "h"\nkind = "hold"\nhold_voltage_v = 1.2\nhold_freq_mhz = 400.0\n'
         + "hold_ticket_diff = 1.0\n"
     )
-    cmd = [sys.executable, "-c", RUN_ONLY, "run", "--config", str(cfg), "--state-dir", str(tmp_path / "s")]
+    cmd = [sys.executable, "-m", "daemon", "run", "--config", str(cfg), "--state-dir", str(tmp_path / "s")]
     proc = await asyncio.create_subprocess_exec(*cmd, "--simulate", "1", cwd=ROOT, stderr=subprocess.PIPE)
     try:
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:

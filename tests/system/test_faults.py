@@ -7,8 +7,8 @@ counted vs rows recorded), and ``/metrics`` shows what happened. See ``RELIABILI
 The child (:data:`CHILD`) is the real :class:`daemon.app.Daemon` plus a stdin reader that forwards JSON fault
 lines to the emulated boards (``{"board": 0, "kind": "garbage", "n": 100000}``, ``{"board": 0, "firehose":
 20000}``): the config's ``[[simulate.faults]]`` cannot express garbage storms or stuck chips. Timing constants
-are shrunk through the config (reconnects in 0.1-0.4 s instead of 0.5-30 s; the MQTT outage is 4 s instead of
-a minute: the bridge's backoff is 0.5 s doubling, so any outage longer than its 30 s cap behaves the same).
+are shrunk through the config (reconnects in 0.1-0.4 s instead of 0.5-30 s). The MQTT outage runs twice: 4 s
+with a shrunk backoff in the fast subset, and the issue's full minute with the shipped backoff (slow tier).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.recorder import read_table, recover_dir
+from tests.system.fast_config import fast_config
 from tests.system.mqtt_fixture import Broker, free_port, mosquitto
 from tests.system.prom_fixture import Prometheus, prometheus_factory
 
@@ -71,28 +72,7 @@ async def main():
 sys.exit(asyncio.run(main()))
 """
 
-BASE = """
-[safety]
-freq_step_rate_mhz_s = 4000.0
-cool_down_s = 0.5
-brownout_recover_s = 0.3
-
-[timing]
-control_tick_s = 0.05
-job_interval_s = 0.5
-telemetry_interval_s = 0.1
-status_interval_s = 0.25
-reconnect_min_s = 0.1
-reconnect_max_s = 0.4
-silence_timeout_s = 3.0
-
-[recorder]
-flush_interval_s = 0.2
-fsync_interval_s = 0.0
-
-[http]
-enabled = false
-"""
+BASE = fast_config(timing={"silence_timeout_s": 3.0}, http={"enabled": False})
 
 HOLD = """
 [[plans]]
@@ -364,13 +344,30 @@ def test_stuck_chip_keeps_the_others_mining(child_factory: Callable[..., Child])
     assert_envelope([run])
 
 
-def test_mqtt_broker_down_for_a_while_then_back(
-    child_factory: Callable[..., Child], mosquitto: Broker
+#: (outage s, [mqtt] reconnect_min_s, reconnect_max_s): the fast subset shrinks the outage and the backoff;
+#: the slow tier is the issue's minute with the shipped backoff (0.5 s doubling to its 30 s cap).
+MQTT_OUTAGES = [
+    pytest.param(4.0, 0.1, 0.4, id="4s-shrunk"),
+    pytest.param(60.0, 0.5, 30.0, id="1min-default", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize(("outage_s", "backoff_min_s", "backoff_max_s"), MQTT_OUTAGES)
+def test_mqtt_broker_down_then_back(
+    child_factory: Callable[..., Child],
+    mosquitto: Broker,
+    outage_s: float,
+    backoff_min_s: float,
+    backoff_max_s: float,
 ) -> None:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    extra = HOLD + f"\n[mqtt]\nenabled = true\nhost = '127.0.0.1'\nport = {mosquitto.port}\n"
+    buffer = 10  # the smallest outage buffer: any outage here overflows it, so drops must show in metrics
+    extra = HOLD + (
+        f"\n[mqtt]\nenabled = true\nhost = '127.0.0.1'\nport = {mosquitto.port}\nbuffer_messages = {buffer}\n"
+        f"reconnect_min_s = {backoff_min_s}\nreconnect_max_s = {backoff_max_s}\n"
+    )
     c = child_factory(extra)
     got: list[tuple[str, bytes]] = []
     lock = threading.Lock()
@@ -379,6 +376,10 @@ def test_mqtt_broker_down_for_a_while_then_back(
         with lock:
             got.append((msg.topic, bytes(msg.payload)))
 
+    def events_seen() -> int:
+        with lock:
+            return sum(1 for t, _ in got if "/events/" in t)
+
     sub = paho.Client(CallbackAPIVersion.VERSION2)
     sub.on_message = on_message
     sub.on_connect = lambda cl, *_a: cl.subscribe("asicrc/#", qos=1)
@@ -386,32 +387,39 @@ def test_mqtt_broker_down_for_a_while_then_back(
     sub.connect("127.0.0.1", mosquitto.port)
     sub.loop_start()
     try:
-
-        def events_seen() -> int:
-            with lock:
-                return sum(1 for t, _ in got if "/events/" in t)
-
         c.wait_for(lambda: events_seen() > 3)
+        dropped_before = c.metric("asicrc_mqtt_dropped_messages")
         mosquitto.stop()
-        time.sleep(
-            4.0
-        )  # the outage (a minute in the issue; the backoff shape is the same, see the module doc)
+        c.wait_for(lambda: c.metric("asicrc_mqtt_connected") == 0.0, 10)
+        time.sleep(outage_s)
         mid = _nonces(c)
+        assert c.metric("asicrc_mqtt_dropped_messages") > dropped_before  # the overflow is counted
         with lock:
             got.clear()
         t0 = time.monotonic()
         mosquitto.start()
-        c.wait_for(lambda: any(t.endswith("/availability") and p == b"online" for t, p in list(got)), 30)
-        c.wait_for(lambda: events_seen() > 3, 20)
-        print(f"MEASURED mqtt: events flowing {time.monotonic() - t0:.2f} s after the broker came back")
-        assert c.metric("asicrc_mqtt_connected") == 1.0
-        assert c.metric("asicrc_mqtt_reconnects_total") >= 1
+        # The promise: back within one capped backoff wait (plus a connect) of the broker's return.
+        c.wait_for(lambda: c.metric("asicrc_mqtt_connected") == 1.0, backoff_max_s + 10.0)
+        back_s = time.monotonic() - t0
+        c.wait_for(lambda: events_seen() >= buffer, 20)  # the buffered batches, then live ones
+        flowing_s = time.monotonic() - t0
+        with lock:
+            assert any(t.endswith("/availability") and p == b"online" for t, p in got)
+        dropped = c.metric("asicrc_mqtt_dropped_messages") - dropped_before
+        print(
+            f"MEASURED mqtt {outage_s:g} s outage, backoff {backoff_min_s:g}-{backoff_max_s:g} s: "
+            f"reconnected {back_s:.2f} s and {buffer}+ event batches delivered {flowing_s:.2f} s after the "
+            f"broker came back; {dropped:.0f} messages dropped from the {buffer}-message buffer, "
+            f"{c.metric('asicrc_mqtt_reconnects'):.0f} reconnect attempts"
+        )
+        assert back_s <= backoff_max_s + 10.0
     finally:
         sub.loop_stop()
         sub.disconnect()
     assert _nonces(c) > mid  # ingest never stopped
     err = c.stop()
-    assert "MQTT" in err and "lost or unreachable" in err
+    assert err.count("lost or unreachable") == 1  # one warning for the whole outage, not one per retry
+    assert "connection recovered" in err
     (run,) = c.runs()
     assert_no_loss(c, run)  # the recording is untouched by the outage
     assert_envelope([run])
@@ -543,20 +551,23 @@ def test_unplug_storm_slow(child_factory: Callable[..., Child]) -> None:
 
 @pytest.mark.slow
 def test_soak_quick_slow() -> None:
-    """``benchmarks/soak.py --quick`` (10^6 events): files, tasks and rows are stable; RSS is reported.
-
-    RSS growth is not asserted here: over 10^6 events it is still inside the allocator's warm-up (see
-    RELIABILITY.md, "Soak findings"); the full run's verdict covers it.
-    """
+    """``benchmarks/soak.py --quick`` (10^7 events, ~2 min at ~95,000 events/s on 4 emulated boards): RSS
+    after warm-up within 5 % (medians over two heap-trim periods), open files and tasks flat, nothing dropped.
+    The 10^8-event run is the same command without ``--quick`` (RELIABILITY.md, "Soak")."""
     out = subprocess.run(
-        [sys.executable, "benchmarks/soak.py", "--quick", "--rate", "2500", "--json"],
+        [sys.executable, "benchmarks/soak.py", "--quick", "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=900,
     )
     r = json.loads(out.stdout)
-    print(f"MEASURED soak quick: {r['events']} events, RSS growth {r['rss_growth']:.1%}")
-    assert r["events"] >= 1_000_000 and r["exit_code"] == 0
+    print(
+        f"MEASURED soak quick: {r['events']:,} events at {r['events_per_s']:,}/s, "
+        f"RSS {r['rss_mib_first']} -> {r['rss_mib_last']} MiB ({r['rss_growth']:+.1%}), "
+        f"slope {r['rss_slope_bytes_per_mevent'] / 1e6:.2f} MB per 10^6 events"
+    )
+    assert r["events"] >= 10_000_000 and r["exit_code"] == 0
     assert r["fds_last"] <= r["fds_first"] + 2 and r["tasks_last"] <= r["tasks_first"] + 2
     assert r["pipeline_dropped"] == 0 and r["recorder_dropped"] == 0
+    assert r["rss_growth"] <= 0.05 and r["pass"], out.stderr[-3000:]

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from daemon.state import INTERARRIVAL_BUCKETS_S
+from tests.system.fast_config import fast_config
 from tests.system.prom_fixture import Prometheus, free_port, prometheus_factory, wait_port
-from tests.system.run_only import RUN_ONLY
 from tests.unit.test_grafana_json import (
     load_dashboards,
     panel_queries,
@@ -43,23 +43,9 @@ DATA_TIMEOUT_S = 40.0
 DAEMON_START_S = 60.0
 
 #: Shrunk timing (tests/system/test_daemon.py) and a sweep that outlasts the test, so plan progress exists.
-CONFIG = """
-[simulate]
-chips = 2
-
-[safety]
-freq_step_rate_mhz_s = 4000.0
-
-[timing]
-control_tick_s = 0.05
-job_interval_s = 0.5
-telemetry_interval_s = 0.1
-status_interval_s = 0.25
-
-[recorder]
-flush_interval_s = 0.2
-fsync_interval_s = 0.0
-
+CONFIG = (
+    fast_config(simulate={"chips": 2})
+    + """
 [[plans]]
 name = "grafana"
 kind = "sweep"
@@ -67,6 +53,7 @@ points = [[1.2, 485.0, 1.0], [1.15, 400.0, 1.0], [1.25, 525.0, 1.0]]
 settle_s = 0.1
 dwell_s = 60.0
 """
+)
 
 
 def _has_finite(result: list[dict[str, Any]]) -> bool:
@@ -79,7 +66,7 @@ def daemon(tmp_path: Path) -> Any:
     port = free_port()
     cfg = tmp_path / "asicrc.toml"
     cfg.write_text(CONFIG)
-    cmd = [sys.executable, "-c", RUN_ONLY, "run", "--simulate", "1", "--config", str(cfg)]
+    cmd = [sys.executable, "-m", "daemon", "run", "--simulate", "1", "--config", str(cfg)]
     cmd += ["--state-dir", str(tmp_path / "state"), "--http", f"127.0.0.1:{port}", "--duration", "300"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

@@ -28,8 +28,8 @@ import pytest
 
 from daemon.recorder import read_table
 from tests.conftest import require_binary
+from tests.system.fast_config import fast_config
 from tests.system.mqtt_fixture import Broker, free_port, wait_port
-from tests.system.run_only import RUN_ONLY
 
 pytestmark = pytest.mark.system
 
@@ -38,24 +38,9 @@ PASSWORD = "pw-9d2e-secret"
 TOKEN = "tok-51c0-secret"
 
 
-BASE = """
-[safety]
-freq_step_rate_mhz_s = 4000.0
-cool_down_s = 0.5
-brownout_recover_s = 0.3
-
-[timing]
-control_tick_s = 0.05
-job_interval_s = 0.5
-telemetry_interval_s = 0.1
-status_interval_s = 0.25
-reconnect_min_s = 0.1
-reconnect_max_s = 0.4
-
-[recorder]
-flush_interval_s = 0.2
-fsync_interval_s = 0.0
-
+BASE = (
+    fast_config()
+    + """
 [[plans]]
 name = "h"
 kind = "hold"
@@ -63,6 +48,7 @@ hold_voltage_v = 1.2
 hold_freq_mhz = 485.0
 hold_ticket_diff = 1.0
 """
+)
 
 
 def _certs(d: Path) -> tuple[Path, Path, Path]:
@@ -106,7 +92,7 @@ def tls_broker(tmp_path: Path) -> Iterator[tuple[Broker, Path]]:
 
 def _start(cfg: str, tmp: Path, state: Path, port: int, umask: int | None = None) -> subprocess.Popen[bytes]:
     (tmp / "asicrc.toml").write_text(cfg)
-    cmd = [sys.executable, "-c", RUN_ONLY, "-vv", "run", "--config", str(tmp / "asicrc.toml")]
+    cmd = [sys.executable, "-m", "daemon", "-vv", "run", "--config", str(tmp / "asicrc.toml")]
     cmd += ["--state-dir", str(state), "--simulate", "1", "--http", f"127.0.0.1:{port}"]
     err = open(tmp / "stderr.log", "wb")  # noqa: SIM115 - a file, not a pipe: -vv must never block the daemon
     return subprocess.Popen(

@@ -44,8 +44,8 @@ async def _serve_and_ask(
 ) -> tuple[list[dict[str, Any]], CollectorRegistry]:
     registry = CollectorRegistry()
     service = LiveService(model, SubstrateSource(model.params, substrate), lambda m: None, registry=registry)
-    settings = MqttSettings(port=broker.port, host_id="live-test")
-    loop = live_loop(settings, service, backoff=(0.05, 0.2, 2.0))
+    settings = MqttSettings(port=broker.port, host_id="live-test", reconnect_min_s=0.05, reconnect_max_s=0.2)
+    loop = live_loop(settings, service)
     task = asyncio.create_task(run_live(service, loop))
     got: list[dict[str, Any]] = []
     try:

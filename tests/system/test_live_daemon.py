@@ -23,7 +23,6 @@ from daemon.live import LiveModel
 from daemon.recorder import read_table
 from reservoir.readout import RidgeStats
 from tests.system.mqtt_fixture import Broker, free_port, mosquitto
-from tests.system.run_only import RUN_ONLY
 from tests.system.test_collect import WAIT_S, _spawn, _stop, _until
 from tests.system.test_daemon import BASE, HOLD
 
@@ -51,7 +50,7 @@ def _daemon_config(tmp_path: Path, name: str, port: int, host_id: str, extra: st
 
 
 def _run_daemon(tmp_path: Path, name: str, cfg: Path, *extra: str) -> subprocess.Popen[bytes]:
-    args = ["-c", RUN_ONLY, "-v", "run", "--config", str(cfg), "--state-dir", str(tmp_path / name)]
+    args = ["-m", "daemon", "-v", "run", "--config", str(cfg), "--state-dir", str(tmp_path / name)]
     return _spawn([*args, "--simulate", "1", *extra], tmp_path / f"{name}.log")
 
 

@@ -15,11 +15,10 @@ import pytest
 from daemon.events import make_event_batch
 from daemon.mqtt import MqttBridge, MqttSettings, decode_events, parse_command
 from tests.system.mqtt_fixture import Broker, mosquitto, mosquitto_auth
+from tests.system.netutil import wait_until
 
 __all__ = ["mosquitto", "mosquitto_auth"]
 pytestmark = pytest.mark.system
-
-FAST_BACKOFF = (0.05, 0.2, 2.0)
 
 
 def _settings(broker: Broker, **kw: Any) -> MqttSettings:
@@ -28,6 +27,8 @@ def _settings(broker: Broker, **kw: Any) -> MqttSettings:
         "port": broker.port,
         "host_id": "testhost",
         "status_interval_s": 0.2,
+        "reconnect_min_s": 0.05,
+        "reconnect_max_s": 0.2,
     }
     base.update(kw)
     return MqttSettings(**base)
@@ -65,12 +66,6 @@ async def running(bridge: MqttBridge) -> AsyncIterator[asyncio.Task[None]]:
             await task
 
 
-async def _wait(pred: Any, within_s: float = 5.0) -> None:
-    async with asyncio.timeout(within_s):
-        while not pred():  # noqa: ASYNC110 - polling a plain predicate
-            await asyncio.sleep(0.01)
-
-
 async def _collect(client: aiomqtt.Client, n: int, within_s: float = 5.0) -> list[aiomqtt.Message]:
     out: list[aiomqtt.Message] = []
     async with asyncio.timeout(within_s):
@@ -82,11 +77,11 @@ async def _collect(client: aiomqtt.Client, n: int, within_s: float = 5.0) -> lis
 
 
 async def test_availability_status_and_events_arrive(mosquitto: Broker) -> None:
-    bridge = MqttBridge(_settings(mosquitto), status=lambda: {"boards": 2}, backoff=FAST_BACKOFF)
+    bridge = MqttBridge(_settings(mosquitto), status=lambda: {"boards": 2})
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as sub:
         await sub.subscribe("asicrc/testhost/#", qos=1)
         async with running(bridge):
-            await _wait(lambda: bridge.stats.connected)
+            await wait_until(lambda: bridge.stats.connected)
             bridge.publish_events("b0", _batch(50))
             bridge.publish_summary("b0", {"point": 0, "rate_hz": 1.0})
             seen: dict[str, bytes] = {}
@@ -107,9 +102,9 @@ async def test_availability_status_and_events_arrive(mosquitto: Broker) -> None:
 
 
 async def test_retained_offline_after_close(mosquitto: Broker) -> None:
-    bridge = MqttBridge(_settings(mosquitto), status=dict, backoff=FAST_BACKOFF)
+    bridge = MqttBridge(_settings(mosquitto), status=dict)
     async with running(bridge):
-        await _wait(lambda: bridge.stats.connected)
+        await wait_until(lambda: bridge.stats.connected)
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as sub:
         await sub.subscribe("asicrc/testhost/availability")
         (msg,) = await _collect(sub, 1)
@@ -117,11 +112,9 @@ async def test_retained_offline_after_close(mosquitto: Broker) -> None:
 
 
 async def test_wrong_password_is_a_clear_error(mosquitto_auth: Broker) -> None:
-    bridge = MqttBridge(
-        _settings(mosquitto_auth, username="asicrc", password="wrong"), status=dict, backoff=FAST_BACKOFF
-    )
+    bridge = MqttBridge(_settings(mosquitto_auth, username="asicrc", password="wrong"), status=dict)
     async with running(bridge):
-        await _wait(lambda: bool(bridge.stats.last_error))
+        await wait_until(lambda: bool(bridge.stats.last_error))
         assert not bridge.stats.connected
     assert "not authori" in bridge.stats.last_error.lower() or "bad user" in bridge.stats.last_error.lower()
     assert "wrong" not in bridge.stats.last_error  # the secret is never echoed
@@ -129,13 +122,13 @@ async def test_wrong_password_is_a_clear_error(mosquitto_auth: Broker) -> None:
 
 async def test_right_password_connects(mosquitto_auth: Broker) -> None:
     settings = _settings(mosquitto_auth, username=mosquitto_auth.username, password=mosquitto_auth.password)
-    bridge = MqttBridge(settings, status=dict, backoff=FAST_BACKOFF)
+    bridge = MqttBridge(settings, status=dict)
     async with running(bridge):
-        await _wait(lambda: bridge.stats.connected)
+        await wait_until(lambda: bridge.stats.connected)
 
 
 async def test_broker_restart_loses_nothing_within_buffer(mosquitto: Broker) -> None:
-    bridge = MqttBridge(_settings(mosquitto, buffer_messages=100), status=dict, backoff=FAST_BACKOFF)
+    bridge = MqttBridge(_settings(mosquitto, buffer_messages=100), status=dict)
     got: list[int] = []
 
     async def consume() -> None:
@@ -153,17 +146,17 @@ async def test_broker_restart_loses_nothing_within_buffer(mosquitto: Broker) -> 
     async with running(bridge):
         consumer = asyncio.create_task(consume())
         try:
-            await _wait(lambda: bridge.stats.connected)
+            await wait_until(lambda: bridge.stats.connected)
             for i in range(10):
                 bridge.publish_events("b0", _batch(1, t0=i))
-            await _wait(lambda: len(got) >= 10)
+            await wait_until(lambda: len(got) >= 10)
             mosquitto.stop()
-            await _wait(lambda: not bridge.stats.connected)
+            await wait_until(lambda: not bridge.stats.connected)
             for i in range(10, 60):  # during the outage: buffered, bound 100
                 bridge.publish_events("b0", _batch(1, t0=i))
             mosquitto.start()
-            await _wait(lambda: bridge.stats.connected, within_s=10)
-            await _wait(lambda: len(set(got)) >= 60, within_s=10)
+            await wait_until(lambda: bridge.stats.connected, within_s=10)
+            await wait_until(lambda: len(set(got)) >= 60, within_s=10)
         finally:
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -179,12 +172,10 @@ async def test_commands_need_the_token_and_pass_the_handler(mosquitto: Broker) -
         calls.append(cmd)
         return {"ok": cmd.get("freq_mhz", 0) <= 500, "reason": "checked by the envelope"}
 
-    bridge = MqttBridge(
-        _settings(mosquitto, token="tok"), status=dict, commands=handler, backoff=FAST_BACKOFF
-    )
+    bridge = MqttBridge(_settings(mosquitto, token="tok"), status=dict, commands=handler)
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as cli, running(bridge):
         await cli.subscribe("asicrc/testhost/cmd/result", qos=1)
-        await _wait(lambda: bridge.stats.connected)
+        await wait_until(lambda: bridge.stats.connected)
         await asyncio.sleep(0.1)  # the bridge's subscription is in place after CONNACK + SUBACK
         for payload in (
             {"action": "set_setpoint", "freq_mhz": 480, "token": "tok", "id": "a"},

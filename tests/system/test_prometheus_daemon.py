@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from tests.system.prom_fixture import Prometheus, free_port, prometheus_factory
-from tests.system.run_only import RUN_ONLY
 
 pytestmark = pytest.mark.system
 
@@ -54,7 +53,7 @@ def test_daemon_scraped_by_prometheus_and_notifies_systemd(
     env.update(NOTIFY_SOCKET=str(tmp_path / "notify.sock"), WATCHDOG_USEC="2000000")  # a ping every second
     env.pop("WATCHDOG_PID", None)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, "-c", RUN_ONLY, "run", "--simulate", "1", "--state-dir", str(tmp_path / "state")]
+    cmd = [sys.executable, "-m", "daemon", "run", "--simulate", "1", "--state-dir", str(tmp_path / "state")]
     cmd += ["--http", f"127.0.0.1:{port}", "--duration", "120"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

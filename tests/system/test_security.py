@@ -30,7 +30,7 @@ from daemon.mqtt import MqttBridge, MqttSettings
 from daemon.state import DaemonState
 from tests.conftest import require_binary
 from tests.system.mqtt_fixture import Broker, free_port, mosquitto, mosquitto_auth, wait_port
-from tests.system.run_only import RUN_ONLY
+from tests.system.netutil import wait_until
 
 pytestmark = pytest.mark.system
 
@@ -108,7 +108,7 @@ async def bridge_factory() -> AsyncIterator[Any]:
             calls.append(cmd)
             return {"ok": True, "outcome": "applied"}
 
-        bridge = MqttBridge(settings, status=lambda: {"ok": True}, commands=handler, backoff=(0.1, 0.5, 2.0))
+        bridge = MqttBridge(settings, status=lambda: {"ok": True}, commands=handler)
         asyncio.get_running_loop().create_task(bridge.run())
         made.append(bridge)
         return bridge, calls
@@ -116,12 +116,6 @@ async def bridge_factory() -> AsyncIterator[Any]:
     yield start
     for b in made:
         await b.close()
-
-
-async def _wait(cond: Any, timeout_s: float = 15.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not cond():  # noqa: ASYNC110 - polling plain counters of the bridge
-            await asyncio.sleep(0.05)
 
 
 async def _command_results(port: int, base: str, payloads: list[bytes], **kw: Any) -> list[dict[str, Any]]:
@@ -143,7 +137,7 @@ async def _command_results(port: int, base: str, payloads: list[bytes], **kw: An
 async def test_mqtt_commands_need_the_token(mosquitto: Broker, bridge_factory: Any) -> None:
     s = MqttSettings(port=mosquitto.port, host_id="sec", token=TOKEN, status_interval_s=60)
     bridge, calls = bridge_factory(s)
-    await _wait(lambda: bridge.stats.connected)
+    await wait_until(lambda: bridge.stats.connected, 15.0)
     await asyncio.sleep(0.3)  # the cmd subscription follows the connect
     sp = {"action": "set_setpoint", "board": "sim0", "voltage_v": 1.2, "freq_mhz": 485.0}
     results = await _command_results(
@@ -167,7 +161,7 @@ async def test_mqtt_commands_need_the_token(mosquitto: Broker, bridge_factory: A
 async def test_mqtt_without_token_accepts_no_command(mosquitto: Broker, bridge_factory: Any) -> None:
     s = MqttSettings(port=mosquitto.port, host_id="open", token=None, status_interval_s=60)
     bridge, calls = bridge_factory(s)
-    await _wait(lambda: bridge.stats.connected)
+    await wait_until(lambda: bridge.stats.connected, 15.0)
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
         await client.publish(f"{s.base}/cmd", json.dumps({"action": "status", "token": ""}).encode(), qos=1)
         await client.publish(f"{s.base}/cmd", json.dumps({"action": "status"}).encode(), qos=1)
@@ -235,7 +229,7 @@ async def test_mqtt_bridge_over_tls_with_a_private_ca(tls_broker: Any, bridge_fa
     broker, ca = tls_broker
     s = MqttSettings(port=broker.port, tls=True, ca_file=str(ca), host_id="tls", token=TOKEN)
     bridge, calls = bridge_factory(s)
-    await _wait(lambda: bridge.stats.connected)
+    await wait_until(lambda: bridge.stats.connected, 15.0)
     ctx = ssl.create_default_context(cafile=str(ca))
     payload = json.dumps({"action": "status", "token": TOKEN}).encode()
     await asyncio.sleep(0.3)
@@ -251,7 +245,7 @@ async def test_mqtt_bridge_refuses_an_untrusted_certificate(tls_broker: Any, bri
     broker, _ = tls_broker
     s = MqttSettings(port=broker.port, tls=True, ca_file=None, host_id="untrusted")  # system CAs only
     bridge, _calls = bridge_factory(s)
-    await _wait(lambda: bool(bridge.stats.last_error))
+    await wait_until(lambda: bool(bridge.stats.last_error), 15.0)
     assert not bridge.stats.connected
     assert "certificate" in bridge.stats.last_error.lower() or "ssl" in bridge.stats.last_error.lower()
 
@@ -279,7 +273,7 @@ def daemon_run(tmp_path: Path, mosquitto_auth: Broker) -> tuple[Path, str, dict[
         "[[plans]]\nname = 'h'\nkind = 'hold'\nhold_ticket_diff = 1.0\n"
     )
     port = free_port()
-    cmd = [sys.executable, "-c", RUN_ONLY, "-vv", "run", "--config", str(cfg), "--state-dir", str(state)]
+    cmd = [sys.executable, "-m", "daemon", "-vv", "run", "--config", str(cfg), "--state-dir", str(state)]
     cmd += ["--simulate", "1", "--http", f"127.0.0.1:{port}"]
     proc = subprocess.Popen(
         cmd,

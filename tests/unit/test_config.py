@@ -78,6 +78,12 @@ def test_min_above_max_refused() -> None:
     assert e.path == "safety.freq_min_mhz"
 
 
+@pytest.mark.parametrize("section", ["timing", "mqtt"])
+def test_reconnect_backoff_min_above_max_refused(section: str) -> None:
+    e = _err(f"[{section}]\nreconnect_min_s = 5.0\nreconnect_max_s = 1.0\n")
+    assert e.path == f"{section}.reconnect_min_s" and "above reconnect_max_s" in str(e)
+
+
 def test_duplicate_board_names_refused() -> None:
     e = _err("[[boards]]\nname='a'\n[[boards]]\nname='a'\n")
     assert e.path == "boards[1].name"

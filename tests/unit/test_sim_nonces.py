@@ -245,6 +245,17 @@ def test_firehose_is_fast_and_not_share_valid() -> None:
     assert valid < 100  # random nonces: not shares
 
 
+def test_firehose_after_job_is_silent_until_bring_up_sends_work() -> None:
+    core = ChainCore(chips=4, seed=0, firehose_rate=20000.0, firehose_needs_job=True)
+    host = Host(core)
+    host.t = 0.5
+    assert core.advance(host.t) == []  # no job yet: the bring-up exchange has the link to itself
+    host.bring_up(ticket_mask=0, pll=0x50C20240)
+    host.send(make_job().encode())
+    out = core.advance(host.t + 1.0)
+    assert abs(len(nonce_replies(out)) - 20000) < 4 * np.sqrt(20000)
+
+
 def test_same_seed_same_output_regardless_of_advance_granularity() -> None:
     def run(step: float) -> list[tuple[float, bytes]]:
         core, host, _ = mining_chain(chips=3, seed=9)
