@@ -205,7 +205,7 @@ async def soak(
                 with samples_path.open("a") as f:
                     if len(samples) == 1:
                         f.write(",".join(s) + "\n")
-                    f.write(",".join(f"{v:.6g}" for v in s.values()) + "\n")
+                    f.write(",".join(f"{v:.10g}" for v in s.values()) + "\n")
             print(
                 f"{s['t_s']:8.1f} s {n:>12,d} events  rss {s['rss_kib'] / 1024:7.1f} MiB"
                 f"  sim {s['sim_rss_kib'] / 1024:6.1f} MiB  fds {s['fds']:.0f}  tasks {s['tasks']:.0f}"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.board_control import BoardControl, BoardSpec, NullControl, PartsControl, serial_factory
-from daemon.config import DISCOVER, BoardConfig, Config, ConfigError, MqttConfig, PlanConfig, check_live_board
+from daemon.config import DISCOVER, BoardConfig, Config, ConfigError, PlanConfig, check_live_board
 from daemon.events import Pipeline
 from daemon.http import HttpServer, make_app
 from daemon.memory import trim_loop
@@ -38,7 +38,6 @@ from drivers.discovery import Candidate, list_candidates
 
 if TYPE_CHECKING:
     from daemon.live import LiveService
-    from daemon.mqtt import MqttSettings
 
 log = logging.getLogger(__name__)
 
@@ -349,9 +348,9 @@ class Daemon:
         log.info("recording to %s", run_dir)
 
     def _start_mqtt(self) -> None:
-        from daemon.mqtt import MqttBridge
+        from daemon.mqtt import MqttBridge, MqttSettings
 
-        bridge = MqttBridge(mqtt_settings(self.cfg.mqtt), self.state.to_status, self._command)
+        bridge = MqttBridge(MqttSettings.from_config(self.cfg.mqtt), self.state.to_status, self._command)
         self.state.mqtt = bridge.stats
         self.pipeline.add_listener("mqtt", bridge.publish_events)
         for rt in self.boards.values():
@@ -399,8 +398,9 @@ class Daemon:
     def _start_live(self, svc: LiveService) -> None:
         """Run ``svc`` on its own broker connection; publish the readout statistics when configured."""
         from daemon.live import live_loop, run_live
+        from daemon.mqtt_link import MqttSettings
 
-        settings = mqtt_settings(self.cfg.mqtt)
+        settings = MqttSettings.from_config(self.cfg.mqtt)
         self._live_task = asyncio.create_task(run_live(svc, live_loop(settings, svc)), name="live")
         if self.cfg.live.publish_stats and hasattr(self, "_mqtt"):
             self._mqtt.publish_json("readout/stats", svc.model.readout.stats_.to_dict(), retain=True)
@@ -582,28 +582,6 @@ def _version() -> str:
         return version("asicrc")
     except Exception:  # pragma: no cover - not installed
         return "0.0.0"
-
-
-def mqtt_settings(m: MqttConfig) -> MqttSettings:
-    """The bridge settings of the config's ``[mqtt]`` section ("" means unset)."""
-    from daemon.mqtt_link import MqttSettings
-
-    return MqttSettings(
-        host=m.host,
-        port=m.port,
-        tls=m.tls,
-        ca_file=m.ca_file or None,
-        username=m.username or None,
-        password=m.password or None,
-        topic_root=m.topic_root,
-        host_id=m.host_id,
-        token=m.token or None,
-        status_interval_s=m.status_interval_s,
-        buffer_messages=m.buffer_messages,
-        homeassistant=m.homeassistant,
-        reconnect_min_s=m.reconnect_min_s,
-        reconnect_max_s=m.reconnect_max_s,
-    )
 
 
 def with_state_dir(cfg: Config, state_dir: str | None) -> Config:

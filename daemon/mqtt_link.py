@@ -18,8 +18,12 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import aiomqtt
+
+if TYPE_CHECKING:
+    from daemon.config import MqttConfig
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,26 @@ class MqttSettings:
             )
         if self.buffer_messages < 1:
             raise ValueError(f"buffer_messages must be >= 1, got {self.buffer_messages}")
+
+    @classmethod
+    def from_config(cls, m: MqttConfig) -> MqttSettings:
+        """The settings of the config's ``[mqtt]`` section ("" means unset)."""
+        return cls(
+            host=m.host,
+            port=m.port,
+            tls=m.tls,
+            ca_file=m.ca_file or None,
+            username=m.username or None,
+            password=m.password or None,
+            topic_root=m.topic_root,
+            host_id=m.host_id,
+            token=m.token or None,
+            status_interval_s=m.status_interval_s,
+            buffer_messages=m.buffer_messages,
+            homeassistant=m.homeassistant,
+            reconnect_min_s=m.reconnect_min_s,
+            reconnect_max_s=m.reconnect_max_s,
+        )
 
     @property
     def base(self) -> str:

@@ -55,7 +55,14 @@ async def test_outage_buffers_in_order_drops_oldest_counted_and_recovers(mosquit
     got: list[bytes] = []
     sub = MqttLink(_settings(mosquitto.port), ["link/x"], lambda _t, p: got.append(p), identifier="sub")
     stats = LinkStats()
-    pub = MqttLink(_settings(mosquitto.port, buffer_messages=20), identifier="pub", stats=stats)
+
+    async def after_sub(_client: object) -> None:  # publish only once the subscriber listens again
+        async with asyncio.timeout(10):
+            await sub.subscribed.wait()
+
+    pub = MqttLink(
+        _settings(mosquitto.port, buffer_messages=20), identifier="pub", stats=stats, on_connect=after_sub
+    )
     tasks = [asyncio.create_task(sub.run()), asyncio.create_task(pub.run())]
     try:
         await wait_until(lambda: sub.subscribed.is_set() and pub.subscribed.is_set())

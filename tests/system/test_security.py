@@ -251,10 +251,10 @@ async def test_mqtt_bridge_refuses_an_untrusted_certificate(tls_broker: Any, bri
 
 
 def test_daemon_config_can_name_a_ca_file() -> None:
-    from daemon.app import mqtt_settings
+    from daemon.mqtt_link import MqttSettings
 
     cfg = parse_config({"mqtt": {"tls": True, "ca_file": "/etc/asicrc/ca.crt"}})
-    s = mqtt_settings(cfg.mqtt)
+    s = MqttSettings.from_config(cfg.mqtt)
     assert s.tls and s.ca_file == "/etc/asicrc/ca.crt"
 
 

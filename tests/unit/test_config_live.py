@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.app import mqtt_settings
 from daemon.config import ConfigError, parse_config
+from daemon.mqtt_link import MqttSettings
 
 MQTT_ON = {"enabled": True}
 BOARD = {"name": "g0", "data_port": "/dev/ttyACM1"}
@@ -32,9 +32,9 @@ def _error(data: dict[str, Any]) -> ConfigError:
 def test_host_id_defaults_to_the_hostname_and_reaches_the_bridge() -> None:
     cfg = parse_config({})
     assert cfg.mqtt.host_id == socket.gethostname()
-    assert mqtt_settings(cfg.mqtt).host_id == socket.gethostname()
+    assert MqttSettings.from_config(cfg.mqtt).host_id == socket.gethostname()
     cfg = parse_config({"mqtt": {"host_id": "rig-2", "topic_root": "lab"}})
-    settings = mqtt_settings(cfg.mqtt)
+    settings = MqttSettings.from_config(cfg.mqtt)
     assert settings.host_id == "rig-2"
     assert settings.base == "lab/rig-2"
 

@@ -17,9 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from daemon.app import check_state_dir, mqtt_settings
+from daemon.app import check_state_dir
 from daemon.config import ConfigError, parse_config
 from daemon.events import make_event_batch, make_log_batch
+from daemon.mqtt_link import MqttSettings
 from daemon.plans import ProgressStore, SweepProgress, write_json_atomic
 from daemon.recorder import Recorder, RecorderPolicy, read_table, recover_dir
 from daemon.state import DaemonState
@@ -262,14 +263,14 @@ def test_mqtt_keys_reach_the_bridge_settings(tmp_path: Path) -> None:
             }
         }
     )  # fmt: skip
-    s = mqtt_settings(cfg.mqtt)
+    s = MqttSettings.from_config(cfg.mqtt)
     assert (s.tls, s.ca_file, s.status_interval_s, s.buffer_messages, s.homeassistant) == (
         True, str(ca), 0.5, 50, True,
     )  # fmt: skip
     assert s.password == "pw-1" and s.token == "tok-1"
     assert "pw-1" not in repr(s) and "tok-1" not in repr(s)
     assert "pw-1" not in repr(cfg) and "tok-1" not in repr(cfg)  # a logged config shows no secret
-    plain = mqtt_settings(parse_config({}).mqtt)
+    plain = MqttSettings.from_config(parse_config({}).mqtt)
     assert plain.ca_file is None and plain.token is None and plain.password is None
 
 
