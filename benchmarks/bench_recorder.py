@@ -29,7 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daemon.events import Pipeline, make_event_batch
-from daemon.recorder import Recorder, RecorderPolicy, read_table, recover_segment, segments
+from daemon.recorder import Recorder, RecorderPolicy
+from daemon.recording import read_table, recover_segment, segments
 
 #: Four 3.125 Mbaud links at line rate (bm1366.md: 28,400 replies/s each).
 LINE_RATE_4_LINKS = 4 * 28_400

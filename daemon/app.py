@@ -28,7 +28,8 @@ from daemon.memory import trim_loop
 from daemon.metrics import make_registry
 from daemon.notify import Notifier, watchdog_interval_s, watchdog_loop
 from daemon.plans import ProgressStore, SweepProgress, run_plan, write_json_atomic
-from daemon.recorder import Recorder, RecorderPolicy, make_dir, new_run_id, recover_all
+from daemon.recorder import Recorder, RecorderPolicy, new_run_id
+from daemon.recording import make_dir, recover_all
 from daemon.safety import Setpoint, Source
 from daemon.sim_boards import SimBoard, inject_fault, start_sim_boards
 from daemon.state import DaemonState

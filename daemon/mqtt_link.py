@@ -16,9 +16,9 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
@@ -36,8 +36,24 @@ SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 CLIENT_TIMEOUT_S = 10.0
 
 
-class _Closed(Exception):
-    """Raised inside the connection's task group to end it after :meth:`MqttLink.close`."""
+async def _cancel_until_done(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait until every one has ended, cancelling again any that carried on.
+
+    aiomqtt waits with ``asyncio.wait_for``, which on Python 3.11 can swallow a cancellation that arrives as
+    the awaited operation completes (CPython gh-86296, fixed in 3.12): a task cancelled once may carry on.
+    If this coroutine is itself cancelled meanwhile, it still finishes the job, then re-raises.
+    """
+    pending = {t for t in tasks if not t.done()}
+    interrupted = False
+    while pending:
+        for t in pending:
+            t.cancel()
+        try:
+            _, pending = await asyncio.wait(pending, timeout=0.1)
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        raise asyncio.CancelledError
 
 
 OnMessage = Callable[[str, bytes], object]
@@ -128,6 +144,10 @@ def make_client(settings: MqttSettings, identifier: str, will: aiomqtt.Will | No
     )
 
 
+#: Makes the client of one connection attempt: (settings, client id, last will) -> client.
+ClientFactory = Callable[[MqttSettings, str, aiomqtt.Will | None], aiomqtt.Client]
+
+
 def _payload_bytes(payload: object) -> bytes:
     if isinstance(payload, bytes | bytearray):
         return bytes(payload)
@@ -154,6 +174,7 @@ class MqttLink:
         will: aiomqtt.Will | None = None,
         on_connect: OnConnect | None = None,
         stats: LinkStats | None = None,
+        client_factory: ClientFactory = make_client,
     ) -> None:
         self.settings = settings
         self.topics = list(topics)
@@ -164,6 +185,7 @@ class MqttLink:
         self._on_message = on_message
         self._on_connect = on_connect
         self._will = will
+        self._client_factory = client_factory
         self._buffer: collections.deque[tuple[str, bytes, bool]] = collections.deque(
             maxlen=settings.buffer_messages
         )
@@ -202,36 +224,52 @@ class MqttLink:
         s = self.settings
         delay = s.reconnect_min_s
         while not self._closed.is_set():
+            # Each connection runs in its own task, so that ending it never depends on a single cancel
+            # being honoured (see _cancel_until_done) and this task's own cancel state stays clean.
+            session = asyncio.create_task(self._session(), name=f"mqtt-{self.identifier}")
             try:
-                async with make_client(s, self.identifier, self._will) as client:
-                    await self._connected(client)
-                    delay = s.reconnect_min_s
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._receive(client))
-                        tg.create_task(self._send(client))
-                        tg.create_task(self._until_closed())
-            except* _Closed:
-                pass
-            except* aiomqtt.MqttError as group:
-                error = str(group.exceptions[0]) or type(group.exceptions[0]).__name__
-                if self.stats.connected or not self.stats.last_error:
-                    log.warning("MQTT %s:%d lost or unreachable: %s", s.host, s.port, error)
-                self.stats.last_error = error
+                await asyncio.wait([session])
             finally:
+                await _cancel_until_done([session])
+                was_up = self.stats.connected
                 self.stats.connected = False
                 self._idle.clear()
                 self.subscribed.clear()
+            error = session.result()  # an unexpected error (not MqttError) ends the link
             if self._closed.is_set():
                 break
+            if error is not None:
+                if was_up or not self.stats.last_error:
+                    log.warning("MQTT %s:%d lost or unreachable: %s", s.host, s.port, error)
+                self.stats.last_error = error
+            if was_up:
+                delay = s.reconnect_min_s
             self.stats.reconnects += 1
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._closed.wait()
             delay = min(s.reconnect_max_s, delay * BACKOFF_FACTOR)
 
-    async def _until_closed(self) -> None:
-        await self._closed.wait()
-        raise _Closed
+    async def _session(self) -> str | None:
+        """One connection's life: the MQTT error that ended it, or None when :meth:`close` ended it."""
+        try:
+            async with self._client_factory(self.settings, self.identifier, self._will) as client:
+                await self._connected(client)
+                workers = [
+                    asyncio.create_task(self._receive(client)),
+                    asyncio.create_task(self._send(client)),
+                    asyncio.create_task(self._closed.wait()),
+                ]
+                try:
+                    done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    await _cancel_until_done(workers)
+                for t in done:
+                    if not t.cancelled() and (exc := t.exception()) is not None:
+                        raise exc
+        except aiomqtt.MqttError as exc:
+            return str(exc) or type(exc).__name__
+        return None
 
     async def _connected(self, client: aiomqtt.Client) -> None:
         s = self.settings

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from daemon.config import PlanConfig
-from daemon.recorder import FILE_MODE, make_dir
+from daemon.recording import FILE_MODE, make_dir
 from daemon.safety import Decision, Setpoint, Telemetry
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import atheris
 with atheris.instrument_imports():
     import pyarrow as pa
 
-    from daemon.recorder import read_table, recover_dir
+    from daemon.recording import read_table, recover_dir
 
 _ROOT = Path(tempfile.mkdtemp(prefix="asicrc-fuzz-rec-"))
 

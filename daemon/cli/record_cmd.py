@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from daemon.events import EVENT_SCHEMA, LOG_SCHEMA
-from daemon.recorder import iter_batches, read_stream_tolerant, recover_dir, segments
+from daemon.recording import iter_batches, read_stream_tolerant, recover_dir, segments
 
 
 class RecordingError(Exception):

@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.events import EVENT_SCHEMA, make_event_batch
-from daemon.recorder import Recorder, read_table, recover_dir
+from daemon.recorder import Recorder
+from daemon.recording import read_table, recover_dir
 
 #: Batches in the template segment and rows in each.
 BATCHES = 6

@@ -62,9 +62,11 @@ class Broker:
         self.proc = None
 
 
-def _make_broker(tmp: Path, auth: bool) -> Broker:
+def _make_broker(tmp: Path, auth: bool, persist: bool = False) -> Broker:
     port = free_port()
-    lines = [f"listener {port} 127.0.0.1", "persistence false", "log_dest stderr"]
+    lines = [f"listener {port} 127.0.0.1", "log_dest stderr"]
+    # persist: sessions, subscriptions and queued QoS-1 messages survive a restart (saved on SIGTERM).
+    lines += ["persistence true", f"persistence_location {tmp}/"] if persist else ["persistence false"]
     if os.geteuid() == 0:
         # Started as root, mosquitto drops to user "mosquitto", which cannot read the 0700 pytest tmp dir.
         lines.append(f"user {pwd.getpwuid(0).pw_name}")
@@ -100,6 +102,18 @@ def mosquitto(tmp_path: Path) -> Iterator[Broker]:
 def mosquitto_auth(tmp_path: Path) -> Iterator[Broker]:
     """A broker that requires user ``asicrc`` with password ``s3cret-pass``."""
     broker = _make_broker(tmp_path, auth=True)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def mosquitto_persistent(tmp_path: Path) -> Iterator[Broker]:
+    """An anonymous broker whose sessions survive :meth:`Broker.stop` / :meth:`Broker.start` (persistence on),
+    as a production broker's do: a ``clean_session=False`` subscriber misses nothing across a restart."""
+    broker = _make_broker(tmp_path, auth=False, persist=True)
     broker.start()
     try:
         yield broker

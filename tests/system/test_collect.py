@@ -22,7 +22,7 @@ import pytest
 from daemon.collect import load_readout
 from daemon.events import make_event_batch
 from daemon.mqtt import MqttBridge, MqttSettings, encode_events
-from daemon.recorder import read_table, scan_stream
+from daemon.recording import read_table, scan_stream
 from reservoir.readout import RidgeReadout, RidgeStats
 from tests.system.mqtt_fixture import Broker, mosquitto
 from tests.system.test_daemon import BASE, HOLD, ROOT

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from daemon.recorder import read_table
+from daemon.recording import read_table
 from tests.system.fast_config import fast_config
 
 pytestmark = pytest.mark.system

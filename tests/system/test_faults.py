@@ -29,7 +29,7 @@ import pyarrow as pa
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.recorder import read_table, recover_dir
+from daemon.recording import read_table, recover_dir
 from tests.system.fast_config import fast_config
 from tests.system.mqtt_fixture import Broker, free_port, mosquitto
 from tests.system.prom_fixture import Prometheus, prometheus_factory

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from daemon.recorder import read_table
+from daemon.recording import read_table
 from tests.conftest import require_binary
 from tests.system.fast_config import fast_config
 from tests.system.mqtt_fixture import Broker, free_port, wait_port

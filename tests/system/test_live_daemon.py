@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from daemon.live import LiveModel
-from daemon.recorder import read_table
+from daemon.recording import read_table
 from reservoir.readout import RidgeStats
 from tests.system.mqtt_fixture import Broker, free_port, mosquitto
 from tests.system.test_collect import WAIT_S, _spawn, _stop, _until

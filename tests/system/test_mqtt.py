@@ -14,10 +14,10 @@ import pytest
 
 from daemon.events import make_event_batch
 from daemon.mqtt import MqttBridge, MqttSettings, decode_events, parse_command
-from tests.system.mqtt_fixture import Broker, mosquitto, mosquitto_auth
+from tests.system.mqtt_fixture import Broker, mosquitto, mosquitto_auth, mosquitto_persistent
 from tests.system.netutil import wait_until
 
-__all__ = ["mosquitto", "mosquitto_auth"]
+__all__ = ["mosquitto", "mosquitto_auth", "mosquitto_persistent"]
 pytestmark = pytest.mark.system
 
 
@@ -127,7 +127,9 @@ async def test_right_password_connects(mosquitto_auth: Broker) -> None:
         await wait_until(lambda: bridge.stats.connected)
 
 
-async def test_broker_restart_loses_nothing_within_buffer(mosquitto: Broker) -> None:
+async def test_broker_restart_loses_nothing_within_buffer(mosquitto_persistent: Broker) -> None:
+    """The bridge's buffer plus a persistent session: nothing is lost, whichever reconnects first."""
+    mosquitto = mosquitto_persistent
     bridge = MqttBridge(_settings(mosquitto, buffer_messages=100), status=dict)
     got: list[int] = []
 

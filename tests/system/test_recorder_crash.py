@@ -20,7 +20,8 @@ import pytest
 
 from daemon.events import make_event_batch
 from daemon.metrics import make_registry, render
-from daemon.recorder import Recorder, RecorderPolicy, read_table, segments
+from daemon.recorder import Recorder, RecorderPolicy
+from daemon.recording import read_table, segments
 from daemon.state import DaemonState
 
 pytestmark = pytest.mark.system

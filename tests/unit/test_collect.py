@@ -24,7 +24,8 @@ from daemon.collect import (
 )
 from daemon.events import make_event_batch
 from daemon.mqtt import encode_events
-from daemon.recorder import RecorderPolicy, read_table
+from daemon.recorder import RecorderPolicy
+from daemon.recording import read_table
 from reservoir.readout import RidgeReadout, RidgeStats
 
 NAME = st.text(st.characters(blacklist_characters="/+#\x00", blacklist_categories=["Cs"]), min_size=1)

@@ -22,7 +22,8 @@ from daemon.config import ConfigError, parse_config
 from daemon.events import make_event_batch, make_log_batch
 from daemon.mqtt_link import MqttSettings
 from daemon.plans import ProgressStore, SweepProgress, write_json_atomic
-from daemon.recorder import Recorder, RecorderPolicy, read_table, recover_dir
+from daemon.recorder import Recorder, RecorderPolicy
+from daemon.recording import read_table, recover_dir
 from daemon.state import DaemonState
 
 BATCHES = 4

@@ -20,11 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.events import EVENT_SCHEMA, Pipeline, make_event_batch, make_log_batch
-from daemon.recorder import (
+from daemon.recorder import Recorder, RecorderPolicy
+from daemon.recording import (
     DIR_MODE,
     FILE_MODE,
-    Recorder,
-    RecorderPolicy,
     read_stream_tolerant,
     read_table,
     recover_all,

@@ -1,0 +1,252 @@
+"""Recording directories on disk: file modes, atomic JSON, tolerant scanning, crash recovery and reading.
+
+Format: docs/recording-format.md. The writer is :class:`daemon.recorder.Recorder`; everything here works on
+the files alone (``asicrc record``, the collector, the tests), without a running recorder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from daemon.events import EVENT_SCHEMA, LOG_SCHEMA
+
+log = logging.getLogger(__name__)
+
+#: File and directory modes (the service user and its group only; design: never world-readable data).
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+
+SEGMENT_RE = re.compile(r"^(events|log)-(\d{6})\.arrows(\.part)?$")
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory (makes a rename or a new file in it durable)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_dir(path: Path) -> None:
+    """``mkdir -p`` with :data:`DIR_MODE` on every directory created."""
+    if path.is_dir():
+        return
+    make_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, DIR_MODE)
+        os.chmod(path, DIR_MODE)  # umask-proof
+
+
+def write_json_atomic(path: Path, obj: Mapping[str, Any]) -> None:
+    """Write ``obj`` as JSON to ``path`` via a temp file, fsync, rename, fsync dir."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        try:
+            os.fchmod(fd, FILE_MODE)
+            os.write(fd, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # never leave a half-written temp file on a full disk
+        raise
+    fsync_dir(path.parent)
+
+
+# --------------------------------------------------------------------------------------------- recovery
+
+
+@dataclass(slots=True)
+class RecoveredSegment:
+    """One torn ``.part`` found at start: whole batches kept in ``path``; ``lost_bytes`` of torn tail."""
+
+    part: str
+    path: str | None
+    rows: int
+    batches: int
+    lost_bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: Arrow IPC end-of-stream marker (continuation token 0xFFFFFFFF, then a zero metadata length).
+EOS_MARKER = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+@dataclass(slots=True)
+class StreamScan:
+    """What a tolerant pass over an IPC stream file found (batches are kept only when asked)."""
+
+    schema: pa.Schema | None
+    rows: int
+    batches: int
+    good_bytes: int  # offset just past the last whole message
+    clean_end: bool  # the stream ended with its end-of-stream marker
+    kept: list[pa.RecordBatch]
+
+
+def scan_stream(path: Path, keep: bool = False) -> StreamScan:
+    """Read an IPC stream file that may end in a torn message, one batch at a time."""
+    scan = StreamScan(None, 0, 0, 0, False, [])
+    with pa.OSFile(str(path), "rb") as f:
+        try:
+            reader = pa.ipc.open_stream(f)
+        except (pa.ArrowException, OSError):  # any damage to the schema message: nothing to keep
+            return scan
+        scan.schema = reader.schema
+        scan.good_bytes = f.tell()
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                scan.clean_end = True
+                break
+            except (pa.ArrowException, OSError):  # torn or corrupted message: the tail starts here
+                break
+            try:
+                batch.validate(full=True)
+            except pa.ArrowException:  # a message that parses but whose buffers are damaged
+                break
+            scan.rows += batch.num_rows
+            scan.batches += 1
+            scan.good_bytes = f.tell()
+            if keep:
+                scan.kept.append(batch)
+    return scan
+
+
+def read_stream_tolerant(path: Path) -> tuple[pa.Schema | None, list[pa.RecordBatch], int]:
+    """(schema, whole batches, bytes up to the last whole message) of a possibly torn IPC stream file."""
+    scan = scan_stream(path, keep=True)
+    return scan.schema, scan.kept, scan.good_bytes
+
+
+def recover_segment(part: Path) -> RecoveredSegment:
+    """Cut a torn ``*.arrows.part`` after its last whole batch, end the stream, rename it to ``*.arrows``.
+
+    The cut is made in place (truncate, append the end-of-stream marker, fsync, rename, fsync dir), so it
+    needs no free space and no second copy. A part without a readable schema or rows is removed (``path``
+    None).
+    """
+    size = part.stat().st_size
+    scan = scan_stream(part)
+    final = part.with_suffix("")  # drop ".part"
+    if scan.schema is None or scan.rows == 0:
+        part.unlink()
+        fsync_dir(part.parent)
+        return RecoveredSegment(part.name, None, 0, 0, size)
+    with open(part, "r+b") as fh:
+        fh.truncate(scan.good_bytes)
+        fh.seek(scan.good_bytes)
+        fh.write(EOS_MARKER)
+        fh.flush()
+        os.fchmod(fh.fileno(), FILE_MODE)
+        os.fsync(fh.fileno())
+    os.replace(part, final)
+    fsync_dir(part.parent)
+    return RecoveredSegment(part.name, final.name, scan.rows, scan.batches, size - scan.good_bytes)
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """``meta.json`` as a dict; ``{}`` when unreadable, not JSON, or JSON but not an object."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError, RecursionError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def recover_dir(run_dir: Path) -> list[RecoveredSegment]:
+    """Recover every ``.part`` in one recording directory and note it in its ``meta.json``."""
+    found = [recover_segment(p) for p in sorted(run_dir.glob("*.arrows.part")) if SEGMENT_RE.match(p.name)]
+    if found:
+        meta_path = run_dir / "meta.json"
+        meta: dict[str, Any] = {}
+        if meta_path.exists():
+            meta = read_meta(meta_path)
+        if not isinstance(meta.get("recovered"), list):
+            meta["recovered"] = []  # damaged: the list starts again
+        meta["recovered"].extend(r.to_json() for r in found)
+        write_json_atomic(meta_path, meta)
+        for r in found:
+            log.warning(
+                "recovered torn segment %s/%s: %d rows in %d batches kept, %d bytes of torn tail dropped",
+                run_dir,
+                r.part,
+                r.rows,
+                r.batches,
+                r.lost_bytes,
+            )
+    return found
+
+
+def recover_all(root: Path) -> list[RecoveredSegment]:
+    """Recover torn segments in every run directory under ``root`` (``<state>/recordings``)."""
+    if not root.is_dir():
+        return []
+    out: list[RecoveredSegment] = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        out.extend(recover_dir(d))
+    return out
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+def segments(run_dir: Path, kind: str = "events") -> list[Path]:
+    """Finished segments of ``kind`` (``events`` or ``log``) in sequence order."""
+    out = []
+    for p in run_dir.iterdir():
+        m = SEGMENT_RE.match(p.name)
+        if m and m.group(1) == kind and not m.group(3):
+            out.append((int(m.group(2)), p))
+    return [p for _, p in sorted(out)]
+
+
+def iter_batches(run_dir: Path, kind: str = "events") -> Iterator[pa.RecordBatch]:
+    """Every record batch of every finished segment, in order (memory: one batch at a time).
+
+    Each batch is validated (``validate(full=True)``) before it is returned; a damaged segment raises
+    :class:`ValueError` naming the segment (the batches before it were already yielded).
+    """
+    schema = EVENT_SCHEMA if kind == "events" else LOG_SCHEMA
+    for path in segments(run_dir, kind):
+        with pa.OSFile(str(path), "rb") as f:
+            try:
+                reader = pa.ipc.open_stream(f)
+                if not reader.schema.equals(schema):
+                    raise ValueError(f"schema is not the {kind} schema: {reader.schema}")
+                for i, batch in enumerate(reader):
+                    try:
+                        batch.validate(full=True)
+                    except pa.ArrowException as exc:
+                        raise ValueError(f"batch {i} is damaged: {exc}") from exc
+                    yield batch
+            except (pa.ArrowException, ValueError) as exc:
+                raise ValueError(f"corrupted recording segment {path}: {exc}") from exc
+
+
+def read_table(run_dir: Path, kind: str = "events") -> pa.Table:
+    """All finished segments of ``kind`` as one table (board dictionaries unified).
+
+    Raises :class:`ValueError` naming the segment when one is damaged.
+    """
+    schema = EVENT_SCHEMA if kind == "events" else LOG_SCHEMA
+    table = pa.Table.from_batches(list(iter_batches(run_dir, kind)), schema)
+    return table.unify_dictionaries()
