@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -36,13 +35,7 @@ D63 = 63.0 / 64.0  # 1 - 1/tau_v
 E1 = math.exp(-1.0)  # d_u for tau_u = 1 ms
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Sparse kernels degrade badly with oversubscribed OpenMP threads; keep these tests single-threaded."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run_lif(syn: list[float], i_in: list[float]) -> tuple[list[float], list[float], list[float]]:

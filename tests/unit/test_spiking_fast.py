@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -17,13 +15,7 @@ from reservoir.spiking.liquid import build_liquid, dense_weights  # noqa: E402
 from reservoir.spiking.reservoir import LiquidConfig  # noqa: E402
 from reservoir.spiking.simulate import SimResult, simulate_fixed  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def both(n: int, batch: int, p: float, steps: int, seed: int, **kw: object) -> tuple[SimResult, SimResult]:
