@@ -216,7 +216,11 @@ def run(args: argparse.Namespace) -> int:
             hz_s = "n/a" if hz is None else f"{hz:.3g}"
             print(f"branching factor {bf_s}, liquid rate {hz_s} Hz (mean over seeds)")
         if "noise_floor" in summary:
-            print(f"shot-noise floor: {summary['noise_floor']}")
+            from reservoir.report import noise_floor_rows
+
+            print("shot-noise floor of the features:")
+            for label, value in noise_floor_rows(summary["noise_floor"]):
+                print(f"  {label:<42} {value}")
         if "null" in summary:
             null = summary["null"]
             rate, value = null["rate_hz"], null["value"]
