@@ -292,13 +292,18 @@ def _run(args: argparse.Namespace) -> int:
             points = _point_rows(ev, clock)
         else:
             points = []
+        if args.recording:  # power, J/TH and temperature per sweep point: the log's point summaries
+            from daemon.point_log import read_point_summaries
+
+            points = [*points, *read_point_summaries(Path(args.recording))]
         path = write_report(
             results,
             gaps,
             args.report,
             points=points,
             title=f"asicrc analyze {args.recording or args.timestamps}",
-            notes=[*skipped, f"clock: {clock}; correction: {args.correction}; alpha: {args.alpha}"],
+            notes=[f"clock: {clock}; correction: {args.correction}; alpha: {args.alpha}"],
+            warnings=skipped,
         )
         print(f"report: {path}", file=sys.stderr)
     if args.json:

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from numpy.typing import NDArray
 
+from reservoir.stats.heatmap import HEATMAPS, POWER_KEYS, by_board, heatmap, slug
 from reservoir.stats.verdict import StreamResult, summary
 
 F64 = NDArray[np.float64]
@@ -24,18 +25,6 @@ F64 = NDArray[np.float64]
 MAX_STREAM_PLOTS = 48
 #: Points in the QQ plot (an even subsample of the order statistics).
 QQ_POINTS = 2000
-#: Heatmap metrics: key in a point row -> title.
-HEATMAPS: tuple[tuple[str, str], ...] = (
-    ("cv", "CV of intervals"),
-    ("fano", "Fano factor (window ~10 mean intervals)"),
-    ("invalid_fraction", "invalid-share fraction"),
-    ("rate_vs_expected", "nonce rate / expected"),
-    ("j_per_th", "J/TH"),
-)
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name)[:60] or "stream"
 
 
 def plot_stream(res: StreamResult, gaps_s: F64, out_dir: Path, stem: str) -> list[str]:
@@ -103,39 +92,84 @@ def _save(fig: Any, out_dir: Path, name: str) -> str:
     return name
 
 
-def heatmap(rows: Sequence[Mapping[str, Any]], key: str, title: str, out_dir: Path) -> str | None:
-    """Heatmap of ``key`` over voltage_v x freq_mhz (mean over rows at one point); None when no values."""
-    raw = [(float(r["voltage_v"]), float(r["freq_mhz"]), r.get(key)) for r in rows]
-    vals = [(v, f, float(x)) for v, f, x in raw if x is not None and math.isfinite(float(x))]
-    if not vals:
-        return None
-    vs = sorted({v for v, _, _ in vals})
-    fs = sorted({f for _, f, _ in vals})
-    grid = np.full((len(vs), len(fs)), np.nan)
-    acc: dict[tuple[int, int], list[float]] = {}
-    for v, f, x in vals:
-        acc.setdefault((vs.index(v), fs.index(f)), []).append(x)
-    for (i, j), xs in acc.items():
-        grid[i, j] = float(np.mean(xs))
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(fs), 1.2 + 0.5 * len(vs)))
-    im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
-    ax.set_xticks(range(len(fs)), [f"{f:g}" for f in fs], fontsize=7)
-    ax.set_yticks(range(len(vs)), [f"{v:g}" for v in vs], fontsize=7)
-    for (i, j), _ in acc.items():
-        ax.text(j, i, f"{grid[i, j]:.3g}", ha="center", va="center", fontsize=6, color="w")
-    ax.set_xlabel("frequency (MHz)")
-    ax.set_ylabel("core voltage (V)")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax)
-    return _save(fig, out_dir, f"heat_{key}.png")
-
-
 def _fmt(x: Any, digits: int = 3) -> str:
     if x is None:
         return "-"
     if isinstance(x, float):
         return "nan" if math.isnan(x) else f"{x:.{digits}g}"
     return html.escape(str(x))
+
+
+#: Page style: readable tables, maps laid out side by side and wrapping.
+CSS = (
+    "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin:0.5em 0 1em}"
+    "td,th{border:1px solid #999;padding:3px 8px;font-size:13px}th{background:#eee}"
+    ".maps{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}.maps img{max-width:100%}"
+    ".note{color:#444}details{margin:0.5em 0}"
+)
+#: Per-point sweep summary columns: (row key, header).
+SWEEP_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("board", "board"),
+    ("plan", "plan"),
+    ("index", "point"),
+    ("voltage_v", "V"),
+    ("freq_mhz", "MHz"),
+    ("ticket_diff", "ticket diff"),
+    ("nonce_rate_hz", "nonces/s"),
+    ("hashrate_ghs", "GH/s"),
+    ("power_mean_w", "power (W)"),
+    ("j_per_th", "J/TH"),
+    ("chip_temp_max_c", "chip max (°C)"),
+    ("regulator_temp_max_c", "VR max (°C)"),
+    ("clamped", "clamped"),
+)
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    trs = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{th}</tr>{trs}</table>"
+
+
+def _point_maps(points: Sequence[Mapping[str, Any]], out: Path) -> list[str]:
+    """The operating-point section: per board one map per metric, then the sweep summaries table."""
+    parts = [
+        "<h2>Operating points</h2><p class='note'>One map per board and metric over core voltage x frequency "
+        "(mean over the rows at a point; grey: not measured). CV, Fano factor, invalid fraction and rate "
+        "come from the events; J/TH, power and temperature from the daemon's per-point sweep summaries.</p>"
+    ]
+    for board, rows in by_board(points).items():
+        cells = {(r.get("voltage_v"), r.get("freq_mhz")) for r in rows}
+        parts.append(f"<h3>board {html.escape(board)}</h3>" if board else "")
+        if len(cells) < 2:
+            parts.append("<p class='note'>One operating point only: no map.</p>")
+            continue
+        imgs, missing = [], []
+        for key, ttl in HEATMAPS:
+            png = heatmap(rows, key, ttl, out, board)
+            if png:
+                alt = html.escape(f"{board}: {ttl}" if board else ttl, quote=True)
+                imgs.append(f"<img src='{png}' alt='{alt}'>")
+            elif key == "j_per_th":
+                missing.append("J/TH: no power data (no sweep summaries with power readings)")
+            elif key not in POWER_KEYS:
+                missing.append(f"{ttl}: no data")
+        parts.append("<div class='maps'>" + "".join(imgs) + "</div>")
+        if missing:
+            parts.append(f"<p class='note'>{html.escape('; '.join(missing))}.</p>")
+    sweep = [r for r in points if any(r.get(k) is not None for k in POWER_KEYS)]
+    if sweep:
+        parts.append("<h3>Sweep points (daemon summaries from the recording log)</h3>")
+        table = [[r.get(k) for k, _ in SWEEP_COLUMNS] for r in sweep]
+        parts.append(_table([h for _, h in SWEEP_COLUMNS], table))
+    return parts
+
+
+def _warnings(warnings: Sequence[str]) -> str:
+    """All warnings, collapsed under one line (they would otherwise push the results off the page)."""
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    head = f"{len(warnings)} warning(s), e.g. {warnings[0]}"
+    return f"<h2>Warnings</h2><details><summary>{html.escape(head)}</summary><ul>{items}</ul></details>"
 
 
 def write_report(
@@ -146,23 +180,25 @@ def write_report(
     points: Sequence[Mapping[str, Any]] = (),
     title: str = "asicrc analyze",
     notes: Sequence[str] = (),
+    warnings: Sequence[str] = (),
 ) -> Path:
     """Write ``index.html`` and its PNGs into ``out_dir`` (created); returns the HTML path.
 
-    ``gaps_s``: stream name -> intervals (s) for the per-stream plots. ``points``: one row per operating point
-    with voltage_v, freq_mhz and any of cv, fano, invalid_fraction, rate_vs_expected, j_per_th (heatmaps are
-    drawn when there are several points).
+    ``gaps_s``: stream name -> intervals (s) for the per-stream plots. ``points``: rows with voltage_v,
+    freq_mhz, optionally board, and any metric of :data:`reservoir.stats.heatmap.HEATMAPS` (maps per board
+    with at least two points; rows with power readings are also listed as sweep points). ``notes`` are shown
+    under the title; ``warnings`` (e.g. streams skipped) are counted there and listed at the end.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"]
-    parts.append(
-        "<style>body{font-family:sans-serif}td,th{padding:2px 8px;font-size:13px}</style></head><body>"
-    )
+    parts.append(f"<style>{CSS}</style></head><body>")
     parts.append(f"<h1>{html.escape(title)}</h1>")
     for n in notes:
-        parts.append(f"<p>{html.escape(n)}</p>")
-    parts.append("<h2>Verdicts</h2><table border='1' style='border-collapse:collapse'><tr>")
+        parts.append(f"<p class='note'>{html.escape(n)}</p>")
+    if warnings:
+        parts.append(f"<p class='note'>{len(warnings)} warning(s): see <a href='#warnings'>the end</a>.</p>")
+    parts.append("<h2>Verdicts</h2><table><tr>")
     cols = ["stream", "events", "rate (Hz)", "CV", "CV null 95 %", "Fano range", "KS p", "AD p", "LB p"]
     parts.append(
         "".join(f"<th>{c}</th>" for c in [*cols, "verdict", "kind / artefacts", "evidence"]) + "</tr>"
@@ -175,26 +211,20 @@ def write_report(
         cells += [s.pvalues["ljung-box"], r.verdict, r.kind, summary(r)]
         parts.append("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in cells) + "</tr>")
     parts.append("</table>")
-    if len(points) > 1:
-        parts.append("<h2>Operating points</h2>")
-        for key, ttl in HEATMAPS:
-            png = heatmap(points, key, ttl, out)
-            if png:
-                parts.append(f"<img src='{png}' alt='{html.escape(ttl)}'>")
-            elif key == "j_per_th":
-                parts.append("<p>J/TH: no power data in this recording.</p>")
-            else:
-                parts.append(f"<p>{html.escape(ttl)}: no data.</p>")
+    if points:
+        parts += _point_maps(points, out)
     parts.append("<h2>Streams</h2>")
     for i, r in enumerate(results[:MAX_STREAM_PLOTS]):
         g = gaps_s.get(r.stats.name)
         if g is None or len(g) < 2:
             continue
-        pngs = plot_stream(r, g, out, f"s{i:03d}_{_slug(r.stats.name)}")
+        pngs = plot_stream(r, g, out, f"s{i:03d}_{slug(r.stats.name)}")
         parts.append(f"<h3>{html.escape(r.stats.name)}: {r.verdict} {html.escape(r.kind or '')}</h3>")
-        parts.append("".join(f"<img src='{p}' alt='{p}'>" for p in pngs))
+        parts.append("<div class='maps'>" + "".join(f"<img src='{p}' alt='{p}'>" for p in pngs) + "</div>")
     if len(results) > MAX_STREAM_PLOTS:
         parts.append(f"<p>Plots shown for the first {MAX_STREAM_PLOTS} of {len(results)} streams.</p>")
+    if warnings:
+        parts.append(f"<div id='warnings'>{_warnings(warnings)}</div>")
     parts.append("</body></html>")
     path = out / "index.html"
     path.write_text("\n".join(parts), encoding="utf-8")

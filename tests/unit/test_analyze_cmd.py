@@ -192,7 +192,8 @@ def test_report_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "a@1.15V/485MHz" in html and "no power data" in html
     pngs = sorted(rep.glob("*.png"))
     names = {p.name for p in pngs}
-    assert {"heat_cv.png", "heat_fano.png", "heat_invalid_fraction.png", "heat_rate_vs_expected.png"} <= names
+    maps = {f"heat_a_{k}.png" for k in ("cv", "fano", "invalid_fraction", "rate_vs_expected")}
+    assert maps <= names and not any(n.startswith("heat_b_") for n in names)  # b: one point, no map
     assert any(n.endswith("_hist.png") for n in names) and any(n.endswith("_qq.png") for n in names)
     assert any(n.endswith("_fano.png") for n in names)
     for p in pngs:
@@ -232,8 +233,8 @@ def test_report_by_board_still_maps_operating_points(
     rec = make_recording(tmp_path, torn_part=False)
     rep = tmp_path / "report"
     assert main(["analyze", str(rec), "--report", str(rep), "--no-mc"]) == 0
-    assert (rep / "heat_rate_vs_expected.png").read_bytes()[:4] == b"\x89PNG"
-    assert "heat_cv.png" in (rep / "index.html").read_text()
+    assert (rep / "heat_a_rate_vs_expected.png").read_bytes()[:4] == b"\x89PNG"
+    assert "heat_a_cv.png" in (rep / "index.html").read_text()
 
 
 def test_part_next_to_its_finished_segment_is_not_counted_twice(

@@ -86,3 +86,12 @@ def test_memory_capacity_plot_and_cli_noise_floor(tmp_path: Path, capsys: pytest
     assert (tmp_path / "memory-capacity_poisson-null.png").stat().st_size > 1000
     rec = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
     assert len(rec["r2_per_delay"]) == 50
+
+
+def test_noise_floor_rows_are_labelled_in_order() -> None:
+    rows = noise_floor_rows({"extra": 2.0, "count": 0.5, "mean_count_per_slot": 4.0})
+    assert rows == [
+        ("mean events per slot and chip", "4"),
+        ("count: relative shot noise 1/√n", "0.5"),
+        ("extra", "2"),
+    ]
