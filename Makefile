@@ -1,12 +1,12 @@
 # Two commands do all the set-up on a fresh Debian machine with Python 3.11:
 #   make run   - create .venv, install asicrc, run the daemon against two emulated boards
-#   make test  - install test needs (mosquitto/prometheus via apt when root), run ruff, mypy, pytest
+#   make test  - install test needs (mosquitto/prometheus/chromium via apt when root), run ruff, mypy, pytest
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
-APT_PKGS := mosquitto prometheus
+APT_PKGS := mosquitto prometheus chromium
 
 .PHONY: apt-deps run test lint typecheck unit slow bench clean venv
 

@@ -32,7 +32,7 @@ HEATMAPS: tuple[tuple[str, str], ...] = (
 #: Keys whose values come from the per-point sweep summaries (power readings), not from the events.
 POWER_KEYS = ("j_per_th", "power_mean_w", "chip_temp_max_c")
 #: Figure size limits (inches at 100 dpi).
-MIN_W, MIN_H, MAX_W = 4.4, 3.3, 14.0
+MIN_W, MIN_H, MAX_W = 4.0, 3.1, 14.0
 
 
 def slug(name: str) -> str:

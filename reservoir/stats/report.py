@@ -102,9 +102,11 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 #: Page style: readable tables, maps laid out side by side and wrapping.
 CSS = (
-    "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin:0.5em 0 1em}"
+    "body{font-family:sans-serif;margin:1.5em}h1{font-size:24px;overflow-wrap:anywhere}"
+    "table{border-collapse:collapse;margin:0.5em 0 1em}"
     "td,th{border:1px solid #999;padding:3px 8px;font-size:13px}th{background:#eee}"
-    ".maps{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}.maps img{max-width:100%}"
+    ".maps{display:grid;grid-template-columns:repeat(auto-fill,minmax(430px,1fr));gap:12px}"
+    ".maps img{max-width:100%}"
     ".note{color:#444}details{margin:0.5em 0}"
 )
 #: Per-point sweep summary columns: (row key, header).
