@@ -105,8 +105,8 @@ CSS = (
     "body{font-family:sans-serif;margin:1.5em}h1{font-size:24px;overflow-wrap:anywhere}"
     "table{border-collapse:collapse;margin:0.5em 0 1em}"
     "td,th{border:1px solid #999;padding:3px 8px;font-size:13px}th{background:#eee}"
-    ".maps{display:grid;grid-template-columns:repeat(auto-fill,minmax(430px,1fr));gap:12px}"
-    ".maps img{max-width:100%}"
+    ".maps{display:grid;grid-template-columns:repeat(auto-fill,minmax(400px,1fr));gap:12px}"
+    ".maps img{max-width:100%}.row{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}"
     ".note{color:#444}details{margin:0.5em 0}"
 )
 #: Per-point sweep summary columns: (row key, header).
@@ -222,7 +222,7 @@ def write_report(
             continue
         pngs = plot_stream(r, g, out, f"s{i:03d}_{slug(r.stats.name)}")
         parts.append(f"<h3>{html.escape(r.stats.name)}: {r.verdict} {html.escape(r.kind or '')}</h3>")
-        parts.append("<div class='maps'>" + "".join(f"<img src='{p}' alt='{p}'>" for p in pngs) + "</div>")
+        parts.append("<div class='row'>" + "".join(f"<img src='{p}' alt='{p}'>" for p in pngs) + "</div>")
     if len(results) > MAX_STREAM_PLOTS:
         parts.append(f"<p>Plots shown for the first {MAX_STREAM_PLOTS} of {len(results)} streams.</p>")
     if warnings:
