@@ -96,7 +96,7 @@ def _fmt(x: Any, digits: int = 3) -> str:
     if x is None:
         return "-"
     if isinstance(x, float):
-        return "nan" if math.isnan(x) else f"{x:.{digits}g}"
+        return "-" if math.isnan(x) else f"{x:.{digits}g}"  # not computed (e.g. --no-mc)
     return html.escape(str(x))
 
 
@@ -208,11 +208,13 @@ def write_report(
     for r in results:
         s = r.stats
         fr = f"{min(s.fano.values()):.3g}-{max(s.fano.values()):.3g}" if s.fano else "-"
-        band = f"{s.cv_null95[0]:.3g}-{s.cv_null95[1]:.3g}"
+        band = "-" if math.isnan(s.cv_null95[0]) else f"{s.cv_null95[0]:.3g}-{s.cv_null95[1]:.3g}"
         cells = [s.name, s.n_events, s.rate_hz, s.cv, band, fr, s.pvalues["ks"], s.pvalues["ad"]]
         cells += [s.pvalues["ljung-box"], r.verdict, r.kind, summary(r)]
         parts.append("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in cells) + "</tr>")
     parts.append("</table>")
+    if any(math.isnan(r.stats.cv_null95[0]) for r in results):
+        parts.append("<p class='note'>-: not computed (Monte-Carlo p-values and null bands: --no-mc).</p>")
     if points:
         parts += _point_maps(points, out)
     parts.append("<h2>Streams</h2>")
