@@ -85,6 +85,11 @@ class BitaxeRawDevice:
         self.i2c_hz = 100_000
         self._buf = bytearray()
         self.requests = 0
+        self._nacks: dict[int, int] = {}
+
+    def nack_reads(self, addr: int, n: int) -> None:
+        """NACK the next ``n`` I2C reads (0x30/0x40) from ``addr`` (an injected fault)."""
+        self._nacks[addr] = self._nacks.get(addr, 0) + n
 
     def feed(self, data: bytes, t: float) -> bytes:
         """Host bytes at simulated time ``t`` (s); returns the reply bytes for every complete request."""
@@ -145,6 +150,9 @@ class BitaxeRawDevice:
                 raise _Nack("I2C Write Error")
             dev.write(data[1:], t)
             return bytes([len(data) - 1])
+        if self._nacks.get(data[0], 0) > 0:
+            self._nacks[data[0]] -= 1
+            dev = None
         if dev is None:
             raise _Nack("I2C Read Error" if cmd == 0x30 else "I2C WriteRead Error")
         if cmd == 0x40:

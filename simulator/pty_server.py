@@ -324,6 +324,8 @@ class SimulatedBoard:
             core.reset_chip(f.chip, t)
         elif f.kind == "overheat":
             core.overheat(f.temp_c, f.chip, t)
+        elif f.kind == "i2c_nack":
+            self.device.nack_reads(f.addr, f.n)
         elif f.kind == "disconnect":
             if f.mode == "silence":
                 self._silent_until = t + f.duration_s

@@ -97,6 +97,9 @@ async def test_client_against_each_emulated_firmware(variant: str) -> None:
         assert await client.read_vdd_counts() == adc_counts(dev.core.physics.volts)
         vout = await client.write_read(0x24, h("8b"), 2)
         assert int.from_bytes(vout, "little") * 2**-9 == pytest.approx(dev.core.physics.volts, abs=0.002)
+        # a PMBus word whose first byte is FF (LINEAR11 7.99 V: FF CB) is data, not "error 0xCB"
+        dev.devices[0x24].vin_v = 1023 / 128  # type: ignore[attr-defined]
+        assert await client.write_read(0x24, h("88"), 2) == h("ff cb")
         assert client.convention == FIRMWARES[variant].convention
     finally:
         await host.close()
