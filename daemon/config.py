@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from drivers import chipmath
+
 T = TypeVar("T")
 
 BOARD_KINDS = ("gamma", "ultra", "generic")
@@ -469,6 +471,8 @@ def parse_config(data: dict[str, Any]) -> Config:
             raise ConfigError(f"{path}.name", f"value {board.name!r} is used by another board")
         if not board.data_port:
             raise ConfigError(f"{path}.data_port", 'empty; give a port path or "discover"')
+        if (why := chipmath.baud_problem(board.baud)) is not None:
+            raise ConfigError(f"{path}.baud", f"value {board.baud}: {why}")
         boards.append(board)
     plans_raw = data.get("plans", [])
     if not isinstance(plans_raw, list):
