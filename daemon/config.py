@@ -229,6 +229,8 @@ class SimulateConfig:
     time_scale: float = _f(1.0, 0.001, 10_000.0)  # emulator clock speed-up
     link: str = _f("ideal", choices=("ideal", "ftdi"))  # emulated USB-serial bridge timing
     seed: int = _f(1, 0, 2**63 - 1)
+    # bitaxe-raw variant on the emulated control port (simulator.bitaxe_raw.FIRMWARES, docs/emulator.md)
+    raw_firmware: str = _f("original", choices=("original", "packet", "latest"))
     faults: tuple[SimFault, ...] = ()
 
 

@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 import pytest
 
+from daemon.config import SimulateConfig, parse_config
 from daemon.supervisor import TELEMETRY_FAILURES_MAX
+from simulator.bitaxe_raw import FIRMWARES
 from tests.system.test_faults import HOLD, Child, _nonces, assert_no_loss, child_factory
 
 pytestmark = pytest.mark.system
@@ -46,3 +48,21 @@ def test_a_run_of_telemetry_errors_is_a_lost_board(child_factory: Callable[..., 
     c.wait_for(lambda: _nonces(c) > before + 20)  # back up and mining
     err = c.stop()
     assert "board sim0: lost" in err and "I2C WriteRead Error" in err
+
+
+@pytest.mark.parametrize("variant", list(FIRMWARES))
+def test_the_daemon_runs_each_bitaxe_raw_variant(child_factory: Callable[..., Child], variant: str) -> None:
+    """Bring-up, setpoints and telemetry over each published firmware's reply bytes ([simulate] option)."""
+    extra = HOLD + f'\n[simulate]\nraw_firmware = "{variant}"\n'
+    assert parse_config({"simulate": {"raw_firmware": variant}}).simulate.raw_firmware == variant
+    c = child_factory(extra)
+    c.wait_for(lambda: _nonces(c) > 20)
+    c.wait_for(lambda: c.status()["boards"]["sim0"]["power_w"] is not None)
+    c.stop()
+    final = c.final()
+    assert final["boards"]["sim0"]["telemetry_errors"] == 0 and final["boards"]["sim0"]["reconnects"] == 0
+
+
+def test_the_config_knows_every_emulated_variant() -> None:
+    meta = SimulateConfig.__dataclass_fields__["raw_firmware"].metadata
+    assert set(meta["choices"]) == set(FIRMWARES)
