@@ -259,3 +259,17 @@ async def test_argument_checks_and_protocols() -> None:
         assert dev.seen == []
     assert adc_counts_to_mv(4095) == pytest.approx(3100.0)
     assert adc_counts_to_mv(1585) == pytest.approx(1199.9, abs=0.1)
+
+
+async def test_a_wrong_convention_seed_is_corrected_by_the_first_clear_reply() -> None:
+    script = [
+        (h("09 00 00 00 05 20 4c 03 0a"), [h("01 00 00 02")]),  # payload length: unambiguous
+        (h("08 00 01 00 05 30 4c 01"), [h("04 00 01 11")]),  # now known: 4 != 1, an error
+        (h("08 00 02 00 05 30 4c 01"), [h("01 00 02 11")]),
+    ]
+    async for client, _ in run_script(script, convention="packet"):
+        await client.write(0x4C, h("03 0a"))
+        assert client.convention == "payload"
+        with pytest.raises(BitaxeRawError, match="invalid"):
+            await client.read(0x4C, 1)
+        assert await client.read(0x4C, 1) == h("11")
