@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from drivers import chipmath
+
 T = TypeVar("T")
 
 BOARD_KINDS = ("gamma", "ultra", "generic")
@@ -227,6 +229,8 @@ class SimulateConfig:
     time_scale: float = _f(1.0, 0.001, 10_000.0)  # emulator clock speed-up
     link: str = _f("ideal", choices=("ideal", "ftdi"))  # emulated USB-serial bridge timing
     seed: int = _f(1, 0, 2**63 - 1)
+    # bitaxe-raw variant on the emulated control port (simulator.bitaxe_raw.FIRMWARES, docs/emulator.md)
+    raw_firmware: str = _f("original", choices=("original", "packet", "latest"))
     faults: tuple[SimFault, ...] = ()
 
 
@@ -469,6 +473,8 @@ def parse_config(data: dict[str, Any]) -> Config:
             raise ConfigError(f"{path}.name", f"value {board.name!r} is used by another board")
         if not board.data_port:
             raise ConfigError(f"{path}.data_port", 'empty; give a port path or "discover"')
+        if (why := chipmath.baud_problem(board.baud)) is not None:
+            raise ConfigError(f"{path}.baud", f"value {board.baud}: {why}")
         boards.append(board)
     plans_raw = data.get("plans", [])
     if not isinstance(plans_raw, list):

@@ -45,6 +45,7 @@ _BOARD_COUNTERS = (
     ("asicrc_crc_errors", "Reply frames dropped for a bad CRC.", "crc_errors"),
     ("asicrc_dropped_bytes", "Bytes discarded by the frame decoder while resynchronising.", "dropped_bytes"),
     ("asicrc_reconnects", "Reconnections of the board link.", "reconnects"),
+    ("asicrc_telemetry_errors", "Failed telemetry reads (the data link stays up).", "telemetry_errors"),
     (
         "asicrc_estimated_hashes",
         "Hashes estimated from valid nonces (ticket difficulty x 2^32).",

@@ -95,6 +95,7 @@ async def start_sim_boards(
             speed=sim.time_scale,
             link=sim.link,
             board_kind=SIM_BOARD_KIND,
+            raw_firmware=sim.raw_firmware,
             firehose_rate=firehose_rate,
             record_truth=record_truth,
             link_dir=str(directory),

@@ -117,6 +117,7 @@ class BoardState:
     crc_errors: int = 0
     dropped_bytes: int = 0
     reconnects: int = 0
+    telemetry_errors: int = 0  # failed sensor reads (the data link stays up: docs/drivers.md)
     # safety gate actions: (action "refused"|"clamped", reason) -> count
     safety: dict[tuple[str, str], int] = field(default_factory=dict)
     # safety trips (board forced to its safe state): reason ("brownout", "chip_overheat", ...) -> count
@@ -240,6 +241,7 @@ class BoardState:
             "crc_errors": self.crc_errors,
             "dropped_bytes": self.dropped_bytes,
             "reconnects": self.reconnects,
+            "telemetry_errors": self.telemetry_errors,
             "safety": [{"action": a, "reason": r, "count": c} for (a, r), c in sorted(self.safety.items())],
             "trips": dict(sorted(self.trips.items())),
             "plan": self.plan.to_status() if self.plan else None,

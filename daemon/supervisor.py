@@ -52,6 +52,8 @@ REG_CHIP_ID = 0x00
 #: the 115,200 reset baud. Bytes that arrive together (an FTDI latency-timer flush, a late read) did not
 #: necessarily stream behind the frame at line rate, so a long tail is no evidence of an early frame.
 MAX_CORRECTION_NS = 1_000_000
+#: Telemetry reads that may fail in a row before the board is treated as lost (reconnect, safe values).
+TELEMETRY_FAILURES_MAX = 3
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -484,8 +486,21 @@ class BoardSupervisor:
 
     async def _telemetry_loop(self) -> None:
         st = self.state
+        failures = 0
         while True:
-            t = await self.control.read_telemetry()
+            try:
+                t = await self.control.read_telemetry()
+            except TransportError as exc:
+                # a failed sensor read does not drop the data link; only a run of them does (no overheat trip
+                # can fire without readings): docs/drivers.md
+                failures += 1
+                st.telemetry_errors += 1
+                if failures >= TELEMETRY_FAILURES_MAX:
+                    raise TransportError(f"{failures} telemetry reads failed in a row: {exc}") from exc
+                log.log(logging.WARNING if failures == 1 else logging.DEBUG, "board %s: %s", self.name, exc)
+                await self.sleep(self.timing.telemetry_interval_s)
+                continue
+            failures = 0
             st.chip_temp_c, st.vr_temp_c, st.power_w, st.vin_v = (
                 t.chip_temp_c,
                 t.regulator_temp_c,

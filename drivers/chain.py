@@ -365,7 +365,9 @@ class Chain:
             for reg, value in PER_CHIP_INIT:
                 await self.send(write_reg(reg, value, addr, broadcast=False))
         freq = await self.set_frequency(freq_mhz, ramp=True)
-        await self.write_register(REG_HASH_COUNTING, chipmath.hash_counting_number(count, freq))
+        # from the requested frequency, as ESP-Miner computes it (bm1366.c), not the PLL's reached one: the
+        # bring-up bytes stay identical to the firmware's (they differ only off the PLL grid, by < 0.1 %)
+        await self.write_register(REG_HASH_COUNTING, chipmath.hash_counting_number(count, freq_mhz))
         await self.write_register(REG_VERSION_ROLLING, rolling)
         await self.set_baud(baud)
         self.info = ChainInfo(count, addresses, ids, self.transport.baud, freq, ticket_difficulty)

@@ -212,6 +212,32 @@ def fast_uart_for_baud(baud: float) -> int:
     return fast_uart_value(bt8d_for_baud(baud))
 
 
+#: Largest host/chip baud mismatch a UART link tolerates (8N1 sampled mid-bit over 10 bits: ~5 %). ESP-Miner
+#: itself runs the host at 1,000,000 baud against the chip's 1,041,667 (4 % apart).
+BAUD_TOLERANCE = 0.05
+
+
+def chip_baud(baud: float) -> float:
+    """The rate the chip really runs when asked for ``baud``: the nearest 25 MHz / ((BT8D + 1) * 8), baud."""
+    return REFCLK_MHZ * 1e6 / ((bt8d_for_baud(baud) + 1) * FAST_UART_DIVISOR)
+
+
+def baud_problem(baud: float) -> str | None:
+    """Why a host at ``baud`` cannot talk to the chip (its nearest rate is over 5 % away), or None."""
+    chip = chip_baud(baud)
+    off = baud / chip - 1.0
+    if abs(off) <= BAUD_TOLERANCE:
+        return None
+    rates = [REFCLK_MHZ * 1e6 / ((d + 1) * FAST_UART_DIVISOR) for d in range(256)]
+    above = min((r for r in rates if r > baud), default=None)
+    below = max((r for r in rates if r < baud), default=None)
+    near = " or ".join(f"{round(r):,}" for r in (below, above) if r is not None)
+    return (
+        f"the chip's UART runs only at 25 MHz / ((n+1) x 8) baud; the nearest, {round(chip):,}, is "
+        f"{abs(off):.0%} off and host and chip must agree within {BAUD_TOLERANCE:.0%}; use e.g. {near}"
+    )
+
+
 def nextpow2(n: int) -> int:
     """Smallest power of two >= n (n >= 1)."""
     if n < 1:

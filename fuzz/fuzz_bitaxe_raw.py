@@ -18,9 +18,9 @@ with atheris.instrument_imports():
     from drivers.transport import TransportError, loopback_pair
 
 
-async def _one(op: int, mode: str, chunks: list[bytes]) -> None:
+async def _one(op: int, mode: str | None, chunks: list[bytes]) -> None:
     host, dev = loopback_pair()
-    client = BitaxeRaw(host, timeout_s=60.0, length_mode=mode)  # type: ignore[arg-type]
+    client = BitaxeRaw(host, timeout_s=60.0, convention=mode)  # type: ignore[arg-type]
 
     async def device() -> None:
         await dev.read()
@@ -35,7 +35,7 @@ async def _one(op: int, mode: str, chunks: list[bytes]) -> None:
         elif op == 1:
             await client.write_read(0x4C, b"\x00", 1)
         elif op == 2:
-            await client.read_vdd_mv()
+            await client.read_vdd_counts()
         else:
             await client.write(0x24, b"\x01\x80")
     except (I2CError, ControlTimeout, TransportError):
@@ -48,7 +48,7 @@ async def _one(op: int, mode: str, chunks: list[bytes]) -> None:
 def test_one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     op = fdp.ConsumeIntInRange(0, 3)
-    mode = ("auto", "packet", "payload")[fdp.ConsumeIntInRange(0, 2)]
+    mode = (None, "packet", "payload")[fdp.ConsumeIntInRange(0, 2)]
     chunks = [fdp.ConsumeBytes(fdp.ConsumeIntInRange(1, 16)) for _ in range(fdp.ConsumeIntInRange(0, 6))]
     asyncio.run(_one(op, mode, [c for c in chunks if c]))
 

@@ -11,6 +11,8 @@ Kinds and their fields:
 ``stuck_chip``  chip ``chip`` hangs (no nonces, no register replies); ``on`` false releases it
 ``chip_reset``  chip ``chip`` (or every chip when null) resets to its power-on state
 ``overheat``    chip ``chip`` (or all) jumps to ``temp_c`` and cools with the thermal time constant
+``i2c_nack``    the next ``n`` I2C reads from address ``addr`` (default 0x24, the regulator) are NACKed
+                (the control port answers the firmware's ``I2C ... Error`` message)
 ==============  ====================================================================================
 """
 
@@ -20,7 +22,16 @@ import random
 from dataclasses import dataclass, fields
 from typing import Any
 
-KINDS = ("disconnect", "garbage", "crc_error", "drop_bytes", "stuck_chip", "chip_reset", "overheat")
+KINDS = (
+    "disconnect",
+    "garbage",
+    "crc_error",
+    "drop_bytes",
+    "stuck_chip",
+    "chip_reset",
+    "overheat",
+    "i2c_nack",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +45,7 @@ class Fault:
     mode: str = "reopen"
     duration_s: float = 1.0
     temp_c: float = 90.0
+    addr: int = 0x24
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -44,6 +56,8 @@ class Fault:
             raise ValueError(f"disconnect mode must be 'reopen' or 'silence', got {self.mode!r}")
         if self.kind == "stuck_chip" and self.chip is None:
             raise ValueError("stuck_chip needs a chip index")
+        if not 0 <= self.addr <= 0x7F:
+            raise ValueError(f"fault addr must be a 7-bit I2C address, got {self.addr}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Fault:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.bitaxe_raw import BitaxeRawDevice
+from simulator.bitaxe_raw import DEFAULT_FIRMWARE, BitaxeRawDevice
 from simulator.chain import ChainCore, Knobs
 from simulator.faults import Fault, StreamFaults
 from simulator.link import FTDI_LATENCY_S, GroundTruth, make_link
@@ -117,6 +117,8 @@ class BoardConfig:
     speed: float = 1.0
     link: str = "ideal"
     board_kind: str = "gamma"
+    #: bitaxe-raw firmware variant answering the control port (simulator.bitaxe_raw.FIRMWARES).
+    raw_firmware: str = DEFAULT_FIRMWARE
     difficulty_scale: float = DEFAULT_DIFFICULTY_SCALE
     firehose_rate: float | None = None
     #: Firehose only from chips holding a job, i.e. after the host's bring-up (ChainCore.firehose_needs_job).
@@ -175,7 +177,7 @@ class SimulatedBoard:
             firehose_needs_job=cfg.firehose_needs_job,
         )
         self.link = make_link(cfg.link, cfg.ftdi_latency_s, record=cfg.record_truth)
-        self.device = BitaxeRawDevice(self.core, cfg.board_kind)
+        self.device = BitaxeRawDevice(self.core, cfg.board_kind, cfg.raw_firmware)
         self.faults = StreamFaults(cfg.seed)
         self._garble_rng = random.Random(f"asicrc-garble:{cfg.seed}")
         self.garbled_bytes = 0
@@ -322,6 +324,8 @@ class SimulatedBoard:
             core.reset_chip(f.chip, t)
         elif f.kind == "overheat":
             core.overheat(f.temp_c, f.chip, t)
+        elif f.kind == "i2c_nack":
+            self.device.nack_reads(f.addr, f.n)
         elif f.kind == "disconnect":
             if f.mode == "silence":
                 self._silent_until = t + f.duration_s

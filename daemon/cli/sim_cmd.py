@@ -14,6 +14,7 @@ import signal
 import sys
 from typing import Any
 
+from simulator.bitaxe_raw import DEFAULT_FIRMWARE, FIRMWARES
 from simulator.chain import MAX_CHIPS, Knobs
 from simulator.mining import DEFAULT_DIFFICULTY_SCALE
 from simulator.pty_server import BoardConfig, SimulatedBoard
@@ -61,6 +62,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ftdi-latency", type=_positive, default=0.016, help="FTDI latency timer (s)")
     p.add_argument("--board-kind", choices=("gamma", "ultra"), default="gamma", help="I2C parts emulated")
     p.add_argument(
+        "--raw-firmware",
+        choices=tuple(FIRMWARES),
+        default=DEFAULT_FIRMWARE,
+        help="bitaxe-raw variant on the control port (docs/emulator.md)",
+    )
+    p.add_argument(
         "--difficulty-scale",
         type=_positive,
         default=DEFAULT_DIFFICULTY_SCALE,
@@ -99,6 +106,7 @@ def configs(args: argparse.Namespace) -> list[BoardConfig]:
             speed=args.speed,
             link=args.link,
             board_kind=args.board_kind,
+            raw_firmware=args.raw_firmware,
             difficulty_scale=args.difficulty_scale,
             firehose_rate=args.firehose,
             firehose_needs_job=args.firehose_after_job,

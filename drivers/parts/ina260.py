@@ -22,7 +22,10 @@ class INA260:
         self.addr = addr
 
     async def read_current(self) -> float:
-        """Current (A); the register is two's complement."""
+        """Current (A), read signed: the register is two's complement (INA260 datasheet). ESP-Miner reads it
+        unsigned (``INA260.c``), so a reading a few LSB below zero (offset noise at idle) shows ~81.9 A there;
+        the two agree on every positive current. Used for neither safety nor telemetry (power is read apart).
+        """
         raw = await read_u16(self.bus, self.addr, REG_CURRENT, "big")
         return (raw - 0x10000 if raw & 0x8000 else raw) * CURRENT_LSB_A
 

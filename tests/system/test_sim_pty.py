@@ -187,7 +187,7 @@ async def test_faults_are_observable_from_the_host() -> None:
             board.inject({"kind": "overheat", "temp_c": 95.0})
             ctrl.write(control_request(1, 0x05, 0x40, bytes([0x4C, 0x01, 1])))
             reply = await ctrl.until(4)
-            assert reply[:3] == bytes([4, 0, 1]) and reply[3] >= 90
+            assert reply[:3] == bytes([1, 0, 1]) and reply[3] >= 90  # the original firmware: len = payload
 
             board.inject({"kind": "disconnect", "mode": "silence", "duration_s": 0.3})
             host.write(CHIP_ID_READ)

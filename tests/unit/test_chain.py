@@ -138,6 +138,16 @@ def summary(frames: list[Frame]) -> list[tuple[str, int]]:
     return out
 
 
+async def test_hash_counting_number_from_the_requested_frequency_as_esp_miner(
+    rig: tuple[Chain, FakeChain, LoopbackTransport, Sleeps],
+) -> None:
+    chain, fake, _, _ = rig
+    info = await chain.bring_up(freq_mhz=487.3, baud=1_000_000)
+    await drained(fake)
+    assert info.freq_mhz == 487.5  # the PLL's nearest
+    assert fake.chips[0].regs[0x10] == 0x0003488C  # ESP-Miner: 4 chips at 487.3 MHz (487.5 gives 0x00034834)
+
+
 async def test_bring_up_finds_chips_and_sets_everything(
     rig: tuple[Chain, FakeChain, LoopbackTransport, Sleeps],
 ) -> None:
