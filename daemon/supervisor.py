@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from daemon.board_control import BoardControl, NullControl, fan_reading
+from daemon.bringup import STAGE_CHAIN, STAGE_CONTROL, STAGE_OPEN, BringUpWatch
 from daemon.config import BoardConfig, TimingConfig
 from daemon.events import Pipeline, make_event_batch
 from daemon.jobs import JobSource
@@ -169,6 +170,8 @@ class BoardSupervisor:
         self.on_freq_written: Callable[[int, int, float], None] | None = None
         #: Called with (board, {"plan", "summary"}) for every finished sweep point (MQTT publishes it).
         self.on_summary: Callable[[str, dict[str, Any]], None] | None = None
+        self.bringup = BringUpWatch(state, now_ns=clock())
+        self._stage = STAGE_CONTROL
         self.reconnector = Reconnector(
             transport_factory,
             self._session,
@@ -176,6 +179,8 @@ class BoardSupervisor:
             sleep=sleep,
             name=f"board {board.name}",
             on_state=self._on_link_state,
+            on_open_error=functools.partial(self.bringup.failed, STAGE_OPEN),
+            quiet=lambda: self.bringup.failing,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -214,8 +219,12 @@ class BoardSupervisor:
         while True:
             try:
                 chain = await self._bring_up(transport)
-            except ChainError as exc:
-                raise TransportError(f"bring-up failed: {exc}") from exc
+            except (ChainError, TransportError) as exc:
+                self.bringup.failed(self._stage, exc)
+                if isinstance(exc, ChainError):
+                    raise TransportError(f"bring-up failed: {exc}") from exc
+                raise
+            self.bringup.up()
             try:
                 await _run_all(
                     self._stream(transport),
@@ -237,12 +246,14 @@ class BoardSupervisor:
         self.applied = None
         out = env.tick()
         # start-up writes safe values before anything else: fan, core voltage at its floor
+        self._stage = STAGE_CONTROL
         await self.control.connect()
         await self.control.set_fan(out.fan_pct)
         await self.control.set_core_voltage(out.setpoint.voltage_v)
         self._fan = out.fan_pct
         self._held = False
         chain = Chain(transport, reset=self.control.reset_line, timing=self.chain_timing, sleep=self.sleep)
+        self._stage = STAGE_CHAIN
         floor = self.board.safety.freq_min_mhz
         async with chain:
             info = await chain.bring_up(
