@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from daemon.state import BoardState
 from drivers.chain import ChainError
+from drivers.i2c import I2CError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def classify(stage: str, exc: BaseException) -> str:
     """The :data:`REASONS` label of a failure of ``stage`` (``open``, ``control`` or ``chain``)."""
     if stage == STAGE_OPEN:
         return "open"
-    if stage == STAGE_CONTROL:
+    if stage == STAGE_CONTROL or isinstance(exc, I2CError | TimeoutError):  # e.g. the bitaxe-raw reset line
         return "control"
     if isinstance(exc, ChainError):
         text = str(exc)

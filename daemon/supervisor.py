@@ -37,6 +37,7 @@ from daemon.state import BoardState, PlanProgress
 from drivers import chipmath
 from drivers.chain import Chain, ChainError, ChainTiming
 from drivers.frames import read_reg
+from drivers.i2c import I2CError
 from drivers.reply_batch import ReplyBatchDecoder
 from drivers.transport import Backoff, LinkState, Reconnector, Transport, TransportError
 from drivers.transport.base import BITS_PER_BYTE, ReadBatch
@@ -219,9 +220,9 @@ class BoardSupervisor:
         while True:
             try:
                 chain = await self._bring_up(transport)
-            except (ChainError, TransportError) as exc:
+            except (ChainError, TransportError, I2CError, TimeoutError) as exc:  # I2C/timeout: the reset line
                 self.bringup.failed(self._stage, exc)
-                if isinstance(exc, ChainError):
+                if not isinstance(exc, TransportError):
                     raise TransportError(f"bring-up failed: {exc}") from exc
                 raise
             self.bringup.up()

@@ -202,3 +202,25 @@ def test_explicit_http_on_a_busy_port_exits_2_with_one_line(tmp_path: Path) -> N
     assert not (tmp_path / "state" / "recordings").exists() or not any(
         (tmp_path / "state" / "recordings").iterdir()
     )
+
+
+def test_a_control_channel_answering_garbage_is_a_control_failure(
+    tmp_path: Path, garbage_pty: GarbagePty
+) -> None:
+    control = GarbagePty(seed=4)
+    try:
+        text = fast_config(timing={"startup_timeout_s": WINDOW_S}, http={"enabled": False})
+        text += (
+            f'\n[[boards]]\nname = "bad0"\nkind = "gamma"\ndata_port = "{garbage_pty.path}"\n'
+            f'control_port = "{control.path}"\n'
+        )
+        cfg = tmp_path / "asicrc.toml"
+        cfg.write_text(text)
+        proc = _start(cfg, tmp_path / "state")
+        _, err = proc.communicate(timeout=60)
+    finally:
+        control.close()
+    assert proc.returncode == 2, err[-3000:]
+    (line,) = [ln for ln in err.splitlines() if "board bad0: not up (" in ln]
+    assert "not up (control): fan not set" in line  # the first control write gets no bitaxe-raw reply
+    assert control.received > 0 and garbage_pty.received == 0  # nothing reached the chain before the parts

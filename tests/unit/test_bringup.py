@@ -15,6 +15,7 @@ from daemon.intent import board_intents, expected_rate_hz
 from daemon.metrics import make_registry, render
 from daemon.state import BoardState, DaemonState
 from drivers.chain import ChainError
+from drivers.i2c import I2CError
 from drivers.transport import TransportError
 
 
@@ -37,6 +38,8 @@ def test_reasons_are_a_closed_set_from_the_stage_and_the_error() -> None:
     assert classify("chain", ChainError("found 2 chips, expected 4")) == "chip_count"
     assert classify("chain", ChainError("no reply from chip 0 (addr 0x00) reg 0x00")) == "chain"
     assert classify("chain", TransportError("write failed")) == "link"
+    assert classify("chain", I2CError("bitaxe-raw error 0x10 (timeout) on page 0x06 cmd 0x00")) == "control"
+    assert classify("chain", TimeoutError("bitaxe-raw: no reply to page 0x06 cmd 0x00")) == "control"
     assert {"open", "control", "no_chip", "chip_count", "chain", "link"} == set(REASONS)
 
 
