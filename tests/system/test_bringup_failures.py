@@ -224,3 +224,16 @@ def test_a_control_channel_answering_garbage_is_a_control_failure(
     (line,) = [ln for ln in err.splitlines() if "board bad0: not up (" in ln]
     assert "not up (control): fan not set" in line  # the first control write gets no bitaxe-raw reply
     assert control.received > 0 and garbage_pty.received == 0  # nothing reached the chain before the parts
+
+
+def test_start_up_says_why_a_board_with_mqtt_but_no_plan_records_almost_nothing(tmp_path: Path) -> None:
+    cfg = tmp_path / "asicrc.toml"
+    mqtt = {"enabled": True, "host": "127.0.0.1", "port": free_port()}  # no broker there: the daemon runs on
+    cfg.write_text(fast_config(http={"enabled": False}, mqtt=mqtt))
+    proc = _start(cfg, tmp_path / "state", "--simulate", "1", "--duration", "0.5")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    (line,) = [ln for ln in err.splitlines() if "board sim0: no plan" in ln]
+    assert " INFO " in line  # the default log level
+    assert "it holds the safe floor 1.10 V 50 MHz ticket difficulty 256 (about 0.041 nonces/s" in line
+    assert "MQTT commands are off (no [mqtt] token): add a [[plans]] entry for it" in line
