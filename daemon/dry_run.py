@@ -193,7 +193,10 @@ async def dry_run_board(cfg: Config, board: BoardConfig) -> DryRun:
     """Drive the real bring-up and the ramp to the first plan point of ``board`` against a stand-in."""
     clock = VirtualClock()
     sent: list[Sent] = []
-    stand_in = StandInBoard(board, clock, sent)
+    try:
+        stand_in = StandInBoard(board, clock, sent)
+    except ValueError as exc:  # e.g. more chips than the emulator models
+        raise DryRunError(f"board {board.name}: cannot stand in for it: {exc}") from exc
     control: BoardControl = NullControl()
     # as the daemon: gamma/ultra boards with a control port (or one USB discovery would find) get the parts
     if board.kind in ("gamma", "ultra") and (board.control_port or board.data_port == DISCOVER):

@@ -206,3 +206,13 @@ def test_cli_dry_run_prints_decoded_writes_and_opens_nothing(tmp_path: Path) -> 
     ramp = [r for r in recs if r["stage"] == "first_point" and r["kind"] == "frame"]
     assert len(ramp) > 5  # 62.5 MHz/s from 50 MHz: many PLL steps, one per control tick
     assert all(b["t_s"] > a["t_s"] for a, b in itertools.pairwise(ramp[1:]))  # one PLL step a tick
+
+
+def test_cli_dry_run_of_a_board_the_emulator_cannot_stand_in_for_is_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "asicrc.toml"
+    cfg.write_text('[[boards]]\nname = "big"\ndata_port = "/dev/x"\nchips = 200\n')
+    res = _cli(cfg)
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.strip().splitlines() == [
+        "asicrc run --dry-run: board big: cannot stand in for it: chips must be 1..128, got 200"
+    ]
