@@ -200,7 +200,8 @@ async def dry_run_board(cfg: Config, board: BoardConfig) -> DryRun:
     control: BoardControl = NullControl()
     # as the daemon: gamma/ultra boards with a control port (or one USB discovery would find) get the parts
     if board.kind in ("gamma", "ultra") and (board.control_port or board.data_port == DISCOVER):
-        control = PartsControl(stand_in.control_transport, board.kind)
+        # the parts as the daemon picks them: a board version when the config has one, else the kind
+        control = PartsControl(stand_in.control_transport, getattr(board, "board_version", "") or board.kind)
     state = BoardState(board.name, board.kind, board.chips)
     sup = BoardSupervisor(
         board,
