@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 
 from daemon.state import BoardState
@@ -75,8 +76,9 @@ class BringUpWatch:
         st.bringup_failures[reason] = st.bringup_failures.get(reason, 0) + 1
         st.bringup_error = f"{reason}: {text}"
         self.streak += 1
-        if self._last != (reason, text):
-            self._last = (reason, text)
+        key = (reason, re.sub(r"\d+", "#", text))  # request ids, counts and delays vary per attempt
+        if self._last != key:
+            self._last = key
             log.warning(
                 "board %s: not up (%s): %s; retrying with backoff (logged again when the reason changes)",
                 st.name,

@@ -52,19 +52,22 @@ def test_watch_counts_every_attempt_and_logs_once_per_change(caplog: pytest.LogC
             w.failed("open", TransportError("cannot open /dev/x: No such file or directory"))
         for _ in range(4):
             w.failed("chain", ChainError("no chip answered the chip-id read"))
+        for i in range(2):  # only a number (the request id) differs: one change
+            w.failed("control", TimeoutError(f"bitaxe-raw: no reply to page 0x05 cmd 0x20 (id {i}) in 0.5 s"))
         w.failed("open", TransportError("cannot open /dev/x: No such file or directory"))
         assert w.failing
         w.up()
     msgs = [r.getMessage() for r in caplog.records]
     warn = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warn) == 3  # open, no_chip, open again: the changes, not the 8 attempts
+    assert len(warn) == 4  # open, no_chip, control, open again: the changes, not the 10 attempts
     assert "board b0: not up (open): cannot open /dev/x" in msgs[0]
     assert "board b0: not up (no_chip): no chip answered" in msgs[1]
-    assert msgs[-1] == "board b0: came up after 8 failed attempt(s)"
-    assert st.bringup_failures == {"open": 4, "no_chip": 4}
+    assert "board b0: not up (control): bitaxe-raw: no reply to page 0x05 cmd 0x20 (id 0)" in msgs[2]
+    assert msgs[-1] == "board b0: came up after 10 failed attempt(s)"
+    assert st.bringup_failures == {"open": 4, "no_chip": 4, "control": 2}
     assert st.ever_up and st.bringup_error is None and st.not_up_since_ns is None and not w.failing
     status = st.to_status()["bringup"]
-    assert status == {"ever_up": True, "error": None, "failures": {"no_chip": 4, "open": 4}}
+    assert status == {"ever_up": True, "error": None, "failures": {"control": 2, "no_chip": 4, "open": 4}}
 
 
 def test_health_fails_only_for_a_board_not_up_after_the_window() -> None:
