@@ -510,12 +510,14 @@ class Daemon:
             self.state.heartbeat()
             lines = []
             for name, b in self.state.boards.items():
+                if b.bringup_error is not None and not b.connected:
+                    n = sum(b.bringup_failures.values())
+                    lines.append(f"{name}: not up, {n} failed attempt(s): {b.bringup_error}")
+                    continue
                 plan = ""
                 if b.plan is not None:
                     plan = f" | plan {b.plan.name} {b.plan.i}/{b.plan.n}"
                 temp = f" | {b.chip_temp_c:.1f} C" if b.chip_temp_c is not None else ""
-                if b.bringup_error is not None and not b.connected:
-                    temp += f" | not up: {b.bringup_error}"
                 lines.append(
                     f"{name}: {b.status} {b.voltage_v:.2f} V {b.freq_mhz:.0f} MHz diff {b.ticket_diff:g}"
                     f" | {b.nonces_total} nonces, {b.nonce_rate_hz:.1f}/s, invalid {b.invalid_total}"

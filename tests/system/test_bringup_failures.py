@@ -121,6 +121,7 @@ def test_a_board_that_never_comes_up_exits_2_with_its_reason(
     assert f"bad0: {reason}: " in final and text in final
     # what the board was going to do, said at start-up: no plan, so it would only hold its floor
     assert "board bad0: no plan for it in [[plans]]: it holds the safe floor" in err
+    assert any(ln.strip().startswith("bad0: not up, ") for ln in err.splitlines())  # the status block
     # no per-retry link noise while the board never came up
     assert "board bad0: lost" not in err and "board bad0: recovered" not in err
     assert WINDOW_S <= elapsed < WINDOW_S + 30  # bounded: interpreter start-up and stop on a loaded machine
@@ -157,7 +158,7 @@ def test_healthz_503_and_counted_while_one_board_stays_down(tmp_path: Path, garb
                 code, body = _get(f"http://127.0.0.1:{port}/healthz")
             except OSError:
                 code = 0
-            if code == 503:
+            if code == 503 and "no_chip" in body:  # earlier: "no bring-up attempt finished"
                 break
             time.sleep(0.1)
         assert code == 503, body
