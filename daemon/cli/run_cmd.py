@@ -34,10 +34,6 @@ DESCRIPTION = (
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the daemon in the foreground", description=DESCRIPTION)
     p.add_argument("--config", metavar="FILE", help="TOML configuration (see systemd/asicrc.example.toml)")
-    p.add_argument("--simulate", metavar="N", type=int, default=0, help="serve N emulated boards in-process")
-    p.add_argument("--state-dir", metavar="DIR", help="state directory (recordings, plan progress)")
-    p.add_argument("--http", metavar="HOST:PORT", help="serve /metrics, /healthz, /status here")
-    p.add_argument("--duration", metavar="S", type=float, help="stop cleanly after S seconds")
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -45,6 +41,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         " and exit without opening any device",
     )
     p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object per write")
+    p.add_argument("--simulate", metavar="N", type=int, default=0, help="serve N emulated boards in-process")
+    p.add_argument("--state-dir", metavar="DIR", help="state directory (recordings, plan progress)")
+    p.add_argument("--http", metavar="HOST:PORT", help="serve /metrics, /healthz, /status here")
+    p.add_argument("--duration", metavar="S", type=float, help="stop cleanly after S seconds")
     p.set_defaults(func=main)
 
 
