@@ -76,6 +76,9 @@ def main(args: argparse.Namespace) -> int:
     if not cfg.boards and not args.simulate:
         print(NO_BOARDS_HELP, file=sys.stderr, end="")
         return EXIT_NO_BOARDS
+    if args.json and not args.dry_run:
+        print("asicrc run: --json goes with --dry-run", file=sys.stderr)
+        return EXIT_NO_BOARDS
     if args.dry_run:
         from daemon.cli.dry_run_cmd import print_dry_run
 
