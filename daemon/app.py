@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.board_control import BoardControl, BoardSpec, NullControl, PartsControl, serial_factory
+from daemon.bringup import wait_first_board_up
 from daemon.config import DISCOVER, BoardConfig, Config, ConfigError, PlanConfig, check_live_board
 from daemon.events import Pipeline
 from daemon.http import HttpServer, make_app
+from daemon.intent import board_intents
 from daemon.memory import trim_loop
 from daemon.metrics import make_registry
 from daemon.notify import Notifier, watchdog_interval_s, watchdog_loop
@@ -56,6 +58,10 @@ SHUTDOWN_BOARD_TIMEOUT_S = 5.0
 SIM_CHAIN_TIMING = ChainTiming(
     reset_hold_s=0.01, reset_settle_s=0.01, enum_gap_s=0.2, ramp_step_delay_s=0.01, baud_switch_delay_s=0.01
 )
+
+
+class StartError(RuntimeError):
+    """The daemon cannot start as asked (e.g. the explicit ``--http`` address is taken): exit 2, one line."""
 
 
 class StateDirError(OSError):
@@ -124,6 +130,9 @@ class Daemon:
         self.clock = clock
         self.pipeline = Pipeline(clock=clock)
         self.state = DaemonState(version=_version(), host=socket.gethostname(), clock=clock)
+        self.state.startup_timeout_s = cfg.timing.startup_timeout_s
+        #: Exit status of :meth:`run` after a clean stop (2 when no board came up in the start-up window).
+        self.exit_code = 0
         self.state.pipeline = self.pipeline
         self.pipeline.add_listener("state", self.state.update_from_events)
         self.boards: dict[str, BoardRuntime] = {}
@@ -156,7 +165,7 @@ class Daemon:
         try:
             try:
                 await self._start()
-            except ConfigError as exc:
+            except (ConfigError, StartError) as exc:
                 log.error("%s", exc)
                 return EXIT_NO_BOARDS
             if not self.boards:
@@ -181,7 +190,7 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
-        return 0
+        return self.exit_code
 
     async def _start(self) -> None:
         cfg = self.cfg
@@ -195,6 +204,20 @@ class Daemon:
                 "%s; recordings, status.json and plan progress are dropped (counted) and retried until it is",
                 exc,
             )
+        # first: an explicit --http that cannot bind stops the start before anything runs
+        if cfg.http.enabled or self.http_addr is not None:
+            host, port = self.http_addr or (cfg.http.host, cfg.http.port)
+            self.http = HttpServer(make_app(self.state, self.registry), host, port)
+            try:
+                await self.http.start()
+                log.info("status and metrics on %s/status and %s/metrics", self.http.url, self.http.url)
+            except OSError as exc:
+                self.http = None
+                if self.http_addr is not None:  # asked for on the command line: do not run without it
+                    why = os.strerror(exc.errno) if exc.errno else str(exc)
+                    msg = f"--http {host}:{port}: cannot listen: {why}; choose another port (0 picks one)"
+                    raise StartError(msg) from exc
+                log.error("http disabled: %s", exc)
         specs = list(self._configured_boards())
         if self.simulate:
             specs.extend(await self._start_sim())
@@ -220,19 +243,13 @@ class Daemon:
             self._prepare_live()  # a ConfigError here stops the start before anything is written or bound
         if cfg.recorder.enabled:
             await self._start_recorder()  # on an unwritable state dir it counts, drops and retries
-        if cfg.http.enabled or self.http_addr is not None:
-            host, port = self.http_addr or (cfg.http.host, cfg.http.port)
-            self.http = HttpServer(make_app(self.state, self.registry), host, port)
-            try:
-                await self.http.start()
-                log.info("status and metrics on %s/status and %s/metrics", self.http.url, self.http.url)
-            except OSError as exc:
-                log.error("http disabled: %s", exc)
-                self.http = None
         if cfg.mqtt.enabled:
             self._start_mqtt()
         if self.live is not None:
             self._start_live(self.live)
+        for line in board_intents(cfg, [rt.sup.board for rt in self.boards.values()]):
+            log.info("%s", line)
+        self._tasks.append(asyncio.create_task(self._startup_window(), name="startup-window"))
         for name, rt in self.boards.items():
             rt.task = asyncio.create_task(rt.sup.run(), name=f"board-{name}")
             plans = [p for p in cfg.plans if not p.boards or name in p.boards]
@@ -245,6 +262,15 @@ class Daemon:
             # the ping proves the event loop runs; board health goes to STATUS= (and /healthz), never to the
             # watchdog: failed boards must not make systemd restart the daemon in a loop
             self._tasks.append(asyncio.create_task(self.watchdog(wd), name="watchdog"))
+
+    async def _startup_window(self) -> None:
+        """Stop with exit 2 when no board has come up within ``timing.startup_timeout_s`` (0: no bound)."""
+        boards = list(self.state.boards.values())
+        reason = await wait_first_board_up(boards, self.cfg.timing.startup_timeout_s, self.clock)
+        if reason is not None:
+            log.error("%s", reason)
+            self.exit_code = EXIT_NO_BOARDS
+            self.request_stop()
 
     async def watchdog(self, interval_s: float) -> None:
         """``WATCHDOG=1`` every ``interval_s`` while the loop runs; health changes go to ``STATUS=``."""
@@ -484,6 +510,10 @@ class Daemon:
             self.state.heartbeat()
             lines = []
             for name, b in self.state.boards.items():
+                if b.bringup_error is not None and not b.connected:
+                    n = sum(b.bringup_failures.values())
+                    lines.append(f"{name}: not up, {n} failed attempt(s): {b.bringup_error}")
+                    continue
                 plan = ""
                 if b.plan is not None:
                     plan = f" | plan {b.plan.name} {b.plan.i}/{b.plan.n}"

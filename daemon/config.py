@@ -203,6 +203,8 @@ class TimingConfig:
     reconnect_max_s: float = _f(30.0, 0.01, 3600.0)
     batch_interval_s: float = _f(0.1, 0.001, 10.0)  # replies are batched into event columns this often
     status_interval_s: float = _f(5.0, 0.1, 3600.0)  # progress lines on stderr
+    # start-up window: a board not up this long makes /healthz 503; no board up -> exit 2; 0 = no bound
+    startup_timeout_s: float = _f(60.0, 0.0, 86_400.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """HTTP endpoints served from the daemon's event loop (aiohttp): ``/metrics``, ``/healthz``, ``/status``.
 
-Bound to 127.0.0.1 by default (design.md). ``/healthz`` is 200 while the loop answers and not every board
-has failed (and the optional heartbeat is fresh), 503 otherwise, always with a JSON body.
+Bound to 127.0.0.1 by default (design.md). ``/healthz`` is 200 while the loop answers, not every board has
+failed, every board came up within the start-up window (:meth:`DaemonState.health`) and the optional
+heartbeat is fresh; 503 otherwise with the reason, always with a JSON body.
 """
 
 from __future__ import annotations

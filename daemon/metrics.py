@@ -3,6 +3,7 @@
 Naming (design.md): prefix ``asicrc_``, base units in names, counters end ``_total``, labels ``board`` and
 ``chip``, plus two small closed sets: ``reason`` of ``asicrc_safety_trips_total`` (the safety envelope's trip
 reasons: brownout, chip_overheat, regulator_overheat, overpower, ...; a sample appears with the first trip)
+``reason`` of ``asicrc_bringup_failures_total`` (:data:`daemon.bringup.REASONS`, every reason exported from 0)
 and ``result`` (accepted|refused) of ``asicrc_mqtt_commands_total``. Gate refusal reasons and per-subscriber
 drops are in ``/status`` and the recording log, not in labels. ``asicrc_build_info`` carries ``version`` and
 ``python`` labels, as build-info metrics do. The ``asicrc_mqtt_*`` families exist only while the MQTT bridge
@@ -29,6 +30,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from daemon.bringup import REASONS as BRINGUP_REASONS
 from daemon.state import INTERARRIVAL_BUCKETS_S, BoardState, DaemonState
 
 if TYPE_CHECKING:
@@ -86,6 +88,7 @@ class StateCollector(Collector):
         yield from _per_board(boards)
         yield _histogram(boards)
         yield _trips(boards)
+        yield _bringup_failures(boards)
         yield from _recorder(st)
         yield from _pipeline(st)
         if st.mqtt is not None:
@@ -164,6 +167,18 @@ def _trips(boards: list[BoardState]) -> Metric:
     for b in boards:
         for reason, n in sorted(b.trips.items()):
             fam.add_metric([b.name, reason], float(n))
+    return fam
+
+
+def _bringup_failures(boards: list[BoardState]) -> Metric:
+    fam = CounterMetricFamily(
+        "asicrc_bringup_failures",
+        "Failed bring-up attempts (board not up: port, control channel, chips), by board and reason.",
+        labels=["board", "reason"],
+    )
+    for b in boards:
+        for reason in BRINGUP_REASONS:
+            fam.add_metric([b.name, reason], float(b.bringup_failures.get(reason, 0)))
     return fam
 
 

@@ -123,6 +123,12 @@ class BoardState:
     # safety trips (board forced to its safe state): reason ("brownout", "chip_overheat", ...) -> count
     trips: dict[str, int] = field(default_factory=dict)
     plan: PlanProgress | None = None
+    # bring-up (daemon/bringup.py): came up at least once; failed attempts by reason; the latest reason
+    # while the board is not up; since when it has been waiting to come up (clock ns; None once up)
+    ever_up: bool = False
+    bringup_failures: dict[str, int] = field(default_factory=dict)
+    bringup_error: str | None = None
+    not_up_since_ns: int | None = None
     _rate: deque[tuple[int, int]] = field(default_factory=deque)
     _total: int = 0
 
@@ -245,6 +251,11 @@ class BoardState:
             "safety": [{"action": a, "reason": r, "count": c} for (a, r), c in sorted(self.safety.items())],
             "trips": dict(sorted(self.trips.items())),
             "plan": self.plan.to_status() if self.plan else None,
+            "bringup": {
+                "ever_up": self.ever_up,
+                "error": self.bringup_error,
+                "failures": dict(sorted(self.bringup_failures.items())),
+            },
         }
 
 
@@ -305,6 +316,8 @@ class DaemonState:
     clock: Callable[[], int] = time.monotonic_ns
     heartbeat_ns: int | None = None
     stopping: bool = False
+    #: A board not up this long after start makes :meth:`health` fail (s; 0 = no bound).
+    startup_timeout_s: float = 0.0
 
     def add_board(self, name: str, kind: str = "unknown", chips: int = 1, link: str = "") -> BoardState:
         """Register a board (idempotent: returns the existing one, updating kind/chips/link)."""
@@ -330,14 +343,34 @@ class DaemonState:
         self.heartbeat_ns = self.clock()
 
     def health(self, max_heartbeat_age_s: float | None = None) -> tuple[bool, str]:
-        """(healthy, reason): unhealthy when every board is failed, or the heartbeat is older than allowed."""
+        """(healthy, reason): unhealthy when every board is failed, when a board has not come up within
+        :attr:`startup_timeout_s` of start (the reason names it and why), or the heartbeat is too old."""
         if self.boards and all(b.status == "failed" for b in self.boards.values()):
             return False, "all boards failed"
+        late = self.boards_not_up()
+        if late:
+            return False, "; ".join(late)
         if max_heartbeat_age_s is not None and self.heartbeat_ns is not None:
             age = (self.clock() - self.heartbeat_ns) / 1e9
             if age > max_heartbeat_age_s:
                 return False, f"event loop heartbeat {age:.1f} s old"
         return True, "ok"
+
+    def boards_not_up(self) -> list[str]:
+        """One line per board that has never come up and has waited longer than the start-up window."""
+        if self.startup_timeout_s <= 0:
+            return []
+        now = self.clock()
+        out = []
+        for b in self.boards.values():
+            since = b.not_up_since_ns
+            if b.ever_up or since is None or b.status == "stopped":
+                continue
+            waited = (now - since) / 1e9
+            if waited >= self.startup_timeout_s:
+                why = b.bringup_error or "no bring-up attempt finished"
+                out.append(f"board {b.name} not up after {waited:.0f} s ({why})")
+        return out
 
     def pipeline_status(self) -> dict[str, Any]:
         """Published and dropped rows per subscriber (empty without a pipeline)."""

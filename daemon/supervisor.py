@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from daemon.board_control import BoardControl, NullControl, fan_reading
+from daemon.bringup import STAGE_CHAIN, STAGE_CONTROL, STAGE_OPEN, BringUpWatch
 from daemon.config import BoardConfig, TimingConfig
 from daemon.events import Pipeline, make_event_batch
 from daemon.jobs import JobSource
@@ -36,6 +37,7 @@ from daemon.state import BoardState, PlanProgress
 from drivers import chipmath
 from drivers.chain import Chain, ChainError, ChainTiming
 from drivers.frames import read_reg
+from drivers.i2c import I2CError
 from drivers.reply_batch import ReplyBatchDecoder
 from drivers.transport import Backoff, LinkState, Reconnector, Transport, TransportError
 from drivers.transport.base import BITS_PER_BYTE, ReadBatch
@@ -171,6 +173,8 @@ class BoardSupervisor:
         self.on_freq_written: Callable[[int, int, float], None] | None = None
         #: Called with (board, {"plan", "summary"}) for every finished sweep point (MQTT publishes it).
         self.on_summary: Callable[[str, dict[str, Any]], None] | None = None
+        self.bringup = BringUpWatch(state, now_ns=clock())
+        self._stage = STAGE_CONTROL
         self.reconnector = Reconnector(
             transport_factory,
             self._session,
@@ -178,6 +182,8 @@ class BoardSupervisor:
             sleep=sleep,
             name=f"board {board.name}",
             on_state=self._on_link_state,
+            on_open_error=functools.partial(self.bringup.failed, STAGE_OPEN),
+            quiet=lambda: self.bringup.failing,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -216,8 +222,12 @@ class BoardSupervisor:
         while True:
             try:
                 chain = await self._bring_up(transport)
-            except ChainError as exc:
-                raise TransportError(f"bring-up failed: {exc}") from exc
+            except (ChainError, TransportError, I2CError, TimeoutError) as exc:  # I2C/timeout: the reset line
+                self.bringup.failed(self._stage, exc)
+                if not isinstance(exc, TransportError):
+                    raise TransportError(f"bring-up failed: {exc}") from exc
+                raise
+            self.bringup.up()
             try:
                 await _run_all(
                     self._stream(transport),
@@ -239,12 +249,14 @@ class BoardSupervisor:
         self.applied = None
         out = env.tick()
         # start-up writes safe values before anything else: fan, core voltage at its floor
+        self._stage = STAGE_CONTROL
         await self.control.connect()
         await self.control.set_fan(out.fan_pct)
         await self.control.set_core_voltage(out.setpoint.voltage_v)
         self._fan = out.fan_pct
         self._held = False
         chain = Chain(transport, reset=self.control.reset_line, timing=self.chain_timing, sleep=self.sleep)
+        self._stage = STAGE_CHAIN
         floor = self.board.safety.freq_min_mhz
         async with chain:
             info = await chain.bring_up(

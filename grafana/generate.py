@@ -306,8 +306,10 @@ def fleet() -> dict[str, Any]:
            T(f"{m('asicrc_power_watts', i)} / ({rate('asicrc_estimated_hashes_total', i)} / 1e12)", LEG_B),
            desc="Input power over measured hash rate."),
         ts("Link errors", "cps", T(rate("asicrc_crc_errors_total", i), "CRC {{board}}"),
-           T(rate("asicrc_reconnects_total", i), "reconnects {{board}}"), w=8,
-           desc="Reply frames dropped for a bad CRC and link reconnections, per second."),
+           T(rate("asicrc_reconnects_total", i), "reconnects {{board}}"),
+           T(rate("asicrc_bringup_failures_total", i), "bring-up failures {{board}}"), w=8,
+           desc="Reply frames dropped for a bad CRC, link reconnections and failed bring-up attempts (a board"
+                " that does not come up; reasons in asicrc_bringup_failures_total), per second."),
         ts("Dropped bytes", "Bps", T(rate("asicrc_dropped_bytes_total", i), LEG_B), w=8,
            desc="Bytes discarded by the frame decoder while resynchronising."),
         ts("Safety gate", "cps", T(rate("asicrc_safety_refusals_total", i), "refused {{board}}"),

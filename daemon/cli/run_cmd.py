@@ -34,6 +34,13 @@ DESCRIPTION = (
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the daemon in the foreground", description=DESCRIPTION)
     p.add_argument("--config", metavar="FILE", help="TOML configuration (see systemd/asicrc.example.toml)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the frames and I2C writes the bring-up and the first plan point would send, decoded,"
+        " and exit without opening any device",
+    )
+    p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object per write")
     p.add_argument("--simulate", metavar="N", type=int, default=0, help="serve N emulated boards in-process")
     p.add_argument("--state-dir", metavar="DIR", help="state directory (recordings, plan progress)")
     p.add_argument("--http", metavar="HOST:PORT", help="serve /metrics, /healthz, /status here")
@@ -69,6 +76,16 @@ def main(args: argparse.Namespace) -> int:
     if not cfg.boards and not args.simulate:
         print(NO_BOARDS_HELP, file=sys.stderr, end="")
         return EXIT_NO_BOARDS
+    if args.json and not args.dry_run:
+        print("asicrc run: --json goes with --dry-run", file=sys.stderr)
+        return EXIT_NO_BOARDS
+    if args.dry_run:
+        from daemon.cli.dry_run_cmd import print_dry_run
+
+        if args.simulate:
+            print("asicrc run: --dry-run shows configured boards only; drop --simulate", file=sys.stderr)
+            return EXIT_NO_BOARDS
+        return print_dry_run(cfg, args.json)
     cfg = with_state_dir(cfg, args.state_dir)
     daemon = Daemon(
         cfg, state_dir=Path(cfg.state_dir), http=http, duration_s=args.duration, simulate=args.simulate

@@ -58,8 +58,12 @@ async def connect_with_backoff(
     sleep: Sleep = asyncio.sleep,
     max_attempts: int | None = None,
     name: str = "link",
+    on_error: Callable[[TransportError], None] | None = None,
 ) -> Transport:
-    """Open ``factory()`` until it succeeds; raise :class:`TransportError` after ``max_attempts`` failures."""
+    """Open ``factory()`` until it succeeds; raise :class:`TransportError` after ``max_attempts`` failures.
+
+    ``on_error`` sees every failed open; when given, the failures are left to it to report (not logged here).
+    """
     attempt = 0
     while True:
         transport = factory()
@@ -69,7 +73,9 @@ async def connect_with_backoff(
                 log.info("%s: open succeeded after %d failed attempt(s)", name, attempt)
             return transport
         except TransportError as exc:
-            if attempt == 0:
+            if on_error is not None:
+                on_error(exc)
+            elif attempt == 0:
                 log.warning("%s: cannot open (%s); retrying with backoff", name, exc)
             else:
                 log.debug("%s: attempt %d failed: %s", name, attempt + 1, exc)
@@ -84,6 +90,8 @@ class Reconnector:
 
     The session returns normally to stop; a :class:`TransportError` (closed, lost, write failed) from it
     means "link lost" and triggers a reconnect. Other exceptions propagate. ``on_state`` sees transitions.
+    ``on_open_error`` sees every failed open (and then reports it: it is not logged here); while ``quiet()``
+    is true, transitions are not logged either (the owner is reporting a failure streak itself).
     """
 
     def __init__(
@@ -96,8 +104,12 @@ class Reconnector:
         name: str = "link",
         on_state: Callable[[LinkState], None] | None = None,
         max_attempts: int | None = None,
+        on_open_error: Callable[[TransportError], None] | None = None,
+        quiet: Callable[[], bool] | None = None,
     ) -> None:
         self.factory = factory
+        self.on_open_error = on_open_error
+        self.quiet = quiet
         self.session = session
         self.backoff = backoff
         self.sleep = sleep
@@ -111,7 +123,8 @@ class Reconnector:
         if state is self.state:
             return
         self.state = state
-        if state in (LinkState.CONNECTED, LinkState.LOST, LinkState.RECOVERED):
+        loud = self.quiet is None or not self.quiet()
+        if loud and state in (LinkState.CONNECTED, LinkState.LOST, LinkState.RECOVERED):
             level = logging.WARNING if state is LinkState.LOST else logging.INFO
             log.log(level, "%s: %s", self.name, state.value)
         if self.on_state is not None:
@@ -128,6 +141,7 @@ class Reconnector:
                     sleep=self.sleep,
                     max_attempts=self.max_attempts,
                     name=self.name,
+                    on_error=self.on_open_error,
                 )
                 self.connects += 1
                 self._set(LinkState.CONNECTED if self.connects == 1 else LinkState.RECOVERED)

@@ -64,7 +64,11 @@ def test_names_units_and_labels_follow_the_contract() -> None:
     state.mqtt = MqttStats(published=3, commands_accepted=1, commands_refused=2)
     body, _ = render(make_registry(state))
     # Labels: board and chip, plus small fixed enumerations (never per core or per nonce).
-    enum_labels = {"asicrc_safety_trips": {"reason"}, "asicrc_mqtt_commands": {"result"}}
+    enum_labels = {
+        "asicrc_safety_trips": {"reason"},
+        "asicrc_bringup_failures": {"reason"},
+        "asicrc_mqtt_commands": {"result"},
+    }
     seen_enum: set[str] = set()
     for fam in text_string_to_metric_families(body.decode()):
         assert fam.name.startswith("asicrc_"), fam.name
@@ -93,6 +97,7 @@ def test_names_units_and_labels_follow_the_contract() -> None:
         "asicrc_reconnects",
         "asicrc_safety_refusals",
         "asicrc_safety_clamps",
+        "asicrc_bringup_failures",
         "asicrc_plan_progress_ratio",
         "asicrc_recorder_rows",
         "asicrc_recorder_written_bytes",

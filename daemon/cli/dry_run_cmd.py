@@ -1,0 +1,158 @@
+"""``asicrc run --dry-run``: print what the bring-up and the first plan point would send, opening nothing.
+
+One line per write, in order, for each configured board: the ASIC frames decoded like ``asicrc decode``
+(docs/decode.md) and the bitaxe-raw control requests decoded into I2C transactions and GPIO levels, each with
+its raw bytes; ``--json`` gives one JSON object per write instead. See :mod:`daemon.dry_run`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+from daemon.cli.decode_cmd import format_text, iter_records
+from daemon.config import Config
+from daemon.dry_run import DryRun, DryRunError, dry_run
+from drivers import bitaxe_raw as br
+from drivers.parts import ds4432u, emc2101, ina260, tps546
+
+#: I2C parts by 7-bit address (drivers/parts).
+PARTS = {tps546.ADDR: "TPS546", emc2101.ADDR: "EMC2101", ds4432u.ADDR: "DS4432U", ina260.ADDR: "INA260"}
+
+
+def _hex(b: bytes) -> str:
+    return b.hex(" ")
+
+
+def control_fields(packet: bytes) -> dict[str, Any]:
+    """Fields of one bitaxe-raw request (``[len LE][id][bus][page][cmd][data]``), ``op`` first."""
+    if len(packet) < 6:
+        return {"op": "short", "data": packet.hex()}
+    rid, page, cmd, data = packet[2], packet[4], packet[5], packet[6:]
+    out: dict[str, Any] = {"id": rid}
+    if page == br.PAGE_I2C and cmd in (br.I2C_WRITE, br.I2C_READ, br.I2C_WRITE_READ) and data:
+        addr = data[0]
+        out |= {"addr": addr, "part": PARTS.get(addr, "?")}
+        if cmd == br.I2C_WRITE:
+            out |= {"op": "i2c_write", "bytes": data[1:].hex()}
+        elif cmd == br.I2C_READ:
+            out |= {"op": "i2c_read", "n": data[-1]}
+        else:
+            out |= {"op": "i2c_write_read", "bytes": data[1:-1].hex(), "n": data[-1]}
+    elif page == br.PAGE_I2C and cmd == br.I2C_SET_FREQ and len(data) == 4:
+        out |= {"op": "i2c_frequency", "hz": int.from_bytes(data, "little")}
+    elif page == br.PAGE_GPIO:
+        out |= {"op": "gpio", "pin": cmd, "level": data[0] if data else None}
+    elif page == br.PAGE_ADC:
+        out |= {"op": "adc", "cmd": cmd}
+    else:
+        out |= {"op": "unknown", "page": page, "cmd": cmd, "data": data.hex()}
+    return {"op": out.pop("op"), **out}
+
+
+def control_text(f: dict[str, Any]) -> str:
+    """One line for :func:`control_fields`."""
+    op = f["op"]
+    if op.startswith("i2c_") and "addr" in f:
+        who = f"0x{f['addr']:02X} {f['part']}"
+        data = bytes.fromhex(f.get("bytes", ""))
+        if op == "i2c_write":
+            reg = f" reg 0x{data[0]:02X}" if data else ""
+            val = f" = {_hex(data[1:])}" if len(data) > 1 else ""
+            return f"I2C write {who}{reg}{val}"
+        if op == "i2c_read":
+            return f"I2C read {who} {f['n']} byte(s)"
+        reg = " ".join(f"0x{x:02X}" for x in data)
+        return f"I2C read {who} reg {reg}, {f['n']} byte(s)"
+    if op == "i2c_frequency":
+        return f"I2C bus clock {f['hz']} Hz"
+    if op == "gpio":
+        if f["level"] is None:
+            return f"GPIO {f['pin']} read"
+        note = " (ASIC reset held)" if f["pin"] == br.PIN_ASIC_RESET and not f["level"] else ""
+        note = note or (" (ASIC reset released)" if f["pin"] == br.PIN_ASIC_RESET else "")
+        return f"GPIO {f['pin']} = {'high' if f['level'] else 'low'}{note}"
+    return f"{op} {json.dumps({k: v for k, v in f.items() if k != 'op'})}"
+
+
+def records(run: DryRun) -> list[dict[str, Any]]:
+    """One JSON-ready record per write or baud change of ``run`` (``stage``: bring_up | first_point)."""
+    out: list[dict[str, Any]] = []
+    for i, s in enumerate(run.sent):
+        base: dict[str, Any] = {
+            "board": run.board.name,
+            "stage": "bring_up" if i < run.bring_up_writes else "first_point",
+            "port": s.port,
+            "t_s": round(s.t_s, 6),
+        }
+        if s.baud is not None:
+            out.append(base | {"kind": "baud", "baud": s.baud})
+        elif s.port == "control":
+            out.append(base | {"kind": "control", **control_fields(s.data), "raw": s.data.hex()})
+        else:
+            frames = list(iter_records(s.data, chips=run.board.chips))
+            if not frames:
+                out.append(base | {"kind": "bytes", "raw": s.data.hex()})
+            for fr in frames:
+                out.append(base | {"kind": "frame", "raw": fr["raw"], "frame": fr})
+    return out
+
+
+def _line(r: dict[str, Any]) -> str:
+    head = f"  {r['t_s']:9.3f} s  {r['port']:<7}"
+    if r.get("kind") == "baud":
+        return f"{head}  host UART -> {r['baud']} baud"
+    if r.get("kind") == "control":
+        return f"{head}  {control_text(r)}  [{_hex(bytes.fromhex(r['raw']))}]"
+    if r.get("kind") == "frame":
+        fr = r["frame"]
+        text = format_text(fr).split(None, 3)[-1]  # without the offset, kind and CRC columns
+        return f"{head}  {text}  [{_hex(bytes.fromhex(fr['raw']))}]"
+    return f"{head}  bytes [{_hex(bytes.fromhex(r['raw']))}]"
+
+
+def _header(run: DryRun) -> str:
+    b = run.board
+    ctrl = b.control_port or "none"
+    return f"board {b.name} ({b.kind}, {b.chips} chip(s), data {b.data_port}, control {ctrl}):"
+
+
+def print_dry_run(cfg: Config, as_json: bool) -> int:
+    """Print the dry run of every configured board; 0, or 1 when a bring-up failed against the stand-in."""
+    for name in ("daemon.supervisor", "drivers"):  # "board up" and chain progress lines would mislead here
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        runs = dry_run(cfg)
+    except DryRunError as exc:
+        print(f"asicrc run --dry-run: {exc}", file=sys.stderr)
+        return 1
+    out = sys.stdout
+    for run in runs:
+        recs = records(run)
+        if as_json:
+            for r in recs:
+                out.write(json.dumps(r) + "\n")
+            continue
+        out.write(_header(run) + "\n")
+        out.write("  bring-up (what start-up and every reconnect send):\n")
+        for i, r in enumerate(recs):
+            if r["stage"] == "first_point" and (i == 0 or recs[i - 1]["stage"] == "bring_up"):
+                sp = run.point
+                assert sp is not None
+                out.write(
+                    f"  first point of plan {run.plan}: {sp.voltage_v:.3f} V {sp.freq_mhz:g} MHz ticket"
+                    f" {sp.ticket_diff:g} -> {run.outcome}:\n"
+                )
+            out.write(_line(r) + "\n")
+        if run.point is None:
+            out.write("  no plan for this board: it stays at the floor above\n")
+        elif not any(r["stage"] == "first_point" for r in recs):
+            out.write(f"  first point of plan {run.plan}: {run.outcome}; nothing more is written\n")
+    print(
+        "dry run: nothing was opened; the answers came from the emulator's chain and bitaxe-raw parts "
+        "(job frames and telemetry reads are not listed)",
+        file=sys.stderr,
+    )
+    return 0
