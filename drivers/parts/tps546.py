@@ -9,7 +9,8 @@ from __future__ import annotations
 from drivers.i2c import I2CBus, read_u8, read_u16, write_u8, write_u16
 from drivers.parts import tps546_config as cfgmod
 from drivers.parts.errors import PowerError
-from drivers.parts.pmbus import decode_linear11, ulinear16_from_float
+from drivers.parts.pmbus import decode_linear11 as decode_linear11  # re-exported (was defined here)
+from drivers.parts.pmbus import ulinear16_from_float
 from drivers.parts.tps546_config import Tps546Config
 
 ADDR = 0x24

@@ -33,7 +33,7 @@ def test_emulated_emc2101_powers_on_with_other_values() -> None:
 @pytest.mark.parametrize("reg", [0x03, 0x4A, 0x17, 0x18])
 async def test_a_missing_emc2101_write_is_caught(reg: int) -> None:
     bus = SimBus("gamma", drop={(0x4C, reg)})
-    with pytest.raises(PowerError, match=rf"EMC2101 start-up configuration did not verify: register 0x{reg:02X}"):
+    with pytest.raises(PowerError, match=rf"EMC2101 start-up .* did not verify: register 0x{reg:02X}"):
         await EMC2101(bus).configure(ideality=0x24, beta=0x00)
 
 
@@ -52,7 +52,8 @@ async def test_emulated_emc2101_needs_the_start_up_writes_for_fan_and_tach() -> 
 def test_board_versions_follow_esp_miner_device_config() -> None:
     for v in ("201", "202", "203", "204", "205"):
         b = BOARD_VERSIONS[v]
-        assert (b.asic, b.regulator, b.chip_temp_internal, b.temp_offset_c) == ("BM1366", "ds4432u", True, 5.0)
+        assert (b.asic, b.regulator, b.chip_temp_internal) == ("BM1366", "ds4432u", True)
+        assert b.temp_offset_c == 5.0
         assert b.chip_sensor == "EMC2101 internal sensor + 5 C"
         assert (b.preset_min_v, b.preset_max_v) == (1.10, 1.30)
     b = board_version("207")
