@@ -92,3 +92,21 @@ def board_version(kind_or_version: str) -> BoardVersion:
             f" {sorted(BOARD_VERSIONS)}"
         )
     return BOARD_VERSIONS[key]
+
+
+#: The regulator design each daemon board kind drives.
+KIND_REGULATORS: dict[str, str] = {"ultra": "ds4432u", "gamma": "tps546"}
+
+
+def version_mismatch(kind: str, version: str) -> str | None:
+    """Why board ``version`` cannot be used with daemon board ``kind`` (None when it can, or no version)."""
+    if not version:
+        return None
+    b = BOARD_VERSIONS.get(version)
+    if b is None:
+        return f"unknown board version {version!r}; known: {', '.join(sorted(BOARD_VERSIONS))}"
+    want = KIND_REGULATORS.get(kind)
+    if want != b.regulator:
+        kinds = [k for k, r in KIND_REGULATORS.items() if r == b.regulator]
+        return f"version {version} ({b.family}, {b.regulator}) needs kind {' or '.join(kinds)}, not {kind!r}"
+    return None

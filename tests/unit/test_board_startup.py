@@ -8,7 +8,7 @@ from importlib import resources
 
 import pytest
 
-from daemon.config import SafetyLimits
+from daemon.config import ConfigError, SafetyLimits, parse_config
 from drivers.parts import BOARD_VERSIONS, EMC2101, PowerError, UltraPower, board_power, board_version
 from drivers.parts import emc2101 as emc
 from simulator.i2c_devices import EMC2101_POWER_ON, FAN_MAX_RPM, ULTRA_INTERNAL_BELOW_CHIP_C
@@ -90,3 +90,23 @@ def test_shipped_envelope_stops_at_the_firmware_presets() -> None:
     text = resources.files("daemon").joinpath("defaults.toml").read_text()
     safety = tomllib.loads(text)["safety"]
     assert bottom <= safety["core_voltage_min_v"] <= safety["core_voltage_max_v"] <= top
+
+
+def test_config_board_version_picks_the_table_entry() -> None:
+    board = {"name": "u", "kind": "ultra", "data_port": "/dev/ttyACM1", "board_version": "202"}
+    assert parse_config({"boards": [board]}).boards[0].board_version == "202"
+    assert parse_config({"boards": [board | {"board_version": ""}]}).boards[0].board_version == ""
+    gamma = board | {"kind": "gamma", "board_version": "207"}
+    assert parse_config({"boards": [gamma]}).boards[0].board_version == "207"
+    with pytest.raises(ConfigError, match=r"boards\[0\]\.board_version: version 207 .* needs kind gamma"):
+        parse_config({"boards": [board | {"board_version": "207"}]})
+    with pytest.raises(ConfigError, match=r"boards\[0\]\.board_version: value '302' not allowed"):
+        parse_config({"boards": [board | {"board_version": "302"}]})
+    with pytest.raises(ConfigError, match="not 'generic'"):
+        parse_config({"boards": [board | {"kind": "generic"}]})
+
+
+async def test_ultra207_board_skips_the_gamma_ideality_writes() -> None:
+    bus = SimBus("gamma")
+    await board_power("207", bus).start()
+    assert [d[0] for a, d in bus.writes if a == 0x4C] == [0x03, 0x4A]  # no 0x17 / 0x18 as on the 600 series
