@@ -133,14 +133,10 @@ class TPS546:
             )
 
     async def set_enabled(self, on: bool) -> None:
-        """OPERATION on (0x80, only once configured; read back like ESP-Miner) or off (0x00, always)."""
+        """OPERATION on (0x80, only once configured) or off (0x00, always)."""
         if on:
             self._require_configured()
         await write_u8(self.bus, self.addr, OPERATION, OPERATION_ON if on else OPERATION_OFF)
-        if on:
-            got = await read_u8(self.bus, self.addr, OPERATION)
-            if got != OPERATION_ON:
-                raise PowerError(f"TPS546 OPERATION reads 0x{got:02X} after switching on (expected 0x80)")
 
     async def read_vout_command(self) -> float:
         """The programmed output voltage (V)."""

@@ -139,7 +139,6 @@ async def test_tps546_set_vout_ulinear16_and_on() -> None:
     bus = tps_bus()
     vr = TPS546(bus)
     vr.configured = True  # the start-up configuration is tested against the emulated part
-    bus.regs[0x24][0x01] = b"\x80"  # the fake bus stores writes; OPERATION reads back what was written
     await vr.set_vout(1.2)
     writes = [(a, d) for k, a, d in bus.log if k == "w" and len(d) > 1]
     assert writes == [(0x24, bytes([0x21]) + (614).to_bytes(2, "little")), (0x24, b"\x01\x80")]
@@ -179,7 +178,6 @@ async def test_tps_board_telemetry() -> None:
     )
     assert isinstance(board, Tps546Power)
     board.vr.configured = True
-    bus.regs[0x24][0x01] = b"\x80"
     await board.set_core_voltage(1.15)
     assert bus.regs[0x24][0x21] == (588).to_bytes(2, "little")  # 1.15 * 512 = 588.8, rounded down
     await board.core_voltage_off()
