@@ -138,6 +138,8 @@ class TPS546D24A(_Registers):
     """
 
     VOUT_EXP = -9
+    #: VOUT_MODE as a TPS546D24A answers it (ESP-Miner logs "VOUT_MODE: 97"): relative format, linear, -9.
+    VOUT_MODE = 0x80 | (VOUT_EXP & 0x1F)
     #: IC_DEVICE_ID block read (0xAD) of a TPS546D24A (length byte first), as ESP-Miner checks it.
     DEVICE_ID = bytes([0x06, 0x54, 0x49, 0x54, 0x6D, 0x24, 0x41])
 
@@ -148,7 +150,7 @@ class TPS546D24A(_Registers):
         self.operation = 0x00
         self.oc_latched = False
         self.stored.update(TPS546_POWER_ON)
-        self.stored[0x20] = bytes([self.VOUT_EXP & 0x1F])
+        self.stored[0x20] = bytes([self.VOUT_MODE])
         # power-on command chosen so the output is the chain's start voltage with the power-on scale
         word = round(core.physics.v_target * TPS546_BOARD_SCALE / self.scale_loop / 2.0**self.VOUT_EXP)
         self.stored[0x21] = word.to_bytes(2, "little")
@@ -194,7 +196,7 @@ class TPS546D24A(_Registers):
         elif reg in (0x21, 0x24, 0x29, 0x2B):
             self.core.set_voltage(self.output_target_v(), t)
         elif reg == 0x20:
-            self.stored[0x20] = bytes([self.VOUT_EXP & 0x1F])  # read-only in this model
+            self.stored[0x20] = bytes([self.VOUT_MODE])  # read-only in this model
 
     def _check_overcurrent(self, amps: float, t: float) -> None:
         limit = from_linear11(int.from_bytes(self.stored[0x46][:2], "little"))

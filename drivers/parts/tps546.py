@@ -55,9 +55,15 @@ def encode_linear11(value: float) -> int:
 
 
 def vout_exponent(mode: int) -> int:
-    """Exponent of a VOUT_MODE byte in linear mode (bits 4-0, two's complement); ValueError otherwise."""
-    if mode >> 5 != 0:
-        raise ValueError(f"VOUT_MODE 0x{mode:02X} is not linear mode")
+    """Exponent of a VOUT_MODE byte in linear mode (bits 4-0, two's complement).
+
+    Bit 7 is the relative-format flag (a TPS546D24A answers 0x97: relative, linear, exponent -9, as in
+    ESP-Miner's logs): the VOUT limit commands are then factors of VOUT_COMMAND (1.25 = 125 %), which is how
+    ESP-Miner's ``TPS546_INIT_VOUT_OV_FAULT_LIMIT 1.25 /* %/100 above VOUT_COMMAND */`` is meant. Bits 6-5
+    must be 00 (linear); :class:`PowerError` otherwise.
+    """
+    if (mode >> 5) & 0b11 != 0:
+        raise PowerError(f"TPS546 VOUT_MODE 0x{mode:02X} is not linear mode")
     e = mode & 0x1F
     return e - 32 if e > 15 else e
 

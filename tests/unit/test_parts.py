@@ -112,9 +112,11 @@ def test_linear11_round_trip(x: float) -> None:
 
 def test_vout_mode_and_status() -> None:
     assert tps546.vout_exponent(0x17) == -9
+    assert tps546.vout_exponent(0x97) == -9  # a real TPS546D24A: relative format (bit 7), linear, -9
     assert tps546.vout_exponent(0x00) == 0
-    with pytest.raises(ValueError, match="not linear"):
-        tps546.vout_exponent(0x40)
+    for mode in (0x40, 0x20, 0xC0):
+        with pytest.raises(PowerError, match="not linear"):
+            tps546.vout_exponent(mode)
     assert tps546.status_flags(0x0840) == ["POWER_GOOD#", "OFF"]
     assert tps546.status_flags(0) == []
 
@@ -123,7 +125,7 @@ def tps_bus() -> FakeBus:
     return FakeBus(
         {
             0x24: {
-                0x20: b"\x17",  # VOUT_MODE: linear, exponent -9
+                0x20: b"\x97",  # VOUT_MODE as a TPS546D24A answers: relative, linear, exponent -9
                 0x88: tps546.encode_linear11(5.0).to_bytes(2, "little"),
                 0x8B: round(1.196 * 512).to_bytes(2, "little"),
                 0x8C: tps546.encode_linear11(10.5).to_bytes(2, "little"),

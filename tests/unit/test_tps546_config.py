@@ -82,6 +82,7 @@ async def test_configure_against_the_emulated_part() -> None:
     assert sent == ["01 00", "02 1f", *[h for _, h in FIRMWARE_WRITES], "03"]
     assert [w.name for w in writes] == [n for n, _ in FIRMWARE_WRITES]
     assert vr.configured
+    assert await bus.write_read(0x24, bytes([tc.VOUT_MODE]), 1) == b"\x97" and await vr.exponent() == -9
     await vr.set_vout(1.15)
     assert bus.core.physics.v_target == pytest.approx(588 / 512)  # scale 0.25 on a 0.25 board: as commanded
     assert bus.core.physics.powered
