@@ -302,7 +302,7 @@ class Daemon:
                 b = dataclasses.replace(b, data_port=data, control_port=ctrl)
             control: BoardControl = NullControl()
             if ctrl and ctrl != DISCOVER and b.kind in ("gamma", "ultra"):
-                control = PartsControl(serial_factory(ctrl, self.clock), b.kind)
+                control = PartsControl(serial_factory(ctrl, self.clock), b.board_version or b.kind)
             out.append(BoardSpec(b, serial_factory(data, self.clock), control))
         return out
 

@@ -121,7 +121,12 @@ class PartsControl:
         await t.open()
         self._transport = t
         self._raw = BitaxeRaw(t)
-        self._power = board_power(self.kind, self._raw)
+        power = board_power(self.kind, self._raw)
+        try:  # the parts' start-up configuration, verified; a TPS546 output stays off until it is
+            await power.start()
+        except (I2CError, PowerError, TimeoutError) as exc:
+            raise TransportError(f"board parts start-up failed: {exc}") from exc
+        self._power = power
 
     async def close(self) -> None:
         t, self._transport, self._raw, self._power = self._transport, None, None, None

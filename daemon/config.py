@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from drivers import chipmath
+from drivers.parts.boards import BOARD_VERSIONS, version_mismatch
 
 T = TypeVar("T")
 
@@ -84,6 +85,8 @@ class BoardConfig:
 
     name: str = ""
     kind: str = _f("generic", choices=BOARD_KINDS)
+    # ESP-Miner board version (docs/drivers.md "Board versions"): start-up writes and chip sensor; "" = kind's
+    board_version: str = _f("", choices=("", *sorted(BOARD_VERSIONS)))
     data_port: str = DISCOVER  # a path such as /dev/ttyACM1, or "discover"
     control_port: str = ""  # bitaxe-raw control channel; "" = none ("discover" with data_port discover)
     chips: int = _f(1, 1, 256)
@@ -477,6 +480,8 @@ def parse_config(data: dict[str, Any]) -> Config:
             raise ConfigError(f"{path}.data_port", 'empty; give a port path or "discover"')
         if (why := chipmath.baud_problem(board.baud)) is not None:
             raise ConfigError(f"{path}.baud", f"value {board.baud}: {why}")
+        if (why := version_mismatch(board.kind, board.board_version)) is not None:
+            raise ConfigError(f"{path}.board_version", why)
         boards.append(board)
     plans_raw = data.get("plans", [])
     if not isinstance(plans_raw, list):

@@ -33,6 +33,7 @@ from drivers.transport.base import Transport
 __all__ = [
     "ADC_FULL_SCALE_MV",
     "ADC_MAX_COUNT",
+    "PIN_ASIC_RESET",
     "BitaxeRaw",
     "BitaxeRawError",
     "ControlTimeout",

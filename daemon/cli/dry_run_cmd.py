@@ -15,7 +15,8 @@ from typing import Any
 from daemon.cli.decode_cmd import format_text, iter_records
 from daemon.config import Config
 from daemon.dry_run import DryRun, DryRunError, dry_run
-from drivers import bitaxe_raw as br
+from drivers import bitaxe_raw_codec as br
+from drivers.bitaxe_raw import PIN_ASIC_RESET
 from drivers.parts import ds4432u, emc2101, ina260, tps546
 
 #: I2C parts by 7-bit address (drivers/parts).
@@ -71,8 +72,8 @@ def control_text(f: dict[str, Any]) -> str:
     if op == "gpio":
         if f["level"] is None:
             return f"GPIO {f['pin']} read"
-        note = " (ASIC reset held)" if f["pin"] == br.PIN_ASIC_RESET and not f["level"] else ""
-        note = note or (" (ASIC reset released)" if f["pin"] == br.PIN_ASIC_RESET else "")
+        note = " (ASIC reset held)" if f["pin"] == PIN_ASIC_RESET and not f["level"] else ""
+        note = note or (" (ASIC reset released)" if f["pin"] == PIN_ASIC_RESET else "")
         return f"GPIO {f['pin']} = {'high' if f['level'] else 'low'}{note}"
     return f"{op} {json.dumps({k: v for k, v in f.items() if k != 'op'})}"
 

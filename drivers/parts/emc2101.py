@@ -2,11 +2,17 @@
 
 Internal temperature in register 0x00 (signed deg C); the external diode (on the ASIC) as 11 bits: high byte
 0x01 (signed) and bits 7-5 of 0x10, in 1/8 deg C; fan duty register 0x4C takes 0-63.
+
+Start-up (:meth:`EMC2101.configure`) as ESP-Miner's ``EMC2101_init`` (``main/thermal/EMC2101.c``): 0x03 = 0x04
+(pin 6 is the TACH input), 0x4A = 0x23 (fan configuration: the duty register drives the fan), and on the
+Gamma 600 series (``thermal.c``, ``device_config.h``) ideality 0x17 = 0x24 and beta compensation 0x18 = 0x00;
+every register is read back and a mismatch raises :class:`PowerError` naming it.
 """
 
 from __future__ import annotations
 
 from drivers.i2c import I2CBus, read_u8, write_u8
+from drivers.parts.errors import PowerError
 
 ADDR = 0x4C
 REG_INTERNAL_TEMP = 0x00
@@ -15,6 +21,13 @@ REG_EXTERNAL_LOW = 0x10
 REG_TACH_LOW = 0x46
 REG_TACH_HIGH = 0x47
 REG_FAN_SETTING = 0x4C
+REG_CONFIG = 0x03
+REG_FAN_CONFIG = 0x4A
+REG_IDEALITY = 0x17
+REG_BETA = 0x18
+#: EMC2101_init's values: 0x03 = 0x04 (TACH input), 0x4A = 0b00100011.
+CONFIG_TACH_INPUT = 0x04
+FAN_CONFIG = 0x23
 FAN_MAX = 63
 #: Tach count -> RPM numerator (EMC2101 datasheet: RPM = 5,400,000 / count).
 TACH_CONSTANT = 5_400_000
@@ -46,6 +59,26 @@ class EMC2101:
     def __init__(self, bus: I2CBus, addr: int = ADDR) -> None:
         self.bus = bus
         self.addr = addr
+
+    async def configure(self, ideality: int | None = None, beta: int | None = None) -> list[tuple[int, int]]:
+        """Write ESP-Miner's start-up registers (plus ideality/beta when given), read each back.
+
+        Returns the ``(register, value)`` pairs written; :class:`PowerError` names a register that does not
+        read back what was written.
+        """
+        writes = [(REG_CONFIG, CONFIG_TACH_INPUT), (REG_FAN_CONFIG, FAN_CONFIG)]
+        if ideality is not None:
+            writes += [(REG_IDEALITY, ideality), (REG_BETA, 0x00 if beta is None else beta)]
+        for reg, value in writes:
+            await write_u8(self.bus, self.addr, reg, value)
+        for reg, value in writes:
+            got = await read_u8(self.bus, self.addr, reg)
+            if got != value:
+                raise PowerError(
+                    f"EMC2101 start-up configuration did not verify: register 0x{reg:02X} wrote"
+                    f" 0x{value:02X}, read back 0x{got:02X}"
+                )
+        return writes
 
     async def read_internal_temp(self) -> float:
         """Board (internal) temperature, deg C."""

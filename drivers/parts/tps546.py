@@ -7,7 +7,11 @@ READ_TEMPERATURE_1 are LINEAR11 (PMBus spec part II). PMBus words are little-end
 from __future__ import annotations
 
 from drivers.i2c import I2CBus, read_u8, read_u16, write_u8, write_u16
+from drivers.parts import tps546_config as cfgmod
 from drivers.parts.errors import PowerError
+from drivers.parts.pmbus import decode_linear11 as decode_linear11  # re-exported (was defined here)
+from drivers.parts.pmbus import ulinear16_from_float
+from drivers.parts.tps546_config import Tps546Config
 
 ADDR = 0x24
 OPERATION = 0x01
@@ -20,7 +24,8 @@ READ_IOUT = 0x8C
 READ_TEMPERATURE_1 = 0x8D
 OPERATION_ON = 0x80
 OPERATION_OFF = 0x00
-#: Hard core-voltage limits (V): a public BM1366 sweep tool's 1000-1400 mV (bm1366.md "Safety figures").
+#: Hard core-voltage limits (V) of the driver: the project's hard range (docs/drivers.md "Where each limit
+#: comes from"); the daemon's envelope (default 1.10-1.30 V, ESP-Miner's BM1366 presets) sits inside it.
 VOUT_MIN = 1.0
 VOUT_MAX = 1.4
 
@@ -40,17 +45,6 @@ STATUS_BITS: dict[int, str] = {
 }
 
 
-def decode_linear11(word: int) -> float:
-    """PMBus LINEAR11: 5-bit two's-complement exponent (bits 15-11), 11-bit two's-complement mantissa."""
-    exp = (word >> 11) & 0x1F
-    mant = word & 0x7FF
-    if exp > 15:
-        exp -= 32
-    if mant > 1023:
-        mant -= 2048
-    return mant * 2.0**exp
-
-
 def encode_linear11(value: float) -> int:
     """LINEAR11 word for ``value`` with the finest exponent that fits the mantissa."""
     for exp in range(-16, 16):
@@ -61,9 +55,15 @@ def encode_linear11(value: float) -> int:
 
 
 def vout_exponent(mode: int) -> int:
-    """Exponent of a VOUT_MODE byte in linear mode (bits 4-0, two's complement); ValueError otherwise."""
-    if mode >> 5 != 0:
-        raise ValueError(f"VOUT_MODE 0x{mode:02X} is not linear mode")
+    """Exponent of a VOUT_MODE byte in linear mode (bits 4-0, two's complement).
+
+    Bit 7 is the relative-format flag (a TPS546D24A answers 0x97: relative, linear, exponent -9, as in
+    ESP-Miner's logs): the VOUT limit commands are then factors of VOUT_COMMAND (1.25 = 125 %), which is how
+    ESP-Miner's ``TPS546_INIT_VOUT_OV_FAULT_LIMIT 1.25 /* %/100 above VOUT_COMMAND */`` is meant. Bits 6-5
+    must be 00 (linear); :class:`PowerError` otherwise.
+    """
+    if (mode >> 5) & 0b11 != 0:
+        raise PowerError(f"TPS546 VOUT_MODE 0x{mode:02X} is not linear mode")
     e = mode & 0x1F
     return e - 32 if e > 15 else e
 
@@ -74,7 +74,8 @@ def status_flags(word: int) -> list[str]:
 
 
 class TPS546:
-    """The regulator on ``bus``; :meth:`set_vout` refuses anything outside ``[vmin, vmax]``."""
+    """The regulator on ``bus``; :meth:`set_vout` refuses anything outside ``[vmin, vmax]`` and refuses to
+    switch the output on until :meth:`configure` has written and verified the start-up configuration."""
 
     def __init__(self, bus: I2CBus, addr: int = ADDR, vmin: float = VOUT_MIN, vmax: float = VOUT_MAX) -> None:
         self.bus = bus
@@ -82,6 +83,7 @@ class TPS546:
         self.vmin = vmin
         self.vmax = vmax
         self._exp: int | None = None
+        self.configured = False
 
     async def exponent(self) -> int:
         """VOUT_MODE exponent (read once, then cached)."""
@@ -89,16 +91,57 @@ class TPS546:
             self._exp = vout_exponent(await read_u8(self.bus, self.addr, VOUT_MODE))
         return self._exp
 
+    async def read_device_id(self) -> bytes:
+        """IC_DEVICE_ID (SMBus block read: the length byte is dropped)."""
+        raw = await self.bus.write_read(self.addr, bytes([cfgmod.IC_DEVICE_ID]), 7)
+        return bytes(raw[1:7])
+
+    async def configure(self, cfg: Tps546Config | None = None) -> list[cfgmod.RegWrite]:
+        """ESP-Miner's ``TPS546_init``: check the device id, output off, ON_OFF_CONFIG 0x1F, the whole
+        configuration, read every register back, CLEAR_FAULTS. Returns the writes; :class:`PowerError` names
+        the first register that does not read back (the output stays off)."""
+        self.configured = False
+        dev_id = await self.read_device_id()
+        if dev_id not in cfgmod.DEVICE_IDS:
+            raise PowerError(
+                f"TPS546 at 0x{self.addr:02X}: IC_DEVICE_ID {dev_id.hex(' ')} is not a TPS546D24A/S;"
+                " output left off"
+            )
+        await write_u8(self.bus, self.addr, OPERATION, OPERATION_OFF)
+        await write_u8(self.bus, self.addr, cfgmod.ON_OFF_CONFIG, cfgmod.ON_OFF_CONFIG_INIT)
+        self._exp = None
+        writes = cfgmod.startup_writes(cfg or Tps546Config(), await self.exponent())
+        for w in writes:
+            await self.bus.write(self.addr, w.wire)
+        for w in writes:
+            got = await self.bus.write_read(self.addr, bytes([w.cmd]), len(w.data))
+            cfgmod.check_readback("TPS546", w, bytes(got))
+        await self.bus.write(self.addr, bytes([cfgmod.CLEAR_FAULTS]))
+        self.configured = True
+        return writes
+
+    async def vout_word(self, volts: float) -> int:
+        """The VOUT_COMMAND word for ``volts`` (V): rounded down, never standing for more than ``volts``."""
+        return ulinear16_from_float(volts, await self.exponent())
+
     async def set_vout(self, volts: float) -> None:
-        """Range-check, program VOUT_COMMAND (V) and switch the output on."""
+        """Range-check, program VOUT_COMMAND (V, rounded down) and switch the output on."""
         if not self.vmin <= volts <= self.vmax:
             raise PowerError(f"TPS546 core voltage {volts:.3f} V outside {self.vmin:.2f}-{self.vmax:.2f} V")
-        exp = await self.exponent()
-        await write_u16(self.bus, self.addr, VOUT_COMMAND, round(volts / 2.0**exp))
+        self._require_configured()
+        await write_u16(self.bus, self.addr, VOUT_COMMAND, await self.vout_word(volts))
         await self.set_enabled(True)
 
+    def _require_configured(self) -> None:
+        if not self.configured:
+            raise PowerError(
+                "TPS546 output not enabled: its start-up configuration has not been written and verified"
+            )
+
     async def set_enabled(self, on: bool) -> None:
-        """OPERATION on (0x80) or off (0x00)."""
+        """OPERATION on (0x80, only once configured) or off (0x00, always)."""
+        if on:
+            self._require_configured()
         await write_u8(self.bus, self.addr, OPERATION, OPERATION_ON if on else OPERATION_OFF)
 
     async def read_vout_command(self) -> float:

@@ -223,7 +223,7 @@ def test_a_control_channel_answering_garbage_is_a_control_failure(
         control.close()
     assert proc.returncode == 2, err[-3000:]
     (line,) = [ln for ln in err.splitlines() if "board bad0: not up (" in ln]
-    assert "not up (control): fan not set" in line  # the first control write gets no bitaxe-raw reply
+    assert "not up (control): board parts start-up failed" in line  # the first control request gets no reply
     assert control.received > 0 and garbage_pty.received == 0  # nothing reached the chain before the parts
 
 

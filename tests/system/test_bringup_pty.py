@@ -158,6 +158,7 @@ async def test_bring_up_jobs_and_board_power_against_the_emulator(sim: dict[str,
             assert await chain.read_hash_counter(0) >= 0
 
             power = board_power(sim.get("board_kind", "gamma"), control)
+            await power.start()  # start-up configuration over bitaxe-raw, read back
             await power.set_core_voltage(1.15)
             await asyncio.sleep(0.2)  # let the emulated regulator settle
             tel = await power.read_telemetry()

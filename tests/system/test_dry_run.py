@@ -26,7 +26,7 @@ from daemon.dry_run import dry_run_board, first_setpoint
 from daemon.events import Pipeline
 from daemon.state import BoardState
 from daemon.supervisor import BoardSupervisor
-from drivers import bitaxe_raw as br
+from drivers import bitaxe_raw_codec as br
 from drivers import chipmath
 from drivers.chain import REG_PLL0, REG_TICKET_MASK, ChainTiming
 from drivers.frames import JobFrame, decode

@@ -139,6 +139,7 @@ class SimBus:
 async def test_parts_control_reads_fan_duty_and_tach_with_the_telemetry(kind: str) -> None:
     ctl = PartsControl(lambda: NotImplemented, kind)
     ctl._power = board_power(kind, SimBus(kind))  # connect() would open bitaxe-raw; inject the parts
+    await ctl._power.start()  # what connect() does next: the parts' start-up configuration
     assert fan_reading(ctl) is None
     await ctl.set_fan(50.0)
     t = await ctl.read_telemetry()

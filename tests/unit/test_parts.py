@@ -14,6 +14,7 @@ from drivers.parts import (
     TPS546,
     PowerError,
     Telemetry,
+    Tps546Power,
     board_power,
     ds4432u,
     emc2101,
@@ -56,30 +57,31 @@ def test_fake_bus_is_an_i2c_bus() -> None:
 
 
 # ---- DS4432U -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("v", "code"), [(1.10, 0xE1), (1.15, 0xD4), (1.20, 0xC6), (1.25, 0xB9), (1.30, 0xAB)]
-)
-def test_ds4432u_table_points(v: float, code: int) -> None:
+@pytest.mark.parametrize(("v", "code"), list(ds4432u.PRESETS))
+def test_ds4432u_firmware_presets(v: float, code: int) -> None:
+    # ESP-Miner's transfer function with ceil gives its preset bytes (1.10 V -> 0xE1 ... 1.30 V -> 0xAB)
     assert ds4432u.code_for_voltage(v) == code
-    assert ds4432u.voltage_for_code(code) == pytest.approx(v)
+    assert v - ds4432u.V_PER_STEP < ds4432u.voltage_for_code(code) <= v
 
 
-def test_ds4432u_interpolates_between_points() -> None:
-    # 1.175 V sits halfway between 0xD4 (sink 84) and 0xC6 (sink 70): sink 77 = 0xCD
-    assert ds4432u.code_for_voltage(1.175) == 0xCD
-    assert ds4432u.code_for_voltage(1.105) == 0x80 | round(97 - 13 * 0.1)
+def test_ds4432u_literal_codes() -> None:
+    assert ds4432u.code_for_voltage(1.175) == 0xCD  # sink 76.6 -> 77: 1.17355 V
+    # between 0xE1 (1.09955 V) and 0xE0 (1.10325 V): the lower one; rounding to nearest gave 0xE0
+    assert ds4432u.code_for_voltage(1.1025) == 0xE1
+    assert ds4432u.voltage_for_code(0x00) == pytest.approx(0.6 * (1 + 4750 / 3320))
+    assert ds4432u.code_for_voltage(1.0) == 0xFC and ds4432u.code_for_voltage(1.4) == 0x90
 
 
-@given(st.floats(1.10, 1.30))
-def test_ds4432u_monotonic_and_invertible(v: float) -> None:
+@given(st.floats(1.0, 1.4))
+def test_ds4432u_within_one_step_below(v: float) -> None:
     code = ds4432u.code_for_voltage(v)
-    assert 0xAB <= code <= 0xE1
-    assert ds4432u.voltage_for_code(code) == pytest.approx(v, abs=0.0026)  # half a trim step
+    assert code & 0x80  # the whole hard range is below the zero-current voltage: sink
+    assert v - ds4432u.V_PER_STEP - 1e-12 <= ds4432u.voltage_for_code(code) <= v
 
 
-@pytest.mark.parametrize("v", [1.0, 1.099, 1.301, 1.5, float("nan")])
+@pytest.mark.parametrize("v", [0.9, 0.999, 1.401, 1.5, float("nan")])
 def test_ds4432u_range_check(v: float) -> None:
-    with pytest.raises(PowerError, match=r"outside 1\.10-1\.30 V"):
+    with pytest.raises(PowerError, match=r"outside 1\.00-1\.40 V"):
         ds4432u.code_for_voltage(v)
 
 
@@ -88,9 +90,9 @@ async def test_ds4432u_writes_register_f8() -> None:
     dac = DS4432U(bus)
     assert await dac.set_voltage(1.2) == 0xC6
     assert bus.log == [("w", 0x48, b"\xf8\xc6")]
-    assert await dac.read_voltage() == pytest.approx(1.2)
+    assert await dac.read_voltage() == pytest.approx(1.19945, abs=1e-5)
     with pytest.raises(PowerError):
-        await dac.set_voltage(1.4)
+        await dac.set_voltage(1.45)
     assert bus.regs[0x48][0xF8] == b"\xc6"  # unchanged after the refused setpoint
 
 
@@ -110,9 +112,11 @@ def test_linear11_round_trip(x: float) -> None:
 
 def test_vout_mode_and_status() -> None:
     assert tps546.vout_exponent(0x17) == -9
+    assert tps546.vout_exponent(0x97) == -9  # a real TPS546D24A: relative format (bit 7), linear, -9
     assert tps546.vout_exponent(0x00) == 0
-    with pytest.raises(ValueError, match="not linear"):
-        tps546.vout_exponent(0x40)
+    for mode in (0x40, 0x20, 0xC0):
+        with pytest.raises(PowerError, match="not linear"):
+            tps546.vout_exponent(mode)
     assert tps546.status_flags(0x0840) == ["POWER_GOOD#", "OFF"]
     assert tps546.status_flags(0) == []
 
@@ -121,7 +125,7 @@ def tps_bus() -> FakeBus:
     return FakeBus(
         {
             0x24: {
-                0x20: b"\x17",  # VOUT_MODE: linear, exponent -9
+                0x20: b"\x97",  # VOUT_MODE as a TPS546D24A answers: relative, linear, exponent -9
                 0x88: tps546.encode_linear11(5.0).to_bytes(2, "little"),
                 0x8B: round(1.196 * 512).to_bytes(2, "little"),
                 0x8C: tps546.encode_linear11(10.5).to_bytes(2, "little"),
@@ -136,6 +140,7 @@ def tps_bus() -> FakeBus:
 async def test_tps546_set_vout_ulinear16_and_on() -> None:
     bus = tps_bus()
     vr = TPS546(bus)
+    vr.configured = True  # the start-up configuration is tested against the emulated part
     await vr.set_vout(1.2)
     writes = [(a, d) for k, a, d in bus.log if k == "w" and len(d) > 1]
     assert writes == [(0x24, bytes([0x21]) + (614).to_bytes(2, "little")), (0x24, b"\x01\x80")]
@@ -148,6 +153,18 @@ async def test_tps546_set_vout_ulinear16_and_on() -> None:
             await vr.set_vout(bad)
 
 
+async def test_tps546_refuses_the_output_before_configuration() -> None:
+    bus = tps_bus()
+    vr = TPS546(bus)
+    with pytest.raises(PowerError, match="start-up configuration has not been written and verified"):
+        await vr.set_vout(1.2)
+    with pytest.raises(PowerError, match="not been written"):
+        await vr.set_enabled(True)
+    assert [d for k, _, d in bus.log if k == "w" and len(d) > 1] == []  # nothing written
+    await vr.set_enabled(False)  # switching off is always allowed
+    assert bus.regs[0x24][0x01] == b"\x00"
+
+
 async def test_tps_board_telemetry() -> None:
     bus = tps_bus()
     board = board_power("gamma", bus)
@@ -157,12 +174,14 @@ async def test_tps_board_telemetry() -> None:
         vout=pytest.approx(1.196, abs=0.002),  # type: ignore[arg-type]
         iout=pytest.approx(10.5),  # type: ignore[arg-type]
         power_w=pytest.approx(1.196 * 10.5, rel=0.01),  # type: ignore[arg-type]
-        chip_temp_c=60.625,
+        chip_temp_c=60.625,  # external diode, + 0 C on TPS546 boards
         vr_temp_c=pytest.approx(48.25),  # type: ignore[arg-type]
         fan_pct=100.0,
     )
+    assert isinstance(board, Tps546Power)
+    board.vr.configured = True
     await board.set_core_voltage(1.15)
-    assert bus.regs[0x24][0x21] == round(1.15 * 512).to_bytes(2, "little")
+    assert bus.regs[0x24][0x21] == (588).to_bytes(2, "little")  # 1.15 * 512 = 588.8, rounded down
     await board.core_voltage_off()
     assert bus.regs[0x24][0x01] == b"\x00"
     await board.set_fan_percent(50)
@@ -219,7 +238,7 @@ async def test_ultra_board() -> None:
                 0x02: (4000).to_bytes(2, "big"),
                 0x03: (1500).to_bytes(2, "big"),
             },
-            0x4C: {0x01: b"\x32", 0x10: b"\x00", 0x4C: b"\x00"},
+            0x4C: {0x00: b"\x2d", 0x01: b"\x32", 0x10: b"\x00", 0x4C: b"\x00"},
         }
     )
     switched: list[bool] = []
@@ -229,12 +248,16 @@ async def test_ultra_board() -> None:
 
     board = board_power("ultra", bus, enable)
     t = await board.read_telemetry()
-    assert t.vin == pytest.approx(5.0) and t.vout == pytest.approx(1.2) and t.power_w == pytest.approx(15.0)
+    assert t.vin == pytest.approx(5.0) and t.vout == pytest.approx(1.19945, abs=1e-5)
+    assert t.power_w == pytest.approx(15.0)
+    # ESP-Miner on Ultra 201-205: the EMC2101 internal sensor (0x2D = 45 C) + 5 C, not the diode (50 C)
     assert t.chip_temp_c == 50.0 and t.fan_pct == 0.0 and t.iout is None and t.vr_temp_c is None
+    bus.regs[0x4C][0x00] = b"\x3c"
+    assert (await board.read_telemetry()).chip_temp_c == 65.0
     await board.set_core_voltage(1.25)
     assert bus.regs[0x48][0xF8] == b"\xb9"
     with pytest.raises(PowerError):
-        await board.set_core_voltage(1.35)
+        await board.set_core_voltage(1.45)
     await board.core_voltage_off()
     assert switched == [True, False]
     with pytest.raises(PowerError, match="no regulator enable"):

@@ -41,6 +41,8 @@ def test_gamma_tps546_sets_and_reports_core_voltage() -> None:
     dev = BitaxeRawDevice(core, "gamma")
     vout = int.from_bytes(i2c_read(dev, 0x24, 0x8B, 2, 0.1), "little") * 2**-9
     assert vout == pytest.approx(1.2, abs=0.002)
+    # VOUT_SCALE_LOOP 0.25 as ESP-Miner writes it (the emulated part powers on at 0.5: twice the output)
+    i2c_write(dev, 0x24, bytes([0x29]) + (0xAA00).to_bytes(2, "little"), 0.15)
     i2c_write(dev, 0x24, bytes([0x21]) + round(1.1 * 512).to_bytes(2, "little"), 0.2)
     vout = int.from_bytes(i2c_read(dev, 0x24, 0x8B, 2, 0.3), "little") * 2**-9
     assert vout == pytest.approx(1.1, abs=0.002)
@@ -55,7 +57,10 @@ def test_gamma_tps546_sets_and_reports_core_voltage() -> None:
 def test_gamma_regulator_off_browns_out_the_chain() -> None:
     core = ChainCore(chips=2, seed=0)
     dev = BitaxeRawDevice(core, "gamma")
-    i2c_write(dev, 0x24, bytes([0x01, 0x00]), 0.1)
+    i2c_write(dev, 0x24, bytes([0x01, 0x00]), 0.05)
+    core.advance(0.08)
+    assert not core.in_reset  # power-on ON_OFF_CONFIG (0x17): OPERATION is ignored
+    i2c_write(dev, 0x24, bytes([0x02, 0x1B]), 0.1)  # ESP-Miner's ON_OFF_CONFIG: OPERATION (0x00) decides
     core.advance(0.2)
     assert core.in_reset and core.stats.brownouts == 1
     assert int.from_bytes(i2c_read(dev, 0x24, 0x79, 2, 0.2), "little") & 0x0040
@@ -87,6 +92,8 @@ def test_ultra_ds4432_ina260_emc2101_follow_the_model() -> None:
     lo = i2c_read(dev, 0x4C, 0x10, 1, t)[0]
     assert hi + (lo >> 5) / 8 == pytest.approx(float(core.physics.temp_c[0]), abs=0.2)
     i2c_write(dev, 0x4C, bytes([0x4C, 63]), t)
+    assert core.physics.fan_duty == 0.75  # power-on fan configuration: the duty register is not in charge
+    i2c_write(dev, 0x4C, bytes([0x4A, 0x23]), t)  # ESP-Miner's fan configuration: direct setting
     assert core.physics.fan_duty == 1.0
     assert i2c_read(dev, 0x4C, 0x4C, 1, t) == bytes([63])
 
