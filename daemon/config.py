@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from simulator.plant import parse_plants
+
 T = TypeVar("T")
 
 BOARD_KINDS = ("gamma", "ultra", "generic")
@@ -228,6 +230,9 @@ class SimulateConfig:
     link: str = _f("ideal", choices=("ideal", "ftdi"))  # emulated USB-serial bridge timing
     seed: int = _f(1, 0, 2**63 - 1)
     faults: tuple[SimFault, ...] = ()
+    # planted input-dependent dynamics, "KIND=GAIN" and "KIND.NAME=VALUE" (simulator/plant.py), none default
+    plant: tuple[str, ...] = ()
+    plant_param: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,6 +497,10 @@ def parse_config(data: dict[str, Any]) -> Config:
             )
     cfg = dataclasses.replace(cfg, boards=tuple(boards), plans=tuple(plans))
     _check_live(cfg)
+    try:
+        parse_plants(cfg.simulate.plant, cfg.simulate.plant_param)
+    except ValueError as exc:
+        raise ConfigError("simulate.plant", str(exc)) from None
     return cfg
 
 

@@ -93,6 +93,7 @@ class ChainCore:
         record_nonces: bool = False,
         firehose_needs_job: bool = False,
         plants: tuple[PlantSpec, ...] = (),
+        truth_only: bool = False,
     ) -> None:
         if not 1 <= chips <= MAX_CHIPS:
             raise ValueError(f"chips must be 1..{MAX_CHIPS}, got {chips}")
@@ -114,7 +115,9 @@ class ChainCore:
         #: Planted input-dependent dynamics (simulator/plant.py), none by default.
         self.plants = Plants(plants, chips)
         self.stats = ChainStats()
-        self.record_nonces = record_nonces
+        self.record_nonces = record_nonces or truth_only
+        #: Record nonces as ground truth only: no share search, no reply bytes (simulator/slots.py).
+        self.truth_only = truth_only
         self.nonce_log: list[NonceRecord] = []
         self._rngs = [random.Random(f"asicrc-sim:{seed}:{i}") for i in range(chips)]
         self._searchers = [NonceSearcher(r) for r in self._rngs]
@@ -441,6 +444,11 @@ class ChainCore:
         if job is None:
             return
         valid = rng.random() >= self._p_invalid[i]
+        if self.truth_only:
+            self.stats.nonces += 1
+            self.stats.invalid += not valid
+            self.nonce_log.append(NonceRecord(t, i, (rng.randrange(112) << 25) | rng.getrandbits(25), valid))
+            return
         nonce, field_, _ = self._searchers[i].find(
             job, chip.vmask, chip.address, self._threshold(chip.ticket_diff), valid
         )

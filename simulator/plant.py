@@ -4,10 +4,11 @@ The emulator's physics makes each chip's nonce rate follow its clock with no lag
 (dead time, drift, modulation) ignore the input. A *plant* adds a known, input-dependent computation so the
 instrument's power to detect one can be measured. All are OFF unless named, each with a gain:
 
-* ``echo`` (linear fading memory): ``rate *= max(0, 1 + G (m - 0.5))`` with ``m`` a leaky trace (time constant
-  ``tau_ms`` of emulated time) of the clock normalised over [``f_lo_mhz``, ``f_hi_mhz``] and clipped to [0, 1].
-* ``threshold`` (memory + nonlinearity): ``q`` a leaky trace (``tau_ms``) of the chip power normalised between
-  its values at ``f_lo_mhz`` and ``f_hi_mhz`` (at the reference voltage and the chip's temperature); the switch
+* ``echo`` (linear fading memory): ``rate *= max(0, 1 + G (m - 0.5))`` with ``m`` a leaky trace (time
+  constant ``tau_ms`` of emulated time) of the clock normalised over [``f_lo_mhz``, ``f_hi_mhz``], clipped to
+  [0, 1].
+* ``threshold`` (memory + nonlinearity): ``q`` a leaky trace (``tau_ms``) of the chip power normalised
+  between its values at ``f_lo_mhz`` and ``f_hi_mhz`` (reference voltage, the chip's temperature); the switch
   ``s = 1 / (1 + exp(-(q - level) / width))``; ``rate *= max(0, 1 - G s (1 - invalid))`` and the
   invalid-nonce fraction gains ``min(1, G s invalid)``.
 

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from drivers.frames import JobFrame, write_reg
-from simulator.chain import ChainCore, Knobs
+from simulator.chain import PHYSICS_STEP_S, ChainCore, Knobs
 from simulator.chip import REG_PLL0, REG_TICKET_MASK
 from simulator.mining import PLL_REF_HZ
 from simulator.physics import PhysicsParams
@@ -70,7 +70,9 @@ def ticket_mask_register(difficulty: int) -> int:
 
 
 class SlotRunner:
-    """One emulated chain (``chips``, ``seed``) at ``voltage_v`` and ticket ``ticket_diff``, run slot by slot."""
+    """One emulated chain (``chips``, ``seed``) at ``voltage_v`` and ``ticket_diff``, run slot by slot.
+
+    ``step_s``: physics grid (s, at least the chain's 10 ms); a coarser grid keeps long slots cheap."""
 
     def __init__(
         self,
@@ -82,6 +84,7 @@ class SlotRunner:
         params: PhysicsParams | None = None,
         voltage_v: float = 1.2,
         ticket_diff: int = 1,
+        step_s: float = PHYSICS_STEP_S,
     ) -> None:
         self.n_chips = chips
         self.core = ChainCore(
@@ -90,8 +93,9 @@ class SlotRunner:
             params=params,
             knobs=knobs,
             difficulty_scale=RUNNER_DIFFICULTY_SCALE,
-            record_nonces=True,
+            truth_only=True,
             plants=plants,
+            physics_step_s=max(step_s, PHYSICS_STEP_S),
         )
         c = self.core
         c.set_voltage(voltage_v, 0.0)
