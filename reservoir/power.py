@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from reservoir.bench import ci95
 from reservoir.features import LOG_EXP_SD
 
 #: Small cores per BM1366 (bm1366.md, "Rates"): hashes per clock cycle.
@@ -57,34 +58,45 @@ def _detected(metric: str, ci: Sequence[float] | None) -> bool:
 
 
 def detection_table(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (task, kind, event rate): the smallest tested gain whose paired interval excludes 0 in the
-    metric's direction (``first_detected``) and the interpolated gain where the mean difference reaches the
-    half-width of the gain-0 interval (``mde_gain``; inf if never). Gain-0 rows have kind ``none``."""
+    """Per (task, kind, event rate), the planted effect measured against the bare emulator (gain 0, kind
+    ``none``), paired by seed: ``excess(g) = sign x ((asic - null)_g - (asic - null)_0)`` per seed, ``sign``
+    the metric's direction. ``first_detected``: the smallest tested gain whose excess interval is above 0;
+    ``mde_gain``: the gain where the mean excess reaches the mean half-width of the excess intervals (the
+    95 % resolution), interpolated linearly between tested gains from 0 at gain 0 (inf if never).
+    ``false_discovery``: gain 0 itself beats the null in the metric's direction. ``events``: the bare
+    emulator's events per sub-slot and chip (a plant may lower the rate)."""
     rows = list(rows)
     out = []
     keys = sorted({(r["task"], r["kind"], r["events_target"]) for r in rows if r["kind"] != "none"})
     for task, kind, ev in keys:
         rs = [
-            r for r in rows if r["task"] == task and r["events_target"] == ev and r["kind"] in (kind, "none")
+            r for r in rows if (r["task"], r["events_target"]) == (task, ev) and r["kind"] in (kind, "none")
         ]
         rs.sort(key=lambda r: r["gain"])
         metric = rs[0]["metric"]
         sign = DIRECTION[metric]
-        zero = [r for r in rs if r["gain"] == 0]
-        first = next((r["gain"] for r in rs if r["gain"] > 0 and _detected(metric, r["diff_ci95"])), None)
-        mde = math.inf
-        if zero and zero[0]["diff_ci95"] is not None:
-            z = zero[0]
-            half = (z["diff_ci95"][1] - z["diff_ci95"][0]) / 2
-            pts = [(r["gain"], sign * r["diff_mean"]) for r in rs]
-            for (g0, d0), (g1, d1) in itertools.pairwise(pts):
-                if d0 < half <= d1:
-                    mde = g0 + (half - d0) * (g1 - g0) / (d1 - d0)
+        zero = next((r for r in rs if r["gain"] == 0), None)
+        first, mde = None, math.inf
+        pts: list[tuple[float, float, float]] = []  # gain, mean excess, half-width
+        if zero is not None:
+            base = np.asarray(zero["diff"])
+            pts.append((0.0, 0.0, 0.0))
+            for r in rs:
+                if r["gain"] <= 0 or len(r["diff"]) != len(base):
+                    continue
+                ex = sign * (np.asarray(r["diff"]) - base)
+                ci = ci95(ex.tolist())
+                half = math.inf if ci is None else (ci[1] - ci[0]) / 2
+                pts.append((r["gain"], float(ex.mean()), half))
+                if first is None and ci is not None and ci[0] > 0:
+                    first = r["gain"]
+            halves = [h for g, _, h in pts if g > 0 and math.isfinite(h)]
+            res = float(np.mean(halves)) if halves else math.inf  # the 95 % resolution of the excess
+            for (g0, d0, _), (g1, d1, _) in itertools.pairwise(pts):
+                if d0 < res <= d1:
+                    mde = g0 + (res - d0) * (g1 - g0) / (d1 - d0)
                     break
-            else:
-                if pts and pts[0][1] >= half:
-                    mde = 0.0
-        events = float(np.mean([r["events_per_subslot"] for r in rs]))
+        events = float(zero["events_per_subslot"] if zero else np.mean([r["events_per_subslot"] for r in rs]))
         out.append(
             {
                 "task": task,
@@ -93,8 +105,9 @@ def detection_table(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "events": events,
                 "first_detected": first,
                 "mde_gain": mde,
-                "zero_ci95": zero[0]["diff_ci95"] if zero else None,
-                "false_discovery": bool(zero and _detected(metric, zero[0]["diff_ci95"])),
+                "excess": [(g, d, h) for g, d, h in pts],
+                "zero_vs_null_ci95": None if zero is None else zero["diff_ci95"],
+                "false_discovery": bool(zero is not None and _detected(metric, zero["diff_ci95"])),
                 "n_eff": rs[0]["n_test"] * len(rs[0]["seeds"]),
             }
         )
