@@ -153,22 +153,33 @@ def _fmt_ci(ci: Any) -> str:
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
-    """Markdown tables: the dose-response rows, then the minimum detectable effect per event rate."""
-    print("| task | kind | gain | events / sub-slot / chip | asic | null | asic - null (paired, 95 %) |")
-    print("|---|---|---|---|---|---|---|")
-    for r in sorted(rows, key=lambda r: (r["task"], r["events_target"], r["kind"], r["gain"])):
+    """Markdown tables: the rows, then the minimum detectable effect per event rate (dose-response rows
+    only: 1.2 V, temperature feature off)."""
+    print("| task | kind | gain | V | temp. | events / sub-slot / chip | asic | null | asic - null (95 %) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    order = sorted(
+        rows,
+        key=lambda r: (r["task"], r["voltage_v"], r["temperature"], r["events_target"], r["kind"], r["gain"]),
+    )
+    for r in order:
         print(
-            f"| {r['task']} | {r['kind']} | {r['gain']:g} | {r['events_per_subslot']:.1f} | "
+            f"| {r['task']} | {r['kind']} | {r['gain']:g} | {r['voltage_v']:g} | {r['temperature']} | "
+            f"{r['events_per_subslot']:.1f} | "
             f"{np.mean(r['asic']):.3f} | {np.mean(r['null']):.3f} | "
             f"{r['diff_mean']:+.3f} {_fmt_ci(r['diff_ci95'])} |"
         )
     print()
     print("| task | kind | events / sub-slot / chip | smallest gain detected | interpolated MDE (gain) |")
     print("|---|---|---|---|---|")
-    for d in detection_table(rows):
+    for d in detection_table(dose_rows(rows)):
         det = "none tested" if d["first_detected"] is None else f"{d['first_detected']:g}"
         mde = "n/a" if d["mde_gain"] is None or not math.isfinite(d["mde_gain"]) else f"{d['mde_gain']:.3g}"
         print(f"| {d['task']} | {d['kind']} | {d['events']:.1f} | {det} | {mde} |")
+
+
+def dose_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The dose-response rows: 1.2 V, temperature feature off."""
+    return [r for r in rows if r.get("voltage_v", 1.2) == 1.2 and r.get("temperature", "off") == "off"]
 
 
 def report(rows: list[dict[str, Any]], directory: str) -> list[Path]:
@@ -180,6 +191,7 @@ def report(rows: list[dict[str, Any]], directory: str) -> list[Path]:
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
+    rows = dose_rows(rows)
     tasks = sorted({r["task"] for r in rows})
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
@@ -246,11 +258,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="append one JSON row per result to this file")
     p.add_argument("--json", action="store_true", help="print the rows as one JSON array")
     p.add_argument("--report", metavar="DIR", help="write dose_response.png and mde.png")
-    p.add_argument("--from-json", metavar="ROWS", help="reprint (and --report) saved rows, run nothing")
+    p.add_argument(
+        "--from-json", metavar="ROWS", nargs="+", help="reprint (and --report) saved rows, run nothing"
+    )
     a = p.parse_args(argv)
     if a.from_json:
-        text = Path(a.from_json).read_text()
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for path in a.from_json:
+            for line in Path(path).read_text().splitlines():
+                if line.strip():
+                    r = json.loads(line)
+                    key = (
+                        r["task"],
+                        r["kind"],
+                        r["gain"],
+                        r["events_target"],
+                        r["voltage_v"],
+                        r["temperature"],
+                    )
+                    seen.setdefault(key, r)  # the same row in two files (gain 0) counts once
+        rows = list(seen.values())
     else:
         rows = []
         combos = [("none", 0.0)] if 0.0 in a.gains else []

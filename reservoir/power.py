@@ -40,7 +40,20 @@ DIRECTION = {"mc": 1.0, "nmse": -1.0}
 #: ``n_eff`` = n_test x seeds they were measured with. ``inf`` = not detected at any tested gain (<= 1).
 REFERENCE: dict[str, Any] = {
     "n_eff": 1000,
-    "rows": [],
+    "rows": [
+        {"task": "memory-capacity", "kind": "echo", "events": 10.0, "mde_gain": 1.9},
+        {"task": "memory-capacity", "kind": "echo", "events": 40.1, "mde_gain": math.inf},
+        {"task": "memory-capacity", "kind": "echo", "events": 160.6, "mde_gain": 0.751},
+        {"task": "memory-capacity", "kind": "threshold", "events": 10.0, "mde_gain": 0.4},
+        {"task": "memory-capacity", "kind": "threshold", "events": 40.1, "mde_gain": 0.3},
+        {"task": "memory-capacity", "kind": "threshold", "events": 160.6, "mde_gain": 0.164},
+        {"task": "narma10", "kind": "echo", "events": 10.0, "mde_gain": 0.303},
+        {"task": "narma10", "kind": "echo", "events": 40.1, "mde_gain": 0.0955},
+        {"task": "narma10", "kind": "echo", "events": 160.6, "mde_gain": 0.844},
+        {"task": "narma10", "kind": "threshold", "events": 10.0, "mde_gain": 0.563},
+        {"task": "narma10", "kind": "threshold", "events": 40.1, "mde_gain": 0.607},
+        {"task": "narma10", "kind": "threshold", "events": 160.6, "mde_gain": math.inf},
+    ],
 }
 
 
