@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     for key, g in out["mde_gain"].items():
         print(f"smallest detectable planted gain, {key}: {_fmt(g)}")
     print(
-        "(scaled as events^-1/2 test-samples^-1/4 from the emulator's dose-response at 2 chips x 2 sub-slots, "
-        f"5 seeds x 200 test samples; chips and sub-slots are not scaled; docs/asic-results.md)"
+        "(scaled as events^-1/2 test-samples^-1/4 from the emulator's dose-response at 2 chips x 2 "
+        "sub-slots, 5 seeds x 200 test samples; chips and sub-slots are not scaled; docs/asic-results.md)"
     )
     return 0
