@@ -126,7 +126,7 @@ def _mc_diff(gain: float) -> float:
         "asic",
         seeds=[3],
         options=opts,
-        task_options={"n_train": 300, "n_test": 150},
+        task_options={"n_train": 200, "n_test": 100},
         with_null=True,
     ).summary
     return paired(s["per_seed"], s["null"]["per_seed"])[0]
@@ -134,7 +134,7 @@ def _mc_diff(gain: float) -> float:
 
 def test_echo_raises_memory_capacity_over_the_matched_null() -> None:
     """One seed, ~40 events per sub-slot and chip: echo=1 lifts asic - null MC well above gain 0's."""
-    assert _mc_diff(1.0) > _mc_diff(0.0) + 0.15
+    assert _mc_diff(1.0) > _mc_diff(0.0) + 0.1  # measured +0.169 against +0.004 (seeded, deterministic)
 
 
 def test_planning_aid_figures() -> None:
@@ -191,3 +191,33 @@ def test_simulate_config_section_takes_plants_and_rejects_bad_ones() -> None:
     assert parse_plants(cfg.simulate.plant, cfg.simulate.plant_param)[0].param("tau_ms") == 200.0
     with pytest.raises(ConfigError, match=r"simulate\.plant: .*unknown plant kind 'echoo'"):
         parse_config({"simulate": {"plant": ["echoo=1"]}})
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["sim", "--plant", "echo=x"], "asicrc sim: --plant echo=x: 'x' is not a number"),
+        (["bench", "memory-capacity", "-r", "esn", "--plant", "echo=1"], "need --reservoir asic --simulate"),
+        (["bench", "memory-capacity", "-r", "asic", "--simulate", "--plant", "nope=1"], "unknown plant kind"),
+        (["plan-experiment", "--slot-ms", "0"], "asicrc plan-experiment: slot_s must be > 0"),
+    ],
+)
+def test_cli_rejects_bad_plant_input_with_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from daemon.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_plan_experiment_prints_events_and_floors(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from daemon.cli import main
+
+    assert main(["plan-experiment", "--slot-ms", "400", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["events_per_subslot_per_chip"] == pytest.approx(485e6 * 894 / 2**32 * 0.4)
+    assert set(out["mde_gain"]) == {f"{t}/{k}" for t in ("memory-capacity", "narma10") for k in DEFAULTS}
