@@ -5,6 +5,9 @@ times: one broadcast PLL0 write at the start of each slot) and returns the groun
 It is the fast path for dose-response studies of the planted dynamics (benchmarks/bench_detection.py): the
 same chip model, plants and knobs as ``asicrc sim``, without the 25 ms of host time per slot the daemon path
 needs (and without its timing jitter: a slot starts exactly at its write, plus the PLL relock dead time).
+
+As on the daemon path, the chain starts from reset, at the steady temperature of its reset clock, and warms
+towards that of the slots' clocks with the thermal time constant (~45 s) during the first slots.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ SETTLE_S = 0.5
 
 @dataclass(frozen=True, slots=True)
 class SlotNonces:
-    """Nonces of one slot: times (ns from the runner's start), chip index, big-core id and validity."""
+    """Nonces of one slot: times (ns from the runner's start), chip index, big-core id, validity, and the
+    chip temperatures (C) at the slot's start."""
 
     t_ns: npt.NDArray[np.int64]
     chip: npt.NDArray[np.int16]
