@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from drivers import chipmath
 from drivers.parts.boards import BOARD_VERSIONS, version_mismatch
+from simulator.plant import parse_plants
 
 T = TypeVar("T")
 
@@ -237,6 +238,9 @@ class SimulateConfig:
     # bitaxe-raw variant on the emulated control port (simulator.bitaxe_raw.FIRMWARES, docs/emulator.md)
     raw_firmware: str = _f("original", choices=("original", "packet", "latest"))
     faults: tuple[SimFault, ...] = ()
+    # planted input-dependent dynamics, "KIND=GAIN" and "KIND.NAME=VALUE" (simulator/plant.py), none default
+    plant: tuple[str, ...] = ()
+    plant_param: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,6 +509,10 @@ def parse_config(data: dict[str, Any]) -> Config:
             )
     cfg = dataclasses.replace(cfg, boards=tuple(boards), plans=tuple(plans))
     _check_live(cfg)
+    try:
+        parse_plants(cfg.simulate.plant, cfg.simulate.plant_param)
+    except ValueError as exc:
+        raise ConfigError("simulate.plant", str(exc)) from None
     return cfg
 
 

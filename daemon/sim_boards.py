@@ -19,6 +19,7 @@ from pathlib import Path
 
 from daemon.config import SimFault, SimulateConfig
 from simulator.i2c_devices import linear11
+from simulator.plant import parse_plants
 from simulator.pty_server import BoardConfig as SimBoardConfig
 from simulator.pty_server import SimulatedBoard
 
@@ -100,6 +101,7 @@ async def start_sim_boards(
             record_truth=record_truth,
             link_dir=str(directory),
             name=f"sim{i}",
+            plants=parse_plants(sim.plant, sim.plant_param),
         )
         board = SimulatedBoard(cfg, clock=clock)
         await board.start()

@@ -42,6 +42,7 @@ from daemon.supervisor import BoardSupervisor
 from drivers.chain import ChainTiming
 from drivers.transport import SerialTransport, Transport
 from reservoir.substrate import EventSlot, SlotSchedule
+from simulator.plant import parse_plants
 
 T = TypeVar("T")
 
@@ -339,7 +340,10 @@ def make_substrate(args: argparse.Namespace) -> BoardSubstrate:
             chips=int(getattr(args, "chips", 1) or 1),
             seed=int(getattr(args, "seed", 0) or 0),
             time_scale=scale,
+            plant=tuple(getattr(args, "plant", None) or ()),
+            plant_param=tuple(getattr(args, "plant_param", None) or ()),
         )
+        parse_plants(sim.plant, sim.plant_param)  # one-line ValueError before anything starts
         return BoardSubstrate(sim=sim)
     path = getattr(args, "config", None)
     if not path:

@@ -28,6 +28,7 @@ from simulator.mining import (
     uart_baud,
 )
 from simulator.physics import SMALL_CORES, ChainPhysics, PhysicsParams, error_fractions
+from simulator.plant import Plants, PlantSpec
 
 #: Physics grid (s): temperature, voltage slew, error model and planted knobs update at this step.
 PHYSICS_STEP_S = 0.01
@@ -91,6 +92,8 @@ class ChainCore:
         physics_step_s: float = PHYSICS_STEP_S,
         record_nonces: bool = False,
         firehose_needs_job: bool = False,
+        plants: tuple[PlantSpec, ...] = (),
+        truth_only: bool = False,
     ) -> None:
         if not 1 <= chips <= MAX_CHIPS:
             raise ValueError(f"chips must be 1..{MAX_CHIPS}, got {chips}")
@@ -109,8 +112,12 @@ class ChainCore:
         self.chips = [ChipState(i) for i in range(chips)]
         self.physics = ChainPhysics(self.params, chips, seed)
         self.physics.settle(self._freqs())
+        #: Planted input-dependent dynamics (simulator/plant.py), none by default.
+        self.plants = Plants(plants, chips)
         self.stats = ChainStats()
-        self.record_nonces = record_nonces
+        self.record_nonces = record_nonces or truth_only
+        #: Record nonces as ground truth only: no share search, no reply bytes (simulator/slots.py).
+        self.truth_only = truth_only
         self.nonce_log: list[NonceRecord] = []
         self._rngs = [random.Random(f"asicrc-sim:{seed}:{i}") for i in range(chips)]
         self._searchers = [NonceSearcher(r) for r in self._rngs]
@@ -343,7 +350,10 @@ class ChainCore:
         dt = self.step_s
         freqs = self._freq
         self._hashes += np.where(self._rate > 0, freqs * SMALL_CORES * dt, 0.0)
-        self.physics.step(dt, np.where(self.in_reset, 0.0, freqs))
+        active = np.where(self.in_reset, 0.0, freqs)
+        self.physics.step(dt, active)
+        if self.plants:
+            self.plants.step(dt, active, self.physics)
         browned = self.physics.browned_out
         if browned and not self._browned:
             self._reset_all()
@@ -378,6 +388,8 @@ class ChainCore:
             rate = rate * max(0.0, 1.0 + k.modulation_amplitude * math.sin(phase))
         if k.drift_amplitude > 0:
             rate = rate * np.exp(self._drift)
+        if self.plants:
+            rate, p_inv = self.plants.apply(rate, p_inv)
         self._rate = np.where(self._eligible, rate, 0.0)
         self._p_invalid = p_inv
 
@@ -432,6 +444,11 @@ class ChainCore:
         if job is None:
             return
         valid = rng.random() >= self._p_invalid[i]
+        if self.truth_only:
+            self.stats.nonces += 1
+            self.stats.invalid += not valid
+            self.nonce_log.append(NonceRecord(t, i, (rng.randrange(112) << 25) | rng.getrandbits(25), valid))
+            return
         nonce, field_, _ = self._searchers[i].find(
             job, chip.vmask, chip.address, self._threshold(chip.ticket_diff), valid
         )

@@ -37,6 +37,7 @@ from simulator.faults import Fault, StreamFaults
 from simulator.link import FTDI_LATENCY_S, GroundTruth, make_link
 from simulator.mining import DEFAULT_DIFFICULTY_SCALE
 from simulator.physics import PhysicsParams
+from simulator.plant import PlantSpec
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,8 @@ class BoardConfig:
     #: Garble bytes both ways while the host's pty speed (as set by e.g. pyserial) differs from the chain's
     #: baud by more than 5 %, like a real UART. Off by default: a pty opened raw reports 38400 baud.
     check_baud: bool = False
+    #: Planted input-dependent dynamics (simulator/plant.py), none by default.
+    plants: tuple[PlantSpec, ...] = ()
 
 
 class _Pty:
@@ -175,6 +178,7 @@ class SimulatedBoard:
             difficulty_scale=cfg.difficulty_scale,
             firehose_rate=cfg.firehose_rate,
             firehose_needs_job=cfg.firehose_needs_job,
+            plants=cfg.plants,
         )
         self.link = make_link(cfg.link, cfg.ftdi_latency_s, record=cfg.record_truth)
         self.device = BitaxeRawDevice(self.core, cfg.board_kind, cfg.raw_firmware)

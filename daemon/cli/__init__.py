@@ -26,12 +26,13 @@ SUBCOMMANDS: tuple[str, ...] = (
     "daemon.cli.record_cmd",
     "daemon.cli.collect_cmd",
     "daemon.cli.live_cmd",
+    "daemon.cli.plan_experiment_cmd",
 )
 
 
 def command_name(module: str) -> str:
-    """``daemon.cli.run_cmd`` -> ``run``."""
-    return module.rsplit(".", 1)[1].removesuffix("_cmd")
+    """``daemon.cli.run_cmd`` -> ``run``; ``plan_experiment_cmd`` -> ``plan-experiment``."""
+    return module.rsplit(".", 1)[1].removesuffix("_cmd").replace("_", "-")
 
 
 def requested_command(argv: Sequence[str]) -> str | None:

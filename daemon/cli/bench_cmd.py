@@ -69,6 +69,20 @@ def register(subparsers: Any) -> None:
         "--slot-ns", type=int, default=1_000_000, help="asic: sub-slot length in ns (default 1 ms)"
     )
     p.add_argument("--time-scale", type=float, default=None, help="asic --simulate: clock acceleration")
+    p.add_argument(
+        "--plant",
+        action="append",
+        default=[],
+        metavar="KIND=GAIN",
+        help="asic --simulate: planted input-dependent dynamics, repeatable: echo=G, threshold=G",
+    )
+    p.add_argument(
+        "--plant-param",
+        action="append",
+        default=[],
+        metavar="KIND.NAME=VALUE",
+        help="asic --simulate: a planted kind's parameter, repeatable (e.g. echo.tau_ms=300)",
+    )
     p.set_defaults(func=run)
 
 
@@ -148,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             options[key] = value
     substrate = None
+    if (args.plant or args.plant_param) and not (args.reservoir == "asic" and args.simulate):
+        print("asicrc bench: --plant/--plant-param need --reservoir asic --simulate", file=sys.stderr)
+        return 2
     if args.reservoir == "asic":
         options["slot_ns"] = args.slot_ns
         try:

@@ -17,6 +17,7 @@ from typing import Any
 from simulator.bitaxe_raw import DEFAULT_FIRMWARE, FIRMWARES
 from simulator.chain import MAX_CHIPS, Knobs
 from simulator.mining import DEFAULT_DIFFICULTY_SCALE
+from simulator.plant import parse_plants
 from simulator.pty_server import BoardConfig, SimulatedBoard
 
 
@@ -83,6 +84,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dead-time", type=_nonneg, default=0.0, metavar="S", help="per-chip dead time (s)")
     p.add_argument("--drift", type=_pair, default=None, metavar="A,P", help="log-rate walk: sd, tau (s)")
     p.add_argument("--modulation", type=_pair, default=None, metavar="A,P", help="rate sinusoid: amp, period")
+    p.add_argument(
+        "--plant",
+        action="append",
+        default=[],
+        metavar="KIND=GAIN",
+        help="planted input-dependent dynamics, repeatable: echo=G, threshold=G (docs/emulator.md)",
+    )
+    p.add_argument(
+        "--plant-param",
+        action="append",
+        default=[],
+        metavar="KIND.NAME=VALUE",
+        help="a planted kind's parameter, repeatable (e.g. echo.tau_ms=300)",
+    )
     p.add_argument("--truth", default=None, metavar="PREFIX", help="write ground truth PREFIX<board>.csv")
     p.add_argument("--link-dir", default=None, help="symlinks <name>-data/-control here")
     p.add_argument("--stdin-control", action="store_true", help="read fault JSON lines from stdin")
@@ -91,7 +106,8 @@ def register(subparsers: Any) -> None:
 
 
 def configs(args: argparse.Namespace) -> list[BoardConfig]:
-    """One :class:`BoardConfig` per board from parsed arguments."""
+    """One :class:`BoardConfig` per board from parsed arguments (ValueError on a bad ``--plant``)."""
+    plants = parse_plants(getattr(args, "plant", ()), getattr(args, "plant_param", ()))
     knobs = Knobs(
         dead_time_s=args.dead_time,
         drift_amplitude=args.drift[0] if args.drift else 0.0,
@@ -117,6 +133,7 @@ def configs(args: argparse.Namespace) -> list[BoardConfig]:
             link_dir=args.link_dir,
             name=f"board{i}",
             check_baud=args.check_baud,
+            plants=plants,
         )
         for i in range(args.boards)
     ]
@@ -180,5 +197,10 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``asicrc sim``."""
     if args.boards < 1:
         print("asicrc sim: --boards must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        parse_plants(args.plant, args.plant_param)
+    except ValueError as exc:
+        print(f"asicrc sim: {exc}", file=sys.stderr)
         return 2
     return asyncio.run(serve(args))

@@ -20,7 +20,17 @@ def _registered(only: str | None) -> list[str]:
 
 
 def test_names_follow_the_modules() -> None:
-    assert NAMES == ["run", "sim", "decode", "bench", "analyze", "record", "collect", "live"]
+    assert NAMES == [
+        "run",
+        "sim",
+        "decode",
+        "bench",
+        "analyze",
+        "record",
+        "collect",
+        "live",
+        "plan-experiment",
+    ]
 
 
 @pytest.mark.parametrize(
