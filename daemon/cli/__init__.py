@@ -17,11 +17,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 
-from daemon.cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, CliError, OneLineParser
+from daemon.cli.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    CliError,
+    OneLineParser,
+)
 
 #: One module per subcommand (``daemon.cli.<name>_cmd`` registers ``<name>``), in ``asicrc --help`` order.
 SUBCOMMANDS: tuple[str, ...] = (
@@ -129,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout closed early (``| head``): quiet, like any Unix tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except CliError as exc:
         print(f"{label}: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -22,13 +22,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-#: Exit code for usage errors (bad --mqtt, unreadable password file, unusable --out).
-EXIT_USAGE = 2
+from daemon.cli.errors import EXIT_USAGE, plain  # 2: bad --mqtt, unreadable password file, unusable --out
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("collect", help="fleet collector: MQTT events of many hosts -> one recording")
-    p.description = __doc__
+    p.description = plain(__doc__)
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--mqtt", metavar="HOST:PORT", required=True, help="broker address")
     p.add_argument("--username", metavar="U", help="broker user name")

@@ -7,7 +7,7 @@ Exit codes (the table is in README.md, "Exit codes"):
   that filled up, a report that could not be written after the result was printed);
 * 2 (:data:`EXIT_USAGE`): fix the command line or the input it names (a bad flag or number, a missing or
   damaged file, an output path that cannot be written);
-* 130: interrupted (Ctrl-C).
+* 130: interrupted (Ctrl-C); 141: stdout was closed early (``| head``), nothing printed on stderr.
 
 A handler raises :class:`UsageError` or :class:`RuntimeFailure`; :func:`daemon.cli.main` prints it as one
 line ``asicrc CMD: error: MESSAGE`` on stderr and returns its code.
@@ -25,6 +25,7 @@ EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 class CliError(Exception):
