@@ -136,7 +136,9 @@ def test_the_real_process_prints_one_line_and_exits_with_the_code(fx: dict[str, 
     _one_error_line(proc.stderr, fragment)
 
 
-def _asicrc(argv: list[str], preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
+def _asicrc(
+    argv: list[str], preexec_fn: Callable[[], None] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run(
         [sys.executable, "-m", "daemon", *argv],
