@@ -33,6 +33,7 @@ from daemon.cli.errors import (
 )
 from daemon.cli.progress import Feedback
 from reservoir.bench import run_bench
+from reservoir.progress import listening
 from reservoir.registry import REGISTRY, UnsupportedTask, recording
 from reservoir.tasks import TASKS, TaskDataError
 from reservoir.tasks.base import ClassificationTask
@@ -203,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
             task = mnist_task(args.data, args.n_train, args.n_test)
         with Feedback(args.quiet) as feedback, ExitStack() as stack:
             feedback.step(f"{args.task} x {args.reservoir}: starting")
+            stack.enter_context(listening(feedback.detail))  # batches and stage-1 samples of spiking kinds
             if args.reservoir in SPIKING:
                 built = stack.enter_context(recording(args.reservoir))
             result = run_bench(

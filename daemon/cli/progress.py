@@ -15,7 +15,6 @@ from typing import TextIO, TypeVar
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     SpinnerColumn,
     TaskID,
@@ -35,6 +34,7 @@ class Feedback:
         self.enabled = not quiet and callable(isatty) and bool(isatty())
         self._progress: Progress | None = None
         self._step: TaskID | None = None
+        self._main = ""
 
     def __enter__(self) -> Feedback:
         if self.enabled:
@@ -42,7 +42,7 @@ class Feedback:
                 SpinnerColumn(),
                 TextColumn("{task.description}"),
                 BarColumn(),
-                MofNCompleteColumn(),
+                TextColumn("{task.fields[count]}"),
                 TimeElapsedColumn(),
                 console=Console(file=self.stream),
                 transient=True,
@@ -64,11 +64,19 @@ class Feedback:
 
     def step(self, description: str) -> None:
         """Show ``description`` as the current step (a spinner and the time since the first step)."""
+        self._main = description
+        self._show(description)
+
+    def detail(self, note: str) -> None:
+        """Add ``note`` (an inner loop: a batch, a sample) to the current step."""
+        self._show(f"{self._main} - {note}" if self._main else note)
+
+    def _show(self, description: str) -> None:
         progress = self._progress
         if progress is None:
             return
         if self._step is None:
-            self._step = progress.add_task(description, total=None)
+            self._step = progress.add_task(description, total=None, count="")
         else:
             progress.update(self._step, description=description)
 
@@ -80,10 +88,11 @@ class Feedback:
             return
         if total is None and isinstance(items, Sized):
             total = len(items)
-        task = progress.add_task(description, total=total)
+        of = "" if total is None else f"/{total}"
+        task = progress.add_task(description, total=total, count=f"0{of}")
         try:
-            for item in items:
+            for done, item in enumerate(items, 1):
                 yield item
-                progress.advance(task)
+                progress.update(task, advance=1, count=f"{done}{of}")
         finally:
             progress.remove_task(task)

@@ -136,3 +136,14 @@ def test_no_progress_when_stderr_is_not_a_terminal() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "seed" not in proc.stderr and "\x1b" not in proc.stderr
+
+
+def test_reservoir_progress_notes_reach_only_a_listener() -> None:
+    from reservoir.progress import listening, note
+
+    seen: list[str] = []
+    note("nobody listens")  # a no-op
+    with listening(seen.append):
+        note("batch 1/2")
+    note("after")
+    assert seen == ["batch 1/2"]
