@@ -18,11 +18,14 @@ import logging
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.errors import EXIT_USAGE, plain  # 2: bad --mqtt, unreadable password file, unusable --out
+from daemon.cli.errors import (  # 2: bad --mqtt, unreadable password file, unusable --out
+    UsageError,
+    check_output_dir,
+    plain,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,11 +84,10 @@ def main(args: argparse.Namespace) -> int:
         alpha = parse_alpha(args.alpha)
         password = read_password(args.password_file) if args.password_file else None
     except (ValueError, OSError) as exc:
-        print(f"asicrc collect: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(str(exc)) from exc
     if args.duration is not None and not args.duration > 0:
-        print(f"asicrc collect: --duration must be > 0, got {args.duration}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"--duration must be > 0, got {args.duration}")
+    check_output_dir(args.out, "--out")
     settings = MqttSettings(
         host=host,
         port=port,

@@ -74,7 +74,7 @@ def _usage(p: argparse.ArgumentParser) -> int:
 
 
 def _error(msg: str) -> int:
-    print(f"asicrc live: {msg}", file=sys.stderr)
+    print(f"asicrc live: error: {msg}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -178,6 +178,10 @@ def serve_main(args: argparse.Namespace) -> int:
     """``asicrc live serve``: :func:`daemon.live.main` with these flags; 2 on a usage error."""
     if not args.simulate and not args.config:
         return _error("serve needs --simulate or --config FILE")
+    if args.ca_file and not args.tls:
+        return _error("--ca-file needs --tls")
+    if args.ca_file and not Path(args.ca_file).is_file():
+        return _error(f"--ca-file {args.ca_file!r}: no such file")
     if not Path(args.readout).is_file():
         return _error(f"--readout {args.readout!r}: no such file (asicrc live train --out FILE)")
     from daemon.cli.collect_cmd import parse_broker
@@ -195,10 +199,6 @@ def serve_main(args: argparse.Namespace) -> int:
         return _error(f"--readout {args.readout!r}: not a LiveModel file ({exc})")
     argv = ["--mqtt", args.mqtt, "--readout", args.readout, "--topic-root", args.topic_root]
     argv += ["--time-scale", str(args.time_scale)]
-    if args.ca_file and not args.tls:
-        return _error("--ca-file needs --tls")
-    if args.ca_file and not Path(args.ca_file).is_file():
-        return _error(f"--ca-file {args.ca_file!r}: no such file")
     for flag, value in (
         ("--ca-file", args.ca_file),
         ("--config", args.config),

@@ -14,6 +14,7 @@ import signal
 import sys
 from typing import Any
 
+from daemon.cli.errors import UsageError
 from simulator.chain import MAX_CHIPS, Knobs
 from simulator.mining import DEFAULT_DIFFICULTY_SCALE
 from simulator.pty_server import BoardConfig, SimulatedBoard
@@ -171,6 +172,5 @@ async def _control(boards: list[SimulatedBoard], stop: asyncio.Event) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``asicrc sim``."""
     if args.boards < 1:
-        print("asicrc sim: --boards must be >= 1", file=sys.stderr)
-        return 2
+        raise UsageError("--boards must be >= 1")
     return asyncio.run(serve(args))

@@ -92,6 +92,12 @@ CASES: list[tuple[str, int, str]] = [
     ("analyze --timestamps {ok} --alpha 5", EXIT_USAGE, "--alpha"),
     ("run --duration -5 --simulate 1", EXIT_USAGE, "--duration: must be > 0"),
     ("run --config {plan5v} --simulate 1", EXIT_USAGE, "plans[0].points[1]: voltage 5 V outside"),
+    # the other commands follow the same rules
+    ("sim --boards 0", EXIT_USAGE, "--boards must be >= 1"),
+    ("collect --mqtt 127.0.0.1:1883 --out {file}/x --duration 1", EXIT_USAGE, "--out"),
+    ("live train --out {tmp}/m.npz", EXIT_USAGE, "needs --simulate"),
+    ("live serve --mqtt 127.0.0.1:1 --readout {file} --simulate --ca-file {file}", EXIT_USAGE, "needs --tls"),
+    ("decode zz", EXIT_USAGE, "not a hex digit"),
     # usage errors of argparse itself are one line too
     ("bench narma10", EXIT_USAGE, "--reservoir"),
     ("record", EXIT_USAGE, "ACTION"),
