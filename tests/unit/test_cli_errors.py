@@ -8,6 +8,7 @@ what a shell sees (no traceback, one line) is pinned too.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -157,19 +158,23 @@ def _asicrc(
     )
 
 
-def test_a_report_that_fails_after_computing_keeps_the_result_and_exits_1(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["bench", "analyze"])
+def test_a_report_that_fails_after_computing_keeps_the_result_and_exits_1(
+    fx: dict[str, str], tmp_path: Path, command: str
+) -> None:
     """A real write failure (a 2 kB file-size limit: the PNGs cannot be written) after a finished run."""
 
     def small_files() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
 
-    argv = ["bench", "narma10", "-r", "esn", "--seeds", "1", *FAST_BENCH, "--json"]
+    if command == "bench":
+        argv = ["bench", "narma10", "-r", "esn", "--seeds", "1", *FAST_BENCH, "--json"]
+    else:
+        argv = ["analyze", fx["rec"], "--no-mc", "--json"]
     proc = _asicrc([*argv, "--report", str(tmp_path / "report")], preexec_fn=small_files)
     assert proc.returncode == EXIT_RUNTIME, proc.stderr
-    import json
-
-    assert json.loads(proc.stdout)["task"] == "narma10"  # the result is printed all the same
+    assert json.loads(proc.stdout)  # the result is printed all the same
     _one_error_line(proc.stderr, "the result above is complete")
 
 
