@@ -103,7 +103,7 @@ def _add_verbose(parser: argparse.ArgumentParser) -> None:
                 "--verbose",
                 dest="verbose_sub",
                 action="count",
-                default=0,
+                default=argparse.SUPPRESS,  # a nested parser's default must not reset an outer -v
                 help="more log output on stderr (-vv: debug, and tracebacks)",
             )
         _add_verbose(p)

@@ -185,3 +185,14 @@ def test_version_and_verbose_after_the_subcommand(capsys: pytest.CaptureFixture[
     assert capsys.readouterr().out.startswith("asicrc ")
     assert main(["decode", "55 AA 52 05 00 00 0A", "-v"]) == 0
     assert main(["-v", "decode", "55 AA 52 05 00 00 0A", "-vv"]) == 0
+    from daemon.cli import build_parser
+
+    parser = build_parser()
+    for argv, level in (
+        (["record", "-v", "info", "x"], 1),
+        (["record", "info", "x", "-vv"], 2),
+        (["-v", "record", "info", "x"], 1),
+        (["-v", "decode", "-v", "55"], 2),
+    ):
+        ns = parser.parse_args(argv)
+        assert ns.verbose + getattr(ns, "verbose_sub", 0) == level, argv
