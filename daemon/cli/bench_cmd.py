@@ -239,6 +239,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def noise_floor_line(nf: dict[str, Any]) -> str:
+    """The shot-noise floor of the features in words (None = infinite: no events in a slot)."""
+
+    def num(key: str, fmt: str) -> str:
+        v = nf.get(key)
+        return "inf" if v is None else format(float(v), fmt)
+
+    return (
+        f"shot-noise floor at {num('mean_count_per_slot', '.3g')} events per slot and chip: "
+        f"count {num('count', '.1%')} relative, log-interval mean {num('log_iv_mean', '.3f')}, "
+        f"invalid fraction {num('invalid_frac', '.3f')} (absolute)"
+    )
+
+
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     """The result on stdout: one JSON object, or a few lines of text."""
     if as_json:
@@ -258,7 +272,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         hz_s = "n/a" if hz is None else f"{hz:.3g}"
         print(f"branching factor {bf_s}, liquid rate {hz_s} Hz (mean over seeds)")
     if "noise_floor" in summary:
-        print(f"shot-noise floor: {summary['noise_floor']}")
+        print(noise_floor_line(summary["noise_floor"]))
     if "null" in summary:
         null = summary["null"]
         rate, value = null["rate_hz"], null["value"]

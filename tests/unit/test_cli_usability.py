@@ -147,3 +147,17 @@ def test_reservoir_progress_notes_reach_only_a_listener() -> None:
         note("batch 1/2")
     note("after")
     assert seen == ["batch 1/2"]
+
+
+def test_the_shot_noise_floor_is_printed_in_words() -> None:
+    from daemon.cli.bench_cmd import noise_floor_line
+
+    line = noise_floor_line(
+        {"mean_count_per_slot": 20.0, "count": 0.2236, "log_iv_mean": 0.294, "invalid_frac": 0.0}
+    )
+    assert line.startswith("shot-noise floor at 20 events per slot and chip: count 22.4% relative")
+    assert "{" not in line
+    empty = noise_floor_line(
+        {"mean_count_per_slot": 0.0, "count": None, "log_iv_mean": None, "invalid_frac": 0.0}
+    )
+    assert "count inf relative" in empty  # infinite (no events) arrives as null from the JSON-safe summary
