@@ -271,7 +271,7 @@ def _table(results: Sequence[StreamResult]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``asicrc analyze``; errors are :class:`AnalyzeError` (exit 2, one line on stderr)."""
-    with Feedback(args.quiet) as feedback:
+    with Feedback(args.quiet) as feedback:  # closed before the result is printed (stdout may share the tty)
         return _run(args, feedback)
 
 
@@ -326,6 +326,7 @@ def _run(args: argparse.Namespace, feedback: Feedback) -> int:
     if not stats:
         raise AnalyzeError(f"no stream has at least {MIN_EVENTS} events ({len(skipped)} streams skipped)")
     results = decide(stats, alpha=args.alpha, correction=args.correction)
+    feedback.close()
     if args.json:
         objs = [r.to_json() for r in results]
         doc = _finite(objs[0] if len(objs) == 1 else objs)
@@ -333,28 +334,41 @@ def _run(args: argparse.Namespace, feedback: Feedback) -> int:
     else:
         print(_table(results), flush=True)
     if report_dir is not None:
-        from reservoir.stats.report import write_report
-
-        feedback.step(f"writing the report into {report_dir}")
-        if args.by == "point":
-            points = [_point_row(r.stats) for r in results]
-        else:
-            points = [
-                row for ev in evs if "voltage_v" in ev and "freq_mhz" in ev for row in _point_rows(ev, clock)
-            ]
-        try:
-            path = write_report(
-                results,
-                gaps,
-                report_dir,
-                points=points,
-                title=f"asicrc analyze {' '.join(args.recording) or args.timestamps}",
-                notes=[*skipped, f"clock: {clock}; correction: {args.correction}; alpha: {args.alpha}"],
-            )
-        except OSError as exc:
-            raise RuntimeFailure(f"--report {args.report}: {exc} (the result above is complete)") from exc
+        with Feedback(args.quiet) as fb:
+            fb.step(f"writing the report into {report_dir}")
+            path = _write_report(args, report_dir, results, gaps, evs, clock, skipped)
         print(f"report: {path}", file=sys.stderr)
     return 0
+
+
+def _write_report(
+    args: argparse.Namespace,
+    report_dir: Path,
+    results: list[StreamResult],
+    gaps: dict[str, np.ndarray],
+    evs: list[dict[str, np.ndarray]],
+    clock: str,
+    skipped: list[str],
+) -> Path:
+    """The HTML report; a write failure is a :class:`RuntimeFailure` (the result is already printed)."""
+    from reservoir.stats.report import write_report
+
+    if args.by == "point":
+        points = [_point_row(r.stats) for r in results]
+    else:
+        mapped = [ev for ev in evs if "voltage_v" in ev and "freq_mhz" in ev]
+        points = [row for ev in mapped for row in _point_rows(ev, clock)]
+    try:
+        return write_report(
+            results,
+            gaps,
+            report_dir,
+            points=points,
+            title=f"asicrc analyze {' '.join(args.recording) or args.timestamps}",
+            notes=[*skipped, f"clock: {clock}; correction: {args.correction}; alpha: {args.alpha}"],
+        )
+    except OSError as exc:
+        raise RuntimeFailure(f"--report {args.report}: {exc} (the result above is complete)") from exc
 
 
 def _point_row(s: StreamStats) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Shown only when stderr is a terminal and ``--quiet`` was not given; otherwise every call is a no-op, so
 piped or logged stderr stays free of control codes. The display is transient: it is erased when the work
-is done, leaving the result (stdout) and any log lines.
+is done, leaving the result (stdout) and any log lines. Close it before printing the result: stdout and
+stderr are often the same terminal.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Feedback:
                 TimeElapsedColumn(),
                 console=Console(file=self.stream),
                 transient=True,
+                redirect_stdout=False,  # the result goes to the real stdout, never into the display
+                redirect_stderr=False,
             )
             progress.start()
             self._progress = progress

@@ -124,6 +124,18 @@ def test_progress_goes_to_the_terminal_on_stderr_never_to_stdout() -> None:
     assert quiet_code == 0 and b"seed" not in quiet_term
 
 
+def test_analyze_on_a_terminal_keeps_its_json_on_stdout(tmp_path: Path) -> None:
+    runs = [tmp_path / f"run{i}" for i in (1, 2)]
+    for r in runs:
+        make_recording(r)
+    code, out, term = _run_on_pty(
+        ["analyze", *map(str, runs), "--no-mc", "--json", "--report", str(tmp_path / "r")]
+    )
+    assert code == 0, term[-2000:]
+    assert len(json.loads(out)) == 4  # two boards in each of two recordings, all on stdout
+    assert b"report: " in term and b'"stream"' not in term
+
+
 def test_no_progress_when_stderr_is_not_a_terminal() -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(
