@@ -211,9 +211,14 @@ def _recover(args: argparse.Namespace) -> int:
     dirs = [Path(d) for d in args.dir]
     for d in dirs:
         _check(d)
+    rec_log = logging.getLogger("daemon.recording")
+    level = rec_log.level
     if args.verbose == 0:  # each segment is reported on stdout below; the log would repeat it on stderr
-        logging.getLogger("daemon.recording").setLevel(logging.ERROR)
-    found = [(d, r) for d in dirs for r in recover_dir(d, check_segments=True)]
+        rec_log.setLevel(logging.ERROR)
+    try:
+        found = [(d, r) for d in dirs for r in recover_dir(d, check_segments=True)]
+    finally:
+        rec_log.setLevel(level)
     if args.json:
         print(json.dumps({"recovered": [{"dir": str(d), **r.to_json()} for d, r in found]}))
     else:
