@@ -173,3 +173,44 @@ def test_the_shot_noise_floor_is_printed_in_words() -> None:
         {"mean_count_per_slot": 0.0, "count": None, "log_iv_mean": None, "invalid_frac": 0.0}
     )
     assert "count inf relative" in empty  # infinite (no events) arrives as null from the JSON-safe summary
+
+
+@pytest.mark.parametrize(("tls", "first_byte"), [(True, 0x16), (False, 0x10)])
+def test_live_serve_tls_speaks_tls_to_the_broker(tmp_path: Path, tls: bool, first_byte: int) -> None:
+    """A real listener on 127.0.0.1 reads the client's first byte: a TLS handshake record (0x16) with
+    ``--tls``, an MQTT CONNECT packet (0x10) without it."""
+    import socket
+
+    import numpy as np
+
+    from daemon.live import LiveModel, LiveParams
+    from reservoir.readout import RidgeReadout
+
+    params = LiveParams()
+    n = params.n_sub * 6  # features per input of the emulated single-chip board
+    rng = np.random.default_rng(0)
+    model = LiveModel(params, RidgeReadout(alpha=1.0).fit(rng.normal(size=(40, n)), rng.normal(size=40)))
+    model.save(tmp_path / "m.npz")
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(60)
+        port = server.getsockname()[1]
+        argv = [
+            "live",
+            "serve",
+            "--mqtt",
+            f"127.0.0.1:{port}",
+            "--readout",
+            str(tmp_path / "m.npz"),
+            "--simulate",
+        ]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        cmd = [sys.executable, "-m", "daemon", *argv, *(["--tls"] if tls else [])]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(30)
+                assert conn.recv(1)[0] == first_byte
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=30)
