@@ -378,6 +378,36 @@ def _check_plan(path: str, p: PlanConfig, board_names: set[str]) -> None:
             raise ConfigError(f"{path}.freq_lo_mhz", msg)
 
 
+def _check_plan_envelope(path: str, p: PlanConfig, boards: list[BoardConfig], default: SafetyLimits) -> None:
+    """Every setpoint the plan asks for lies inside the envelope of every board it runs on (else the gate
+    would clamp it at run time, and the sweep would not measure the point it names)."""
+    envs = [(b.name, b.safety) for b in boards if not p.boards or b.name in p.boards] or [("", default)]
+    asks: list[tuple[str, float | None, float | None]] = []
+    if p.kind == "sweep" and p.points:
+        asks += [(f"{path}.points[{i}]", pt[0], pt[1]) for i, pt in enumerate(p.points)]
+    elif p.kind == "sweep":
+        asks += [(f"{path}.voltage_v[{i}]", v, None) for i, v in enumerate(p.voltage_v)]
+        asks += [(f"{path}.freq_mhz[{i}]", None, f) for i, f in enumerate(p.freq_mhz)]
+    else:
+        asks.append((f"{path}.hold_voltage_v", p.hold_voltage_v, None))
+        if p.kind == "hold":
+            asks.append((f"{path}.hold_freq_mhz", None, p.hold_freq_mhz))
+        else:
+            asks += [
+                (f"{path}.freq_lo_mhz", None, p.freq_lo_mhz),
+                (f"{path}.freq_hi_mhz", None, p.freq_hi_mhz),
+            ]
+    for name, lim in envs:
+        board = f" of board {name!r}" if name else ""
+        for key, v, f in asks:
+            if v is not None and not lim.core_voltage_min_v <= v <= lim.core_voltage_max_v:
+                env = f"{lim.core_voltage_min_v:g} .. {lim.core_voltage_max_v:g} V"
+                raise ConfigError(key, f"voltage {v:g} V outside the safety envelope{board} ({env})")
+            if f is not None and not lim.freq_min_mhz <= f <= lim.freq_max_mhz:
+                env = f"{lim.freq_min_mhz:g} .. {lim.freq_max_mhz:g} MHz"
+                raise ConfigError(key, f"frequency {f:g} MHz outside the safety envelope{board} ({env})")
+
+
 #: Characters an MQTT topic level may not hold (separator and wildcards, MQTT 3.1.1 section 4.7).
 TOPIC_LEVEL_FORBIDDEN = ("/", "+", "#", "\x00")
 #: Emulated board names (``--simulate N`` serves sim0 .. sim<N-1>; daemon/sim_boards.py).
@@ -498,6 +528,7 @@ def parse_config(data: dict[str, Any]) -> Config:
             raise ConfigError(path, "expected a table")
         plan = _build(PlanConfig, raw, path)
         _check_plan(path, plan, names)
+        _check_plan_envelope(path, plan, boards, cfg.safety)
         if any(p.name == plan.name for p in plans):
             raise ConfigError(f"{path}.name", f"value {plan.name!r} is used by another plan")
         plans.append(plan)

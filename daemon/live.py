@@ -121,10 +121,26 @@ def train_live_model(
     washout: int = 0,
 ) -> LiveModel:
     """Run ``u`` one step per substrate call (as the live service does) and fit the readout on ``y``."""
-    res = params.reservoir(substrate)
-    states = np.vstack([res.run(np.array([[params.scale(float(v))]])) for v in u])
+    states = live_states(substrate, u, params)
     readout = RidgeReadout(alpha=alpha).fit(states[washout:], np.asarray(y, dtype=np.float64)[washout:])
     return LiveModel(params, readout)
+
+
+def live_states(
+    substrate: Substrate,
+    u: Sequence[float],
+    params: LiveParams,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """The state row (one substrate call) of each input of ``u``, as the live service runs them;
+    ``progress(i)`` after each step."""
+    res = params.reservoir(substrate)
+    rows = []
+    for i, v in enumerate(u):
+        rows.append(res.run(np.array([[params.scale(float(v))]])))
+        if progress is not None:
+            progress(i + 1)
+    return np.vstack(rows)
 
 
 def parse_input(payload: bytes) -> tuple[int, float]:
@@ -459,6 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--username")
     p.add_argument("--password-file")
     p.add_argument("--metrics-port", type=int, help="serve the metrics on 127.0.0.1:PORT")
+    p.add_argument("--tls", action="store_true", help="connect to the broker with TLS")
+    p.add_argument("--ca-file", metavar="F", help="CA bundle for --tls (default: the system store)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     host, port = parse_broker(args.mqtt)
@@ -470,6 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         password=password,
         topic_root=args.topic_root,
         host_id=args.host_id,
+        tls=args.tls,
+        ca_file=args.ca_file,
     )
     model = LiveModel.load(Path(args.readout))
     if args.simulate:

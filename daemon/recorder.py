@@ -206,11 +206,13 @@ class Recorder:
             if not self._opened:
                 self._count_dropped(rows, log_rows)
                 return
+        logs_written = 0
         try:
+            if logs:  # first: small, in their own segment, and they hold the safety log
+                self._write("log", pa.Table.from_batches(logs, LOG_SCHEMA).combine_chunks().to_batches())
+                logs_written = log_rows
             if events:
                 self._write_events(events)
-            if logs:
-                self._write("log", pa.Table.from_batches(logs, LOG_SCHEMA).combine_chunks().to_batches())
             for seg in self._seg.values():
                 if seg is not None:
                     seg.fh.flush()
@@ -228,7 +230,8 @@ class Recorder:
                 ):
                     self._close_segment(kind)
         except (OSError, pa.ArrowException) as exc:
-            self._fail(exc, dropped=rows, dropped_log=log_rows)
+            self.stats.log_rows += logs_written  # whole batches in the kernel: kept by recovery
+            self._fail(exc, dropped=rows, dropped_log=log_rows - logs_written)
             return
         self.stats.rows += rows
         self.stats.log_rows += log_rows
@@ -333,7 +336,12 @@ class Recorder:
         self._retry_at = self._clock() + self.policy.retry_interval_s
 
     def close(self) -> None:
-        """Flush everything, finish open segments, stamp ``stop_unix_ns`` in meta.json. Errors are counted."""
+        """Flush everything, finish open segments, stamp ``stop_unix_ns`` in meta.json. Errors are counted.
+
+        After a write error the last rows get one more attempt here instead of waiting out the retry
+        interval: they hold the shutdown's safety log (every board to its floors), the last word of a run.
+        """
+        self._retry_at = None
         self.flush(fsync=True)
         try:
             for kind in ("events", "log"):

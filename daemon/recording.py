@@ -71,15 +71,25 @@ def write_json_atomic(path: Path, obj: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------- recovery
 
 
+#: Where recovery moves segments it cannot read (never deleted): ``<run>/damaged/<name>``.
+DAMAGED_DIR = "damaged"
+
+
 @dataclass(slots=True)
 class RecoveredSegment:
-    """One torn ``.part`` found at start: whole batches kept in ``path``; ``lost_bytes`` of torn tail."""
+    """One torn ``.part`` found at start: whole batches kept in ``path``; ``lost_bytes`` of torn tail.
+
+    A segment that cannot be read at all (no schema, another schema, damage inside a finished segment) is
+    moved whole to ``set_aside`` (``damaged/<name>``, relative to the run) with ``reason``; ``path`` is None.
+    """
 
     part: str
     path: str | None
     rows: int
     batches: int
     lost_bytes: int
+    set_aside: str | None = None
+    reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -141,12 +151,16 @@ def recover_segment(part: Path) -> RecoveredSegment:
     """Cut a torn ``*.arrows.part`` after its last whole batch, end the stream, rename it to ``*.arrows``.
 
     The cut is made in place (truncate, append the end-of-stream marker, fsync, rename, fsync dir), so it
-    needs no free space and no second copy. A part without a readable schema or rows is removed (``path``
-    None).
+    needs no free space and no second copy. A part whose schema is readable but which holds no whole batch
+    is removed (``path`` None; an empty file likewise); a part with bytes but no readable schema, or another
+    schema, is moved aside (:func:`set_aside`), never deleted.
     """
     size = part.stat().st_size
     scan = scan_stream(part)
     final = part.with_suffix("")  # drop ".part"
+    reason = _schema_problem(part, scan)
+    if reason is not None and size > 0:
+        return set_aside(part, reason, scan)
     if scan.schema is None or scan.rows == 0:
         part.unlink()
         fsync_dir(part.parent)
@@ -163,6 +177,45 @@ def recover_segment(part: Path) -> RecoveredSegment:
     return RecoveredSegment(part.name, final.name, scan.rows, scan.batches, size - scan.good_bytes)
 
 
+def _schema_problem(path: Path, scan: StreamScan) -> str | None:
+    """Why ``path`` is not a segment of its kind (None when its schema is the expected one)."""
+    m = SEGMENT_RE.match(path.name)
+    expected = LOG_SCHEMA if m and m.group(1) == "log" else EVENT_SCHEMA
+    if scan.schema is None:
+        return "not an Arrow IPC stream (no readable schema)"
+    if not scan.schema.equals(expected):
+        return f"not the {'log' if expected is LOG_SCHEMA else 'events'} schema"
+    return None
+
+
+def set_aside(path: Path, reason: str, scan: StreamScan | None = None) -> RecoveredSegment:
+    """Move an unreadable segment whole to ``<run>/damaged/`` (never deleted) and say why."""
+    size = path.stat().st_size
+    dest_dir = path.parent / DAMAGED_DIR
+    make_dir(dest_dir)
+    dest = dest_dir / path.name
+    n = 1
+    while dest.exists():  # a second damaged file of the same name (recovered twice): keep both
+        dest, n = dest_dir / f"{path.name}.{n}", n + 1
+    os.replace(path, dest)
+    fsync_dir(dest_dir)
+    fsync_dir(path.parent)
+    rows, batches = (scan.rows, scan.batches) if scan is not None else (0, 0)
+    log.warning("%s: %s; moved to %s", path, reason, dest)
+    return RecoveredSegment(path.name, None, rows, batches, size, f"{DAMAGED_DIR}/{dest.name}", reason)
+
+
+def check_finished(path: Path) -> RecoveredSegment | None:
+    """Read a finished segment in full (each batch validated); set it aside if damaged, else None."""
+    scan = scan_stream(path)
+    reason = _schema_problem(path, scan)
+    if reason is None and not scan.clean_end:
+        reason = f"damaged after {scan.batches} whole batches ({scan.rows} rows) at byte {scan.good_bytes}"
+    if reason is None:
+        return None
+    return set_aside(path, reason, scan)
+
+
 def read_meta(path: Path) -> dict[str, Any]:
     """``meta.json`` as a dict; ``{}`` when unreadable, not JSON, or JSON but not an object."""
     try:
@@ -172,9 +225,16 @@ def read_meta(path: Path) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
 
 
-def recover_dir(run_dir: Path) -> list[RecoveredSegment]:
-    """Recover every ``.part`` in one recording directory and note it in its ``meta.json``."""
+def recover_dir(run_dir: Path, check_segments: bool = False) -> list[RecoveredSegment]:
+    """Recover every ``.part`` in one recording directory and note it in its ``meta.json``.
+
+    With ``check_segments`` (``asicrc record recover``; too slow for every daemon start) every finished
+    segment is read in full too, and a damaged one is set aside.
+    """
     found = [recover_segment(p) for p in sorted(run_dir.glob("*.arrows.part")) if SEGMENT_RE.match(p.name)]
+    if check_segments:
+        done = (check_finished(p) for p in segments(run_dir, "events") + segments(run_dir, "log"))
+        found.extend(r for r in done if r is not None)
     if found:
         meta_path = run_dir / "meta.json"
         meta: dict[str, Any] = {}
@@ -185,6 +245,8 @@ def recover_dir(run_dir: Path) -> list[RecoveredSegment]:
         meta["recovered"].extend(r.to_json() for r in found)
         write_json_atomic(meta_path, meta)
         for r in found:
+            if r.set_aside is not None:
+                continue  # logged by set_aside()
             log.warning(
                 "recovered torn segment %s/%s: %d rows in %d batches kept, %d bytes of torn tail dropped",
                 run_dir,
@@ -238,7 +300,7 @@ def iter_batches(run_dir: Path, kind: str = "events") -> Iterator[pa.RecordBatch
                     except pa.ArrowException as exc:
                         raise ValueError(f"batch {i} is damaged: {exc}") from exc
                     yield batch
-            except (pa.ArrowException, ValueError) as exc:
+            except (pa.ArrowException, ValueError, OSError) as exc:  # pyarrow: OSError for a bad flatbuffer
                 raise ValueError(f"corrupted recording segment {path}: {exc}") from exc
 
 

@@ -167,6 +167,10 @@ class BoardSupervisor:
         self._crc_base = 0
         self._dropped_base = 0
         self._ready = asyncio.Event()
+        self._up = asyncio.Event()  # set while a session is up (bring-up done)
+        #: One write to the board at a time: a control-loop write computed before shutdown() must not land
+        #: after the shutdown's floors (it would leave the board, and the status, at the old setpoint).
+        self._apply_lock = asyncio.Lock()
         self.connected = False
         #: Called with (point, t_ns, freq_mhz) as soon as each PLL write has left the host (``t_ns`` on this
         #: supervisor's clock, taken when the transport write returned): when a setpoint really took effect.
@@ -203,14 +207,22 @@ class BoardSupervisor:
             self.state.reconnects += 1
         self.pipeline.log(self.name, "state", {"link": st.value})
 
-    async def shutdown(self) -> None:
-        """Put the board in its safe state (floors) and refuse every later request."""
+    async def shutdown(self, wait_link_s: float = 2.0) -> None:
+        """Put the board in its safe state (floors) and refuse every later request.
+
+        A reconnect in progress is given ``wait_link_s`` to finish (its bring-up starts at the floors now);
+        the floors are written after any write already in flight, under the same lock.
+        """
         self.envelope.shutdown()
-        out = self.envelope.tick()
-        chain = self._chain
-        if chain is not None and self.connected:
-            with contextlib.suppress(TransportError, ChainError, chipmath.UnreachableFrequency):
-                await asyncio.wait_for(self._apply(chain, out), 5.0)
+        if not self.connected and self._transport is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._up.wait(), wait_link_s)
+        async with self._apply_lock:
+            out = self.envelope.tick()
+            chain = self._chain
+            if chain is not None and self.connected:
+                with contextlib.suppress(TransportError, ChainError, chipmath.UnreachableFrequency):
+                    await asyncio.wait_for(self._apply(chain, out), 5.0)
         self._publish()
         self.state.status = "stopped"
         self.pipeline.log(self.name, "safety", {"action": "shutdown", "setpoint": out.setpoint.as_dict()})
@@ -240,6 +252,7 @@ class BoardSupervisor:
                 continue
             finally:
                 self.connected = False
+                self._up.clear()
                 self._ready.clear()
                 self._publish()
 
@@ -284,6 +297,7 @@ class BoardSupervisor:
         self._probe_sent = False
         self._crc_window = (now, 0)
         self.connected = True
+        self._up.set()
         st = self.state
         st.connected = True
         st.status = "connected"
@@ -410,10 +424,11 @@ class BoardSupervisor:
         silence_ns = int(self.timing.silence_timeout_s * 1e9)
         env = self.envelope
         while True:
-            out = env.tick()
-            if out.reinit:
-                raise _Reinit
-            await self._apply(chain, out)
+            async with self._apply_lock:  # tick inside: after a shutdown() this is the floor
+                out = env.tick()
+                if out.reinit:
+                    raise _Reinit
+                await self._apply(chain, out)
             st = self.state
             if out.mode is Mode.NORMAL:
                 st.status = "connected"

@@ -143,6 +143,12 @@ class ESN:
 def make_esn(spec: ReservoirSpec) -> ESN:
     """Registry factory: size from spec.size, other ESNParams fields from spec.options."""
     fields = set(ESNParams.__dataclass_fields__) - {"size"}
-    kw = {k: float(v) for k, v in spec.options.items() if k in fields}
+    unknown = set(spec.options) - fields
+    if unknown:
+        raise ValueError(f"unknown esn option(s) {sorted(unknown)}; allowed: {sorted(fields)}")
+    try:
+        kw = {k: float(v) for k, v in spec.options.items()}
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"esn options must be numbers: {exc}") from exc
     params = ESNParams(size=spec.size or DEFAULT_SIZE, **kw)
     return ESN(spec.n_inputs, params, spec.seed)

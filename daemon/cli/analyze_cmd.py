@@ -1,10 +1,13 @@
 """``asicrc analyze``: timing statistics, artefact detection and a verdict per stream (docs/analyze.md).
 
-    asicrc analyze RECORDING_DIR [--by board|chip|point] [--json] [--report DIR]
+    asicrc analyze RECORDING_DIR... [--by board|chip|point] [--json] [--report DIR]
     asicrc analyze --timestamps FILE [--json] [--report DIR]
 
 Reads the recording format of docs/recording-format.md (Arrow IPC stream segments ``events-*.arrows``; a torn
-``.part`` keeps its whole record batches). The statistics live in :mod:`reservoir.stats`.
+``.part`` keeps its whole record batches; a damaged finished segment is an error naming it, which
+``asicrc record recover DIR`` sets aside). Several recordings are analysed side by side, their streams named
+``<run-id>/<stream>``. The statistics live in :mod:`reservoir.stats`. Bad input exits 2, a report that cannot
+be written after the result was printed exits 1 (daemon/cli/errors.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from daemon.cli.errors import RuntimeFailure, UsageError, check_output_dir, nonneg_int, open_unit
+from daemon.cli.progress import Feedback
 from reservoir.stats import (
     MIN_EVENTS,
     StreamResult,
@@ -51,8 +56,8 @@ COLUMNS = (
 )
 
 
-class AnalyzeError(Exception):
-    """A user-facing error (bad file, missing directory, too few events)."""
+class AnalyzeError(UsageError):
+    """A user-facing input error (bad file, missing directory, damaged segment, too few events): exit 2."""
 
 
 @dataclass
@@ -70,21 +75,38 @@ class Stream:
 
 
 def read_segment(path: Path) -> pa.Table | None:
-    """Every whole record batch of one Arrow IPC stream file (a torn tail is dropped); None if unreadable."""
+    """Every whole, valid record batch of one Arrow IPC stream file; None if it holds none.
+
+    A torn ``.part`` (the daemon was killed while writing it) keeps its whole batches. Damage in a finished
+    segment raises :class:`AnalyzeError` naming it: ``asicrc record recover`` sets such a segment aside.
+    """
+    torn_ok = path.name.endswith(".part")
     batches: list[pa.RecordBatch] = []
+
+    def damaged(exc: Exception) -> AnalyzeError:
+        return AnalyzeError(
+            f"{path}: damaged segment ({exc}); run `asicrc record recover {path.parent}` to set it aside"
+        )
+
     try:
         reader = pa.ipc.open_stream(pa.memory_map(str(path)) if path.stat().st_size else pa.BufferReader(b""))
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:
+        if not torn_ok:
+            raise damaged(exc) from None
         log.warning("%s: not readable as an Arrow stream (%s); skipped", path, exc)
         return None
     while True:
         try:
-            batches.append(reader.read_next_batch())
+            batch = reader.read_next_batch()
+            batch.validate(full=True)
         except StopIteration:
             break
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowException, OSError) as exc:
+            if not torn_ok:
+                raise damaged(exc) from None
             log.warning("%s: torn tail after %d whole batches (%s)", path, len(batches), exc)
             break
+        batches.append(batch)
     if not batches:
         return None
     return pa.Table.from_batches(batches)
@@ -207,19 +229,25 @@ def read_timestamps(path: Path) -> np.ndarray:
     if not path.exists() or path.is_dir():
         raise AnalyzeError(f"{path}: no such file")
     vals: list[int] = []
+    lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
             s = line.strip()
             if not s or s.startswith("#"):
                 continue
             try:
-                vals.append(int(s))
+                v = int(s)
             except ValueError:
                 raise AnalyzeError(f"{path}:{lineno}: not an integer timestamp in ns: {s[:40]!r}") from None
+            if not lo <= v <= hi:
+                raise AnalyzeError(f"{path}:{lineno}: timestamp {s[:40]} ns is outside the int64 range")
+            vals.append(v)
     t = np.asarray(vals, dtype=np.int64)
     if len(t) > 1 and np.any(np.diff(t) < 0):
         log.warning("%s: timestamps are not in order; sorted", path)
         t = np.sort(t)
+    if len(t) > 1 and t[0] == t[-1]:
+        raise AnalyzeError(f"{path}: all {len(t)} timestamps are equal ({t[0]} ns): no intervals to analyse")
     return t
 
 
@@ -242,32 +270,47 @@ def _table(results: Sequence[StreamResult]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handler of ``asicrc analyze``; returns the exit code (1 on a user error, printed on stderr)."""
-    try:
-        return _run(args)
-    except AnalyzeError as exc:
-        print(f"asicrc analyze: error: {exc}", file=sys.stderr)
-        return 1
+    """Handler of ``asicrc analyze``; errors are :class:`AnalyzeError` (exit 2, one line on stderr)."""
+    with Feedback(args.quiet) as feedback:  # closed before the result is printed (stdout may share the tty)
+        return _run(args, feedback)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _read_all(dirs: list[Path], by: str, clock: str, feedback: Feedback) -> tuple[list[Stream], list[Any]]:
+    """Streams of every recording (named ``<run-id>/<stream>`` when there are several) and their events."""
+    streams: list[Stream] = []
+    evs: list[dict[str, np.ndarray]] = []
+    for d in feedback.track(dirs, "reading recordings") if len(dirs) > 1 else dirs:
+        feedback.step(f"reading {d}")
+        ev = read_recording(d, clock)
+        found = group_streams(ev, by, clock)
+        if len(dirs) > 1:
+            for st in found:
+                st.name = f"{d.name}/{st.name}"
+                st.labels["recording"] = d.name
+        streams.extend(found)
+        evs.append(ev)
+    return streams, evs
+
+
+def _run(args: argparse.Namespace, feedback: Feedback) -> int:
     clock = "t_host_ns" if args.clock == "host" else "t_ns"
     streams: list[Stream]
-    ev: dict[str, np.ndarray] | None = None
+    evs: list[dict[str, np.ndarray]] = []
+    report_dir = check_output_dir(args.report, "--report") if args.report else None  # before computing
     if args.timestamps:
         if args.recording:
             raise AnalyzeError("give either RECORDING_DIR or --timestamps FILE, not both")
         path = Path(args.timestamps)
         streams = [Stream(name=path.name, segments=[read_timestamps(path)])]
     elif args.recording:
-        ev = read_recording(Path(args.recording), clock)
-        streams = group_streams(ev, args.by, clock)
+        streams, evs = _read_all([Path(r) for r in args.recording], args.by, clock, feedback)
     else:
         raise AnalyzeError("give RECORDING_DIR or --timestamps FILE")
     stats: list[StreamStats] = []
     gaps: dict[str, np.ndarray] = {}
     skipped: list[str] = []
-    for i, st in enumerate(streams):
+    feedback.step(f"{len(streams)} stream(s)")
+    for i, st in enumerate(feedback.track(streams, "streams")):
         rid = st.col("read_id")
         try:
             s = compute_stream(st.segments, name=st.name, read_ids=rid, mc=not args.no_mc, seed=args.seed + i)
@@ -283,36 +326,54 @@ def _run(args: argparse.Namespace) -> int:
     if not stats:
         raise AnalyzeError(f"no stream has at least {MIN_EVENTS} events ({len(skipped)} streams skipped)")
     results = decide(stats, alpha=args.alpha, correction=args.correction)
-    if args.report:
-        from reservoir.stats.report import write_report
-
-        if args.by == "point":
-            points = [_point_row(r.stats) for r in results]
-        elif ev is not None and "voltage_v" in ev and "freq_mhz" in ev:
-            points = _point_rows(ev, clock)
-        else:
-            points = []
-        if args.recording:  # power, J/TH and temperature per sweep point: the log's point summaries
-            from daemon.point_log import read_point_summaries
-
-            points = [*points, *read_point_summaries(Path(args.recording))]
-        path = write_report(
-            results,
-            gaps,
-            args.report,
-            points=points,
-            title=f"asicrc analyze {args.recording or args.timestamps}",
-            notes=[f"clock: {clock}; correction: {args.correction}; alpha: {args.alpha}"],
-            warnings=skipped,
-        )
-        print(f"report: {path}", file=sys.stderr)
+    feedback.close()
     if args.json:
         objs = [r.to_json() for r in results]
         doc = _finite(objs[0] if len(objs) == 1 else objs)
-        print(json.dumps(doc, default=_json_default, allow_nan=False))
+        print(json.dumps(doc, default=_json_default, allow_nan=False), flush=True)
     else:
-        print(_table(results))
+        print(_table(results), flush=True)
+    if report_dir is not None:
+        with Feedback(args.quiet) as fb:
+            fb.step(f"writing the report into {report_dir}")
+            path = _write_report(args, report_dir, results, gaps, evs, clock, skipped)
+        print(f"report: {path}", file=sys.stderr)
     return 0
+
+
+def _write_report(
+    args: argparse.Namespace,
+    report_dir: Path,
+    results: list[StreamResult],
+    gaps: dict[str, np.ndarray],
+    evs: list[dict[str, np.ndarray]],
+    clock: str,
+    skipped: list[str],
+) -> Path:
+    """The HTML report; a write failure is a :class:`RuntimeFailure` (the result is already printed)."""
+    from reservoir.stats.report import write_report
+
+    if args.by == "point":
+        points = [_point_row(r.stats) for r in results]
+    else:
+        mapped = [ev for ev in evs if "voltage_v" in ev and "freq_mhz" in ev]
+        points = [row for ev in mapped for row in _point_rows(ev, clock)]
+    if args.recording:  # power, J/TH and temperature per sweep point: the log's point summaries
+        from daemon.point_log import read_point_summaries
+
+        points = [*points, *(row for d in args.recording for row in read_point_summaries(Path(d)))]
+    try:
+        return write_report(
+            results,
+            gaps,
+            report_dir,
+            points=points,
+            title=f"asicrc analyze {' '.join(args.recording) or args.timestamps}",
+            notes=[f"clock: {clock}; correction: {args.correction}; alpha: {args.alpha}"],
+            warnings=skipped,
+        )
+    except OSError as exc:
+        raise RuntimeFailure(f"--report {args.report}: {exc} (the result above is complete)") from exc
 
 
 def _point_row(s: StreamStats) -> dict[str, Any]:
@@ -368,7 +429,12 @@ def register(subparsers: Any) -> None:
         help="timing statistics, artefact detection and a Poisson verdict per stream",
         description="Test event timing against a homogeneous Poisson process; detect host artefacts.",
     )
-    p.add_argument("recording", nargs="?", metavar="RECORDING_DIR", help="recording directory")
+    p.add_argument(
+        "recording",
+        nargs="*",
+        metavar="RECORDING_DIR",
+        help="recording directory, <state-dir>/recordings/<run-id>; several are analysed side by side",
+    )
     p.add_argument("--timestamps", metavar="FILE", help="text file: one integer ns timestamp per line")
     p.add_argument("--by", choices=("board", "chip", "point"), default="board", help="stream grouping")
     p.add_argument("--json", action="store_true", help="print JSON (one object, a list for several streams)")
@@ -377,7 +443,12 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--correction", choices=("holm", "bh", "none"), default="holm", help="multiple comparisons"
     )
-    p.add_argument("--alpha", type=float, default=0.05, help="family-wise (holm) or FDR (bh) level")
+    p.add_argument(
+        "--alpha", type=open_unit, default=0.05, help="family-wise (holm) or FDR (bh) level, in (0, 1)"
+    )
     p.add_argument("--no-mc", action="store_true", help="skip Monte-Carlo p-values (fast)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the interval-shuffle surrogates")
+    p.add_argument(
+        "--seed", type=nonneg_int, default=0, help="seed of the interval-shuffle surrogates (>= 0)"
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress display on stderr")
     p.set_defaults(func=run)

@@ -23,7 +23,17 @@ from typing import Any
 
 import numpy as np
 
+from daemon.cli.errors import (
+    RuntimeFailure,
+    UsageError,
+    check_output_dir,
+    plain,
+    positive_float,
+    positive_int,
+)
+from daemon.cli.progress import Feedback
 from reservoir.bench import run_bench
+from reservoir.progress import listening
 from reservoir.registry import REGISTRY, UnsupportedTask, recording
 from reservoir.tasks import TASKS, TaskDataError
 from reservoir.tasks.base import ClassificationTask
@@ -35,23 +45,35 @@ SPIKING = ("lsm", "lsm-stdp", "nalsm")
 
 def register(subparsers: Any) -> None:
     """Add the ``bench`` subcommand."""
-    p = subparsers.add_parser("bench", help="benchmark a reservoir on a task", description=__doc__)
+    p = subparsers.add_parser(
+        "bench",
+        help="benchmark a reservoir on a task",
+        description=plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("task", choices=TASKS, help="benchmark task")
     p.add_argument("--reservoir", "-r", required=True, choices=sorted(REGISTRY), help="reservoir kind")
-    p.add_argument("--size", type=int, default=None, help="state size N (default: the reservoir's, esn 100)")
-    p.add_argument("--seeds", type=int, default=3, help="reservoir seeds 0..K-1 (default 3)")
+    p.add_argument(
+        "--size", type=positive_int, default=None, help="state size N (default: the reservoir's, esn 100)"
+    )
+    p.add_argument("--seeds", type=positive_int, default=3, help="reservoir seeds 0..K-1 (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress display on stderr")
     p.add_argument("--report", metavar="DIR", help="write plots and summary tables into DIR")
     p.add_argument("--series", metavar="FILE", help="forecast: one-column .npy or .csv series")
-    p.add_argument("--horizon", type=int, default=1, help="forecast: steps ahead (default 1)")
+    p.add_argument("--horizon", type=positive_int, default=1, help="forecast: steps ahead (default 1)")
     p.add_argument(
         "--data",
         metavar="FILE",
         help="classify: .npz with X, y and optionally n_train, or mnist:DIR (IDX files)",
     )
-    p.add_argument("--n-train", type=int, default=None, help="generated tasks: training steps")
-    p.add_argument("--n-test", type=int, default=None, help="generated tasks: test steps")
-    p.add_argument("--rate", type=float, default=None, help="poisson-null: events/s per chip")
+    p.add_argument(
+        "--n-train", type=positive_int, default=None, help="generated tasks and mnist: training steps/samples"
+    )
+    p.add_argument(
+        "--n-test", type=positive_int, default=None, help="generated tasks and mnist: test steps/samples"
+    )
+    p.add_argument("--rate", type=positive_float, default=None, help="poisson-null: events/s per chip")
     p.add_argument(
         "--set",
         metavar="KEY=VALUE",
@@ -64,11 +86,15 @@ def register(subparsers: Any) -> None:
         "--no-null", action="store_true", help="asic: skip the poisson-null run at the measured rate"
     )
     p.add_argument("--config", metavar="FILE", help="asic: daemon config for the substrate")
-    p.add_argument("--chips", type=int, default=1, help="asic --simulate: emulated chips (default 1)")
     p.add_argument(
-        "--slot-ns", type=int, default=1_000_000, help="asic: sub-slot length in ns (default 1 ms)"
+        "--chips", type=positive_int, default=1, help="asic --simulate: emulated chips (default 1)"
     )
-    p.add_argument("--time-scale", type=float, default=None, help="asic --simulate: clock acceleration")
+    p.add_argument(
+        "--slot-ns", type=positive_int, default=1_000_000, help="asic: sub-slot length in ns (default 1 ms)"
+    )
+    p.add_argument(
+        "--time-scale", type=positive_float, default=None, help="asic --simulate: clock acceleration"
+    )
     p.add_argument(
         "--plant",
         action="append",
@@ -142,25 +168,35 @@ def _substrate_factory(args: argparse.Namespace) -> Any:
     try:
         make = importlib.import_module("daemon.substrate").make_substrate
     except (ImportError, AttributeError) as exc:
-        raise SystemExit(
-            "asicrc bench: --reservoir asic needs daemon.substrate.make_substrate, which is not available "
+        raise RuntimeFailure(
+            "--reservoir asic needs daemon.substrate.make_substrate, which is not available "
             f"in this build ({exc}). The Python API runs asic on reservoir.substrate.RateModelSubstrate."
         ) from exc
     return make(args)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Handler: run the benchmark and print the result."""
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items (numbers as floats) and ``--rate``; :class:`UsageError` when malformed."""
     options: dict[str, Any] = {}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            print(f"asicrc bench: --set expects KEY=VALUE, got {item!r}", file=sys.stderr)
-            return 2
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
         try:
             options[key] = float(value)
         except ValueError:
             options[key] = value
+    if args.rate is not None:
+        if args.reservoir != "poisson-null":
+            raise UsageError("--rate applies to --reservoir poisson-null only")
+        options["rate_hz"] = args.rate
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler: run the benchmark and print the result (then write --report, if asked)."""
+    options = _options(args)
+    report_dir = check_output_dir(args.report, "--report") if args.report else None  # before computing
     substrate = None
     if (args.plant or args.plant_param) and not (args.reservoir == "asic" and args.simulate):
         print("asicrc bench: --plant/--plant-param need --reservoir asic --simulate", file=sys.stderr)
@@ -170,10 +206,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             substrate = options["substrate"] = _substrate_factory(args)
         except (ValueError, OSError) as exc:
-            print(f"asicrc bench: {exc}", file=sys.stderr)
-            return 2
-    if args.rate is not None:
-        options["rate_hz"] = args.rate
+            raise UsageError(str(exc)) from exc
     task_options = {
         "series": args.series,
         "horizon": args.horizon,
@@ -181,15 +214,14 @@ def run(args: argparse.Namespace) -> int:
         "n_train": args.n_train,
         "n_test": args.n_test,
     }
-    from rich.console import Console
-
-    console = Console(stderr=True)
     built: list[object] = []
     try:
         task: Any = args.task
         if args.task == "classify" and args.data and args.data.startswith(MNIST_PREFIX):
             task = mnist_task(args.data, args.n_train, args.n_test)
-        with console.status("bench starting") as status, ExitStack() as stack:
+        with Feedback(args.quiet) as feedback, ExitStack() as stack:
+            feedback.step(f"{args.task} x {args.reservoir}: starting")
+            stack.enter_context(listening(feedback.detail))  # batches and stage-1 samples of spiking kinds
             if args.reservoir in SPIKING:
                 built = stack.enter_context(recording(args.reservoir))
             result = run_bench(
@@ -199,47 +231,67 @@ def run(args: argparse.Namespace) -> int:
                 seeds=args.seeds,
                 options=options,
                 task_options=task_options,
-                progress=lambda msg: status.update(msg),
+                progress=feedback.step,
                 with_null=not args.no_null,
             )
     except (TaskDataError, UnsupportedTask, ImportError, ValueError) as exc:
-        print(f"asicrc bench: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from exc
     finally:
         close = getattr(substrate, "close", None)
         if callable(close):
             close()
     info = reservoir_info(built)
     summary = _clean({**result.summary, "reservoir_info": info} if info else result.summary)
-    if args.report:
+    _print_summary(summary, args.json)
+    if report_dir is not None:
         from reservoir.report import write_report
 
-        paths = write_report(args.report, summary, result.y_test, result.y_pred)
+        try:
+            with Feedback(args.quiet) as feedback:
+                feedback.step(f"writing the report into {report_dir}")
+                paths = write_report(report_dir, summary, result.y_test, result.y_pred)
+        except OSError as exc:
+            raise RuntimeFailure(f"--report {args.report}: {exc} (the result above is complete)") from exc
         print("report: " + ", ".join(str(p) for p in paths), file=sys.stderr)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        ci = summary["ci95"]
-        ci_s = f" (95 % CI {ci[0]:.4g} .. {ci[1]:.4g})" if ci else ""
-        print(
-            f"{summary['task']} / {summary['reservoir']} (state {summary['state_dim']}): "
-            f"{summary['metric']} = {summary['value']:.4g}{ci_s} over {len(summary['seeds'])} seed(s); "
-            f"train {summary['n_train']}, test {summary['n_test']}"
-        )
-        if "reservoir_info" in summary:
-            ri = summary["reservoir_info"]
-            bf, hz = ri["branching_factor"], ri["mean_rate_hz"]
-            bf_s = "n/a" if bf is None else f"{bf:.3f}"
-            hz_s = "n/a" if hz is None else f"{hz:.3g}"
-            print(f"branching factor {bf_s}, liquid rate {hz_s} Hz (mean over seeds)")
-        if "noise_floor" in summary:
-            from reservoir.report import noise_floor_rows
-
-            print("shot-noise floor of the features:")
-            for label, value in noise_floor_rows(summary["noise_floor"]):
-                print(f"  {label:<42} {value}")
-        if "null" in summary:
-            null = summary["null"]
-            rate, value = null["rate_hz"], null["value"]
-            print(f"poisson-null at {rate:.4g} events/s per chip: {summary['metric']} = {value:.4g}")
     return 0
+
+
+def noise_floor_line(nf: dict[str, Any]) -> str:
+    """The shot-noise floor of the features in words (None = infinite: no events in a slot)."""
+
+    def num(key: str, fmt: str) -> str:
+        v = nf.get(key)
+        return "inf" if v is None else format(float(v), fmt)
+
+    return (
+        f"shot-noise floor at {num('mean_count_per_slot', '.3g')} events per slot and chip: "
+        f"count {num('count', '.1%')} relative, log-interval mean {num('log_iv_mean', '.3f')}, "
+        f"invalid fraction {num('invalid_frac', '.3f')} (absolute)"
+    )
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    """The result on stdout: one JSON object, or a few lines of text."""
+    if as_json:
+        print(json.dumps(summary), flush=True)
+        return
+    ci = summary["ci95"]
+    ci_s = f" (95 % CI {ci[0]:.4g} .. {ci[1]:.4g})" if ci else ""
+    print(
+        f"{summary['task']} / {summary['reservoir']} (state {summary['state_dim']}): "
+        f"{summary['metric']} = {summary['value']:.4g}{ci_s} over {len(summary['seeds'])} seed(s); "
+        f"train {summary['n_train']}, test {summary['n_test']}"
+    )
+    if "reservoir_info" in summary:
+        ri = summary["reservoir_info"]
+        bf, hz = ri["branching_factor"], ri["mean_rate_hz"]
+        bf_s = "n/a" if bf is None else f"{bf:.3f}"
+        hz_s = "n/a" if hz is None else f"{hz:.3g}"
+        print(f"branching factor {bf_s}, liquid rate {hz_s} Hz (mean over seeds)")
+    if "noise_floor" in summary:
+        print(noise_floor_line(summary["noise_floor"]))
+    if "null" in summary:
+        null = summary["null"]
+        rate, value = null["rate_hz"], null["value"]
+        print(f"poisson-null at {rate:.4g} events/s per chip: {summary['metric']} = {value:.4g}")
+    sys.stdout.flush()

@@ -18,17 +18,19 @@ import logging
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
-#: Exit code for usage errors (bad --mqtt, unreadable password file, unusable --out).
-EXIT_USAGE = 2
+from daemon.cli.errors import (  # 2: bad --mqtt, unreadable password file, unusable --out
+    UsageError,
+    check_output_dir,
+    plain,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("collect", help="fleet collector: MQTT events of many hosts -> one recording")
-    p.description = __doc__
+    p.description = plain(__doc__)
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--mqtt", metavar="HOST:PORT", required=True, help="broker address")
     p.add_argument("--username", metavar="U", help="broker user name")
@@ -82,11 +84,10 @@ def main(args: argparse.Namespace) -> int:
         alpha = parse_alpha(args.alpha)
         password = read_password(args.password_file) if args.password_file else None
     except (ValueError, OSError) as exc:
-        print(f"asicrc collect: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(str(exc)) from exc
     if args.duration is not None and not args.duration > 0:
-        print(f"asicrc collect: --duration must be > 0, got {args.duration}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"--duration must be > 0, got {args.duration}")
+    check_output_dir(args.out, "--out")
     settings = MqttSettings(
         host=host,
         port=port,

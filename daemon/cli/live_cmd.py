@@ -2,12 +2,15 @@
 
     asicrc live train --simulate --out model.npz [--steps N] [--delay K] [--chips C] [--n-sub S]
                       [--slot-ms MS] [--time-scale X] [--seed N] [--json]
-    asicrc live serve --mqtt HOST:PORT --readout model.npz (--simulate | --config FILE) [--host-id H] ...
+    asicrc live serve --mqtt HOST:PORT --readout model.npz (--simulate | --config FILE) [--host-id H]
+                      [--username U --password-file F] [--tls [--ca-file F]] ...
 
 ``train`` runs ``--steps`` uniform random inputs in [0, 1] through an emulated board, one input step per
 substrate call as the live service runs them, and fits the readout on the input delayed by ``--delay``
-steps (0: reproduce the input). ``serve`` is the standalone service of :func:`daemon.live.main`; inside the
-daemon use the config's ``[live]`` section instead.
+steps (0: reproduce the input). It reports the fit quality: NRMSE on the training steps and on the last
+``--holdout`` fraction of the steps, held out of a first fit (the model written is then fitted on every
+step). ``serve`` is the standalone service of :func:`daemon.live.main`; inside the daemon use the config's
+``[live]`` section instead.
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
-#: Exit code for usage errors (as the other subcommands).
-EXIT_USAGE = 2
+from daemon.cli.errors import EXIT_USAGE, plain
+from daemon.cli.progress import Feedback
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("live", help="live reservoir service: train a readout, serve it over MQTT")
-    p.description = __doc__
+    p.description = plain(__doc__)
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     verbs = p.add_subparsers(dest="live_command", metavar="{train,serve}")
     t = verbs.add_parser("train", help="train a LiveModel on an emulated board")
@@ -41,7 +45,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t.add_argument("--f-max", type=float, default=575.0, help="highest frequency, MHz (default 575)")
     t.add_argument("--time-scale", type=float, default=10.0, help="emulator clock speed-up (default 10)")
     t.add_argument("--seed", type=int, default=0, help="inputs, mask and emulator seed (default 0)")
+    t.add_argument(
+        "--holdout", type=float, default=0.2, help="fraction of the steps scored out of sample (default 0.2)"
+    )
     t.add_argument("--json", action="store_true", help="print the training summary as JSON on stdout")
+    t.add_argument("--quiet", "-q", action="store_true", help="no progress display on stderr")
     t.set_defaults(func=train_main)
     s = verbs.add_parser("serve", help="serve a LiveModel over MQTT (standalone, no daemon)")
     s.add_argument("--mqtt", required=True, metavar="HOST:PORT", help="broker address")
@@ -53,6 +61,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--topic-root", default="asicrc", help="topic root (default asicrc)")
     s.add_argument("--username", metavar="U", help="broker user name")
     s.add_argument("--password-file", metavar="F", help="file holding the broker password (first line)")
+    s.add_argument("--tls", action="store_true", help="connect to the broker with TLS")
+    s.add_argument("--ca-file", metavar="F", help="CA bundle for --tls (default: the system store)")
     s.add_argument("--metrics-port", type=int, metavar="PORT", help="serve metrics on 127.0.0.1:PORT")
     s.set_defaults(func=serve_main)
     p.set_defaults(func=lambda _a: _usage(p))
@@ -64,7 +74,7 @@ def _usage(p: argparse.ArgumentParser) -> int:
 
 
 def _error(msg: str) -> int:
-    print(f"asicrc live: {msg}", file=sys.stderr)
+    print(f"asicrc live: error: {msg}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -79,6 +89,7 @@ def train_main(args: argparse.Namespace) -> int:
         (1 <= args.n_sub <= 1024, "--n-sub out of range; allowed 1 .. 1024"),
         (args.slot_ms > 0 and args.time_scale > 0, "--slot-ms and --time-scale must be > 0"),
         (50.0 <= args.f_min < args.f_max <= 1200.0, "need 50 <= --f-min < --f-max <= 1200 (MHz)"),
+        (0.0 <= args.holdout < 1.0, "--holdout must be in [0, 1)"),
     )
     for ok, msg in checks:
         if not ok:
@@ -90,8 +101,9 @@ def train_main(args: argparse.Namespace) -> int:
     import numpy as np
 
     from daemon.config import SimulateConfig
-    from daemon.live import LiveModel, LiveParams, train_live_model
+    from daemon.live import LiveModel, LiveParams, live_states
     from daemon.substrate import BoardSubstrate
+    from reservoir.readout import RidgeReadout
 
     params = LiveParams(
         n_sub=args.n_sub,
@@ -105,10 +117,16 @@ def train_main(args: argparse.Namespace) -> int:
     y = np.roll(u, args.delay)  # the first `delay` targets wrap around: inside the washout
     sim = SimulateConfig(chips=args.chips, time_scale=args.time_scale, seed=args.seed + 1)
     print(f"asicrc live: training on {args.steps} inputs (emulator x{args.time_scale:g})", file=sys.stderr)
-    with BoardSubstrate(sim=sim) as substrate:
-        model = train_live_model(
-            substrate, list(u), list(y), params, washout=max(args.washout, args.delay), alpha="gcv"
-        )
+    washout = max(args.washout, args.delay)
+    with Feedback(args.quiet) as feedback, BoardSubstrate(sim=sim) as substrate:
+        bar = iter(feedback.track(range(args.steps), "emulated board steps"))
+
+        def step(_i: int) -> None:
+            next(bar, None)
+
+        states = live_states(substrate, list(u), params, progress=step)
+    fit = fit_quality(states[washout:], y[washout:], args.holdout)
+    model = LiveModel(params, RidgeReadout(alpha="gcv").fit(states[washout:], y[washout:]))
     model.save(out)
     check = LiveModel.load(out)
     summary = {
@@ -117,19 +135,53 @@ def train_main(args: argparse.Namespace) -> int:
         "delay": args.delay,
         "features": int(check.readout.n_features_in_),
         "alpha": float(check.readout.alpha_),
+        "fit": fit,
         "params": dataclasses.asdict(check.params),
     }
     if args.json:
         print(json.dumps(summary))
     else:
+        held = fit["holdout_nrmse"]
+        held_s = "n/a" if held is None else f"{held:.3f} on the last {fit['n_holdout']} steps"
+        print(
+            f"fit: NRMSE {fit['train_nrmse']:.3f} on {fit['n_train']} training steps, held out {held_s} "
+            f"(1.0 = no better than the mean; delay {args.delay})"
+        )
         print(f"asicrc live: wrote {out} ({summary['features']} features)", file=sys.stderr)
     return 0
+
+
+def fit_quality(states: Any, y: Any, holdout: float) -> dict[str, Any]:
+    """NRMSE of a gcv ridge fit on the training part, in sample and on the held-out last ``holdout``."""
+    import numpy as np
+
+    from reservoir.readout import RidgeReadout
+    from reservoir.tasks.base import nrmse
+
+    n = len(y)
+    n_hold = round(n * holdout)
+    if n - n_hold < 2:
+        n_hold = 0
+    cut = n - n_hold
+    first = RidgeReadout(alpha="gcv").fit(states[:cut], y[:cut])
+    train = nrmse(first.predict(states[:cut]), y[:cut])
+    held = nrmse(first.predict(states[cut:]), y[cut:]) if n_hold >= 2 else None
+    return {
+        "train_nrmse": train,
+        "holdout_nrmse": held if held is None or np.isfinite(held) else None,
+        "n_train": cut,
+        "n_holdout": n_hold,
+    }
 
 
 def serve_main(args: argparse.Namespace) -> int:
     """``asicrc live serve``: :func:`daemon.live.main` with these flags; 2 on a usage error."""
     if not args.simulate and not args.config:
         return _error("serve needs --simulate or --config FILE")
+    if args.ca_file and not args.tls:
+        return _error("--ca-file needs --tls")
+    if args.ca_file and not Path(args.ca_file).is_file():
+        return _error(f"--ca-file {args.ca_file!r}: no such file")
     if not Path(args.readout).is_file():
         return _error(f"--readout {args.readout!r}: no such file (asicrc live train --out FILE)")
     from daemon.cli.collect_cmd import parse_broker
@@ -148,6 +200,7 @@ def serve_main(args: argparse.Namespace) -> int:
     argv = ["--mqtt", args.mqtt, "--readout", args.readout, "--topic-root", args.topic_root]
     argv += ["--time-scale", str(args.time_scale)]
     for flag, value in (
+        ("--ca-file", args.ca_file),
         ("--config", args.config),
         ("--host-id", args.host_id),
         ("--username", args.username),
@@ -158,4 +211,6 @@ def serve_main(args: argparse.Namespace) -> int:
             argv += [flag, str(value)]
     if args.simulate:
         argv.append("--simulate")
+    if args.tls:
+        argv.append("--tls")
     return live_main(argv)

@@ -2,13 +2,17 @@
 
 A recording is a directory ``<state-dir>/recordings/<run-id>/`` (docs/recording-format.md). ``info`` and
 ``convert`` read finished segments one batch at a time and never modify the directory; ``recover`` rewrites
-torn ``.part`` segments as the daemon does at start.
+torn ``.part`` segments as the daemon does at start, reads every finished segment in full, and moves what it
+cannot read to ``DIR/damaged/`` (never deleted), saying why and exiting 2. ``info`` and ``recover`` take
+several directories (``var/recordings/*/``). Exit codes: daemon/cli/errors.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,12 +23,24 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from daemon.cli.errors import UsageError, check_output_file
 from daemon.events import EVENT_SCHEMA, LOG_SCHEMA
-from daemon.recording import iter_batches, read_stream_tolerant, recover_dir, segments
+from daemon.recording import (
+    DAMAGED_DIR,
+    iter_batches,
+    read_meta,
+    read_stream_tolerant,
+    recover_dir,
+    segments,
+)
 
 
-class RecordingError(Exception):
-    """The directory is not a recording; the message says what was expected."""
+class RecordingError(UsageError):
+    """The directory is not a readable recording; the message says what was expected (exit 2)."""
+
+
+def _damaged(run_dir: Path, exc: ValueError) -> RecordingError:
+    return RecordingError(f"{exc}; `asicrc record recover {run_dir}` sets damaged segments aside")
 
 
 def _check(run_dir: Path) -> None:
@@ -42,9 +58,14 @@ def _check(run_dir: Path) -> None:
 def summarize(run_dir: Path) -> dict[str, Any]:
     """Rows, boards, chips, time span, segments, recovered segments, plan points of one recording."""
     _check(run_dir)
-    meta: dict[str, Any] = {}
-    if (run_dir / "meta.json").exists():
-        meta = json.loads((run_dir / "meta.json").read_text())
+    try:
+        return _summarize(run_dir)
+    except ValueError as exc:  # a damaged segment (iter_batches names it)
+        raise _damaged(run_dir, exc) from None
+
+
+def _summarize(run_dir: Path) -> dict[str, Any]:
+    meta = read_meta(run_dir / "meta.json")
     rows = valid = 0
     t_min: int | None = None
     t_max: int | None = None
@@ -136,58 +157,85 @@ def _print_info(s: dict[str, Any]) -> None:
 
 
 def convert(run_dir: Path, out: Path, fmt: str, table: str = "events") -> int:
-    """Write every ``table`` row (``events`` or ``log``) to ``out`` as Parquet or CSV; returns the rows."""
+    """Write every ``table`` row (``events`` or ``log``) to ``out`` as Parquet or CSV; returns the rows.
+
+    Written to ``OUT.tmp`` and renamed at the end: a damaged segment (:class:`RecordingError`) or a full disk
+    (:class:`OSError`) leaves no half-written ``out`` behind.
+    """
     _check(run_dir)
     schema = EVENT_SCHEMA if table == "events" else LOG_SCHEMA
     if fmt == "csv" and table == "events":
         schema = schema.set(2, pa.field("board", pa.string(), nullable=False))
     rows = 0
+    tmp = out.with_name(out.name + ".tmp")
     writer: pq.ParquetWriter | pacsv.CSVWriter
-    writer = pq.ParquetWriter(str(out), schema) if fmt == "parquet" else pacsv.CSVWriter(str(out), schema)
-    with writer:
-        for batch in iter_batches(run_dir, table):
-            if fmt == "csv" and table == "events":
-                batch = batch.set_column(2, schema.field(2), batch.column(2).cast(pa.string()))
-            writer.write_batch(batch)
-            rows += batch.num_rows
+    try:
+        writer = pq.ParquetWriter(str(tmp), schema) if fmt == "parquet" else pacsv.CSVWriter(str(tmp), schema)
+        with writer:
+            for batch in iter_batches(run_dir, table):
+                if fmt == "csv" and table == "events":
+                    batch = batch.set_column(2, schema.field(2), batch.column(2).cast(pa.string()))
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        os.replace(tmp, out)
+    except ValueError as exc:
+        raise _damaged(run_dir, exc) from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return rows
 
 
 def _info(args: argparse.Namespace) -> int:
-    try:
-        s = summarize(Path(args.dir))
-    except RecordingError as exc:
-        print(f"asicrc record info: {exc}", file=sys.stderr)
-        return 2
+    found = [summarize(Path(d)) for d in args.dir]
     if args.json:
-        print(json.dumps(s))
+        print(json.dumps(found[0] if len(found) == 1 else found))
     else:
-        _print_info(s)
+        for i, s in enumerate(found):
+            if i:
+                print()
+            _print_info(s)
     return 0
 
 
 def _convert(args: argparse.Namespace) -> int:
+    out = check_output_file(args.out, "OUT")
     try:
-        rows = convert(Path(args.dir), Path(args.out), args.to, args.table)
-    except RecordingError as exc:
-        print(f"asicrc record convert: {exc}", file=sys.stderr)
-        return 2
+        rows = convert(Path(args.dir), out, args.to, args.table)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc}") from exc
     print(f"wrote {rows} {args.table} rows to {args.out} ({args.to})", file=sys.stderr)
     return 0
 
 
 def _recover(args: argparse.Namespace) -> int:
+    dirs = [Path(d) for d in args.dir]
+    for d in dirs:
+        _check(d)
+    rec_log = logging.getLogger("daemon.recording")
+    level = rec_log.level
+    if args.verbose == 0:  # each segment is reported on stdout below; the log would repeat it on stderr
+        rec_log.setLevel(logging.ERROR)
     try:
-        _check(Path(args.dir))
-    except RecordingError as exc:
-        print(f"asicrc record recover: {exc}", file=sys.stderr)
-        return 2
-    found = recover_dir(Path(args.dir))
+        found = [(d, r) for d in dirs for r in recover_dir(d, check_segments=True)]
+    finally:
+        rec_log.setLevel(level)
     if args.json:
-        print(json.dumps({"recovered": [r.to_json() for r in found]}))
+        print(json.dumps({"recovered": [{"dir": str(d), **r.to_json()} for d, r in found]}))
     else:
-        for r in found:
-            print(f"{r.part}: kept {r.rows} rows in {r.batches} batches, dropped {r.lost_bytes} torn bytes")
+        for d, r in found:
+            if r.set_aside is not None:
+                print(f"{d / r.part}: {r.reason}; moved to {d / r.set_aside} (nothing deleted)")
+            else:
+                kept = f"kept {r.rows} rows in {r.batches} batches"
+                print(f"{d / r.part}: {kept}, dropped {r.lost_bytes} torn bytes")
+    aside = [d / r.set_aside for d, r in found if r.set_aside is not None]
+    if aside:
+        where = sorted({str(p.parent) for p in aside})
+        raise RecordingError(
+            f"{len(aside)} damaged segment(s) could not be read and were moved to {', '.join(where)}; "
+            f"the rest of the recording reads cleanly ({len(found) - len(aside)} torn segment(s) recovered)"
+        )
+    if not args.json:
         print(f"{len(found)} segment(s) recovered", file=sys.stderr)
     return 0
 
@@ -196,19 +244,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``record info|convert|recover`` to the ``asicrc`` parser."""
     p = sub.add_parser("record", help="summarise, convert or recover a recording directory")
     rsub = p.add_subparsers(dest="record_command", metavar="ACTION", required=True)
+    run_help = "a recording: <state-dir>/recordings/<run-id> (several: var/recordings/*/)"
     info = rsub.add_parser("info", help="rows, boards, chips, time span, segments, points of a recording")
-    info.add_argument("dir", metavar="DIR", help="a recording: <state-dir>/recordings/<run-id>")
-    info.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    info.add_argument("dir", metavar="DIR", nargs="+", help=run_help)
+    info.add_argument("--json", action="store_true", help="print JSON on stdout (a list for several DIRs)")
     info.set_defaults(func=_info)
     conv = rsub.add_parser("convert", help="write a recording's events (or log) as Parquet or CSV")
-    conv.add_argument("dir", metavar="DIR")
+    conv.add_argument("dir", metavar="DIR", help="a recording: <state-dir>/recordings/<run-id>")
     conv.add_argument("--to", choices=("parquet", "csv"), required=True, help="output format")
     conv.add_argument(
         "--table", choices=("events", "log"), default="events", help="which rows (default events)"
     )
-    conv.add_argument("out", metavar="OUT", help="output file")
+    conv.add_argument("out", metavar="OUT", help="output file (written whole or not at all)")
     conv.set_defaults(func=_convert)
-    rec = rsub.add_parser("recover", help="rewrite torn .part segments (the daemon does this at start)")
-    rec.add_argument("dir", metavar="DIR")
+    rec = rsub.add_parser(
+        "recover",
+        help=f"rewrite torn .part segments (the daemon does this at start); set damaged ones aside in "
+        f"DIR/{DAMAGED_DIR}/",
+    )
+    rec.add_argument("dir", metavar="DIR", nargs="+", help=run_help)
     rec.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     rec.set_defaults(func=_recover)

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from daemon.cli.errors import UsageError, positive_float
 from daemon.config import ConfigError, default_config, load_config
 
 #: Exit code when nothing is configured to run (and for config errors): like a usage error.
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--simulate", metavar="N", type=int, default=0, help="serve N emulated boards in-process")
     p.add_argument("--state-dir", metavar="DIR", help="state directory (recordings, plan progress)")
     p.add_argument("--http", metavar="HOST:PORT", help="serve /metrics, /healthz, /status here")
-    p.add_argument("--duration", metavar="S", type=float, help="stop cleanly after S seconds")
+    p.add_argument("--duration", metavar="S", type=positive_float, help="stop cleanly after S seconds (> 0)")
     p.set_defaults(func=main)
 
 
@@ -65,14 +66,12 @@ def main(args: argparse.Namespace) -> int:
     use_system_arrow_pool()  # freed Arrow buffers go back through malloc, which the daemon trims (soak)
 
     if args.simulate < 0 or args.simulate > 64:
-        print(f"asicrc run: --simulate {args.simulate} out of range; allowed 0 .. 64", file=sys.stderr)
-        return EXIT_NO_BOARDS
+        raise UsageError(f"--simulate {args.simulate} out of range; allowed 0 .. 64")
     try:
         cfg = load_config(args.config) if args.config else default_config()
         http = parse_hostport(args.http) if args.http else None
     except (ConfigError, ValueError) as exc:
-        print(f"asicrc run: {exc}", file=sys.stderr)
-        return EXIT_NO_BOARDS
+        raise UsageError(str(exc)) from exc
     if not cfg.boards and not args.simulate:
         print(NO_BOARDS_HELP, file=sys.stderr, end="")
         return EXIT_NO_BOARDS

@@ -14,6 +14,7 @@ import signal
 import sys
 from typing import Any
 
+from daemon.cli.errors import UsageError
 from simulator.bitaxe_raw import DEFAULT_FIRMWARE, FIRMWARES
 from simulator.chain import MAX_CHIPS, Knobs
 from simulator.mining import DEFAULT_DIFFICULTY_SCALE
@@ -196,11 +197,9 @@ async def _control(boards: list[SimulatedBoard], stop: asyncio.Event) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``asicrc sim``."""
     if args.boards < 1:
-        print("asicrc sim: --boards must be >= 1", file=sys.stderr)
-        return 2
+        raise UsageError("--boards must be >= 1")
     try:
         parse_plants(args.plant, args.plant_param)
     except ValueError as exc:
-        print(f"asicrc sim: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     return asyncio.run(serve(args))

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from reservoir.progress import note
 from reservoir.spiking import functional as F
 from reservoir.spiking.liquid import Liquid, build_liquid
 from reservoir.spiking.simulate import (
@@ -162,6 +163,7 @@ class LiquidReservoir:
         t0 = time.perf_counter()
         in_spikes = 0.0
         for start in range(0, X.shape[0], cfg.batch_size):
+            note(f"{cfg.kind}: samples {start}/{X.shape[0]}")
             p = p_all[start : start + cfg.batch_size]
             record = cfg.bf_samples if start == 0 else 0
             res = self._simulate(p, gen, record)

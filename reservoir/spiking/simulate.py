@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from reservoir.progress import note
 from reservoir.spiking import functional as F
 from reservoir.spiking.fast import EventWeights, run_event
 from reservoir.spiking.liquid import SYN_INH, Liquid, csr_weights, dense_weights
@@ -290,7 +291,10 @@ def initialise_weights(
     carried from sample to sample (neuron state restarts). Returns the initialised weights (n_syn,)."""
     w = torch.from_numpy(liquid.w0.copy())
     a: torch.Tensor | None = None
-    for k in range(p_samples.shape[0]):
+    n = p_samples.shape[0]
+    for k in range(n):
+        if k % 10 == 0:
+            note(f"stage 1: sample {k}/{n}")
         res = simulate_plastic(
             liquid,
             p_samples[k : k + 1],

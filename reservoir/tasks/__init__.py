@@ -180,6 +180,8 @@ def classify_task(path: str | Path, train_fraction: float = 0.75, seed: int = 0)
         z = np.load(p, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise TaskDataError(f"{p}: not a readable .npz file ({exc})") from exc
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise TaskDataError(f"{p}: one array (.npy); --data needs an .npz holding arrays X and y")
     with z:
         missing = [k for k in ("X", "y") if k not in z.files]
         if missing:

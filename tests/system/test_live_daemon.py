@@ -39,7 +39,10 @@ def _train(tmp_path: Path) -> Path:
     cmd = [sys.executable, "-m", "daemon", "live", "train", "--simulate", "--out", str(out), "--json", *TRAIN]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT_S)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert json.loads(res.stdout)["out"] == str(out)
+    summary = json.loads(res.stdout)
+    assert summary["out"] == str(out)
+    fit = summary["fit"]  # the fit quality, in sample and held out
+    assert fit["n_train"] + fit["n_holdout"] == 24 - 2 and fit["train_nrmse"] >= 0.0
     return out
 
 

@@ -160,7 +160,7 @@ def test_timestamps_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_bad_line_names_line_number(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "bad.txt"
     f.write_text("100\n200\n3.5e9\n")
-    assert main(["analyze", "--timestamps", str(f)]) == 1
+    assert main(["analyze", "--timestamps", str(f)]) == 2  # input error (README, "Exit codes")
     err = capsys.readouterr().err
     assert "bad.txt:3" in err and "3.5e9" in err
 
@@ -168,18 +168,18 @@ def test_bad_line_names_line_number(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_too_few_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "few.txt"
     f.write_text("\n".join(str(i * 1000) for i in range(12)))
-    assert main(["analyze", "--timestamps", str(f), "--json"]) == 1
+    assert main(["analyze", "--timestamps", str(f), "--json"]) == 2
     captured = capsys.readouterr()
     assert "12 events" in captured.err and "at least 30" in captured.err
     assert captured.out == ""
 
 
 def test_missing_directory_and_empty_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["analyze", str(tmp_path / "nope")]) == 1
+    assert main(["analyze", str(tmp_path / "nope")]) == 2
     assert "no such recording directory" in capsys.readouterr().err
-    assert main(["analyze", str(tmp_path)]) == 1
+    assert main(["analyze", str(tmp_path)]) == 2
     assert "no events-*.arrows" in capsys.readouterr().err
-    assert main(["analyze"]) == 1
+    assert main(["analyze"]) == 2
     assert "RECORDING_DIR or --timestamps" in capsys.readouterr().err
 
 

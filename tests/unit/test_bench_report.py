@@ -82,7 +82,7 @@ def test_memory_capacity_plot_and_cli_noise_floor(tmp_path: Path, capsys: pytest
     ]
     assert main([*argv, *FAST, "--report", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "{" not in out and "mean events per slot and chip" in out
+    assert "{" not in out and "events per slot and chip: count" in out
     assert (tmp_path / "memory-capacity_poisson-null.png").stat().st_size > 1000
     rec = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
     assert len(rec["r2_per_delay"]) == 50

@@ -100,7 +100,7 @@ def _run(tmp: Path, name: str, data: bytes) -> Path:
 # ------------------------------------------------------------------------------ 1. damaged torn segments
 
 
-def test_part_with_a_schema_flip_that_arrow_does_not_call_invalid_is_dropped(tmp_path: Path) -> None:
+def test_part_with_a_schema_flip_that_arrow_does_not_call_invalid_is_set_aside(tmp_path: Path) -> None:
     part, _, _ = _segment(tmp_path)
     found = next(
         (d for _, d in _flips(part, 400) if (e := _open_error(d)) and _arrow_but_not_invalid(e)),
@@ -110,6 +110,7 @@ def test_part_with_a_schema_flip_that_arrow_does_not_call_invalid_is_dropped(tmp
     run = _run(tmp_path, f"{SEGMENT}.part", found)
     (rec,) = recover_dir(run)  # does not raise
     assert rec.path is None and rec.rows == 0 and not list(run.glob("*.part"))
+    assert rec.set_aside is not None and (run / rec.set_aside).read_bytes() == found  # moved, not deleted
     assert read_table(run).num_rows == 0
 
 

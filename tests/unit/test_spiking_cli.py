@@ -84,5 +84,7 @@ def test_mnist_errors_are_clear(
 def test_mnist_bad_subset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _write_mnist(tmp_path, 10, 5, gz=False)
     args = ["bench", "classify", "--data", f"mnist:{tmp_path}", "-r", "lsm", "--n-train", "0", *FAST]
-    assert main(args) == 2
-    assert "--n-train must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as ei:  # refused by the parser, before any data is read
+        main(args)
+    assert ei.value.code == 2
+    assert "--n-train: must be >= 1" in capsys.readouterr().err
