@@ -18,6 +18,7 @@ from reservoir.spiking import functional as F
 from reservoir.spiking.fast import EventWeights, run_event
 from reservoir.spiking.liquid import SYN_INH, Liquid, csr_weights, dense_weights
 from reservoir.spiking.plastic import PlasticRates, PlasticTables, run_plastic
+from reservoir.spiking.stage1 import run_stage1
 
 PRESENTATION_MS = 250  # per-sample presentation (science.md)
 INIT_SAMPLE_MS = 20  # per-sample duration of the NALSM weight initialisation stage (science.md)
@@ -289,11 +290,13 @@ def initialise_weights(
     """NALSM stage 1: present samples one at a time (``steps_per_sample`` ms each), no decay, weights and A
     carried from sample to sample (neuron state restarts). Returns the initialised weights (n_syn,).
 
-    method: "event" keeps the weights in the event loop's layout across samples (tables built once);
-    "dense" calls the dense :func:`simulate_plastic` per sample (the reference).
+    method: "event" runs the NumPy loop of :mod:`reservoir.spiking.stage1` (tables built once, weights
+    kept in its layout across samples; the fastest at a batch of one), "torch" the same loop in torch
+    (:func:`reservoir.spiking.plastic.run_plastic` per sample; bit-identical to "event"), "dense" the
+    dense :func:`simulate_plastic` per sample (the reference).
     """
-    if method not in ("event", "dense"):
-        raise ValueError(f"method must be 'event' or 'dense', got {method!r}")
+    if method not in ("event", "torch", "dense"):
+        raise ValueError(f"method must be 'event', 'torch' or 'dense', got {method!r}")
     if method == "dense":
         w = torch.from_numpy(liquid.w0.copy())
         a: torch.Tensor | None = None
@@ -321,6 +324,23 @@ def initialise_weights(
         with torch.no_grad():
             tab = PlasticTables.build(liquid)
             w_l, w_i = tab.to_padded(torch.from_numpy(liquid.w0), 1)
+            if method == "event":
+                run_stage1(
+                    tab,
+                    p_samples.numpy().astype(np.float32, copy=False),
+                    steps_per_sample,
+                    gen,
+                    w_l.numpy(),
+                    w_i.numpy(),
+                    plasticity.a0,
+                    eta=plasticity.eta_plus,
+                    w_astro=plasticity.w_astro,
+                    b_astro=plasticity.b_astro,
+                    astro=plasticity.astro,
+                    tau_astro=plasticity.tau_astro,
+                    params=params,
+                )
+                return tab.to_original(w_l, w_i, 1)[:, 0].contiguous()
             rates = PlasticRates(0.0, 0.0, 0.0, torch.full((1,), plasticity.a0))
             p_t = p_samples.T.contiguous()  # (n_in, n_samples)
             for k in range(p_samples.shape[0]):
