@@ -97,12 +97,10 @@ def run_stage1(
                 if fired.size:
                     v[fired] = v_reset
                     last[fired] = t
-                    # causal: incoming synapses of the neurons that fired, x_pre of t - 1, clipped
-                    pos = in_pos_l[fired]
-                    dw = np.where(in_inh_l[fired], neg, eta32) * x[in_pre_l[fired]]
-                    w_l[pos] = np.minimum(np.maximum(w_l[pos] + dw, in_lo_l[fired]), in_hi_l[fired])
-                    pos = in_pos_i[fired]
-                    w_i[pos] = np.minimum(np.maximum(w_i[pos] + x[in_pre_i[fired]] * eta32, lo_i), hi_i)
+                    # causal: incoming synapses of the neurons that fired, x_pre of t - 1 (clipped below)
+                    pos_l, pos_i = in_pos_l[fired], in_pos_i[fired]
+                    w_l[pos_l] = w_l[pos_l] + np.where(in_inh_l[fired], neg, eta32) * x[in_pre_l[fired]]
+                    w_i[pos_i] = w_i[pos_i] + x[in_pre_i[fired]] * eta32
                     # acausal: outgoing rows, x_post of t - 1, clipped; next step's current
                     rate = np.where(inh[fired], eta32, neg)[:, None]
                     tgt_l = post_l[fired]
@@ -113,6 +111,9 @@ def run_stage1(
                 tgt_i = post_i[j_in]
                 cur_i = np.minimum(np.maximum(rows_i[j_in] + x[tgt_i] * neg, lo_i), hi_i)
                 rows_i[j_in] = cur_i
+                if fired.size:  # clip the causal changes once, after the acausal ones (as the reference)
+                    w_l[pos_l] = np.minimum(np.maximum(w_l[pos_l], in_lo_l[fired]), in_hi_l[fired])
+                    w_i[pos_i] = np.minimum(np.maximum(w_i[pos_i], lo_i), hi_i)
                 tgt = np.concatenate([tgt_l.ravel(), tgt_i.ravel()])
                 cur = np.concatenate([cur_l.ravel(), cur_i.ravel()])
                 x[fired] += tenth
