@@ -17,7 +17,7 @@ import torch
 from reservoir.spiking import functional as F
 from reservoir.spiking.fast import EventWeights, run_event
 from reservoir.spiking.liquid import SYN_INH, Liquid, csr_weights, dense_weights
-from reservoir.spiking.plastic import PlasticRates, PlasticTables, run_plastic
+from reservoir.spiking.plastic import SUB_BATCH, PlasticRates, PlasticTables, draw_input_spikes, run_plastic
 from reservoir.spiking.stage1 import run_stage1
 
 PRESENTATION_MS = 250  # per-sample presentation (science.md)
@@ -191,32 +191,39 @@ def simulate_plastic(
                 )
             batch = p_in.shape[0]
             tab = PlasticTables.build(liquid) if tables is None else tables
-            w_l, w_i = tab.to_padded(w_start, batch)
-            a = torch.full((batch,), plasticity.a0) if a_start is None else a_start.clone()
-            rates = PlasticRates(plasticity.eta_plus, plasticity.w_astro, plasticity.b_astro, a)
+            spikes = draw_input_spikes(p_in.T.contiguous(), steps, gen)
+            a_all = torch.full((batch,), plasticity.a0) if a_start is None else a_start.clone()
             raster = (
                 torch.zeros((steps, liquid.n, min(record, batch)), dtype=torch.bool) if record > 0 else None
             )
-            counts, n_in_spikes = run_plastic(
-                tab,
-                p_in.T.contiguous(),
-                steps,
-                gen,
-                w_l,
-                w_i,
-                rates,
-                astro=plasticity.astro,
-                tau_astro=plasticity.tau_astro,
-                decay=decay,
-                params=params,
-                raster=raster,
-            )
+            counts = torch.empty((batch, liquid.n))
+            weights = torch.empty((liquid.n_syn, batch))
+            for c0 in range(0, batch, SUB_BATCH):  # sub-batches keep their weights in cache
+                c1 = min(batch, c0 + SUB_BATCH)
+                w_l, w_i = tab.to_padded(w_start if w_start.dim() == 1 else w_start[:, c0:c1], c1 - c0)
+                rates = PlasticRates(
+                    plasticity.eta_plus, plasticity.w_astro, plasticity.b_astro, a_all[c0:c1]
+                )
+                counts[c0:c1] = run_plastic(
+                    tab,
+                    spikes[:, :, c0:c1],
+                    w_l,
+                    w_i,
+                    rates,
+                    astro=plasticity.astro,
+                    tau_astro=plasticity.tau_astro,
+                    decay=decay,
+                    params=params,
+                    raster=None if raster is None or c0 >= raster.shape[2] else raster[:, :, c0:c1],
+                )
+                weights[:, c0:c1] = tab.to_original(w_l, w_i, c1 - c0)
+                a_all[c0:c1] = rates.a
             return SimResult(
                 counts=counts,
                 raster=raster,
-                weights=tab.to_original(w_l, w_i, batch),
-                astro=rates.a,
-                input_spikes=n_in_spikes,
+                weights=weights,
+                astro=a_all,
+                input_spikes=float(spikes.sum()),
             )
     finally:
         torch.set_num_threads(before)
@@ -351,9 +358,7 @@ def initialise_weights(
                 )
                 run_plastic(
                     tab,
-                    p_t[:, k : k + 1],
-                    steps_per_sample,
-                    gen,
+                    draw_input_spikes(p_t[:, k : k + 1], steps_per_sample, gen),
                     w_l,
                     w_i,
                     rates,

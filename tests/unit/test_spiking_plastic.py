@@ -89,11 +89,10 @@ def test_padded_layout_round_trip_and_padding_stays_zero() -> None:
     assert torch.equal(tab.to_original(w_l, w_i, batch), w)
     w_l, w_i = tab.to_padded(torch.from_numpy(liq.w0), batch)
     rates = PlasticRates(F.ETA_PLUS, F.W_ASTRO_1000, F.B_ASTRO, torch.full((batch,), F.A0))
-    counts, _ = run_plastic(
+    spikes = P.draw_input_spikes(torch.full((16, batch), 0.7), 60, torch.Generator().manual_seed(0))
+    counts = run_plastic(
         tab,
-        torch.full((16, batch), 0.7),
-        60,
-        torch.Generator().manual_seed(0),
+        spikes,
         w_l,
         w_i,
         rates,
@@ -169,3 +168,15 @@ def test_methods_validated() -> None:
         simulate_plastic(
             liq, p, 1, torch.Generator(), Plasticity(), w_start=torch.zeros(liq.n_syn), method="x"
         )
+
+
+def test_sub_batches_give_the_same_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reservoir.spiking import simulate
+
+    a, _, _ = runs(64, 5, 0.7, 40, 8, Plasticity())
+    monkeypatch.setattr(simulate, "SUB_BATCH", 2)  # 2 + 2 + 1 samples
+    b, _, _ = runs(64, 5, 0.7, 40, 8, Plasticity())
+    assert a.raster is not None and b.raster is not None and torch.equal(a.raster, b.raster)
+    assert a.weights is not None and b.weights is not None and torch.equal(a.weights, b.weights)
+    assert a.astro is not None and b.astro is not None and torch.equal(a.astro, b.astro)
+    assert torch.equal(a.counts, b.counts) and a.counts.sum() > 0
