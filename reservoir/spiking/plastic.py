@@ -59,7 +59,7 @@ def draw_input_spikes(p_t: torch.Tensor, steps: int, gen: torch.Generator) -> to
 def _pad(rows: np.ndarray, fan: np.ndarray, values: np.ndarray, fill: float | int, dtype: type) -> np.ndarray:
     """(n_rows, max fan) table of ``values`` grouped by ``rows`` (sorted), padded with ``fill``."""
     k = max(int(fan.max()) if fan.size else 0, 1)
-    out = np.full((fan.size, k), fill, dtype=dtype)
+    out: np.ndarray = np.full((fan.size, k), fill, dtype=dtype)
     slot = np.arange(rows.size) - np.repeat(np.cumsum(fan) - fan, fan)
     out[rows, slot] = values
     return out

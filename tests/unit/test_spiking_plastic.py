@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 from reservoir.spiking import functional as F  # noqa: E402
 from reservoir.spiking import plastic as P  # noqa: E402
@@ -20,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def runs(
     n: int, batch: int, p: float, steps: int, seed: int, plast: Plasticity, **kw: object
-) -> tuple[SimResult, SimResult, torch.Tensor]:
+) -> tuple[SimResult, SimResult, Tensor]:
     liq = build_liquid(n, 16, seed=seed)
     probs = torch.from_numpy(np.random.default_rng(seed).uniform(0, p, (batch, 16)).astype(np.float32))
     w0 = torch.from_numpy(liq.w0)
@@ -41,7 +46,7 @@ def runs(
     return a, b, w0
 
 
-def assert_agree(a: SimResult, b: SimResult, w0: torch.Tensor) -> None:
+def assert_agree(a: SimResult, b: SimResult, w0: Tensor) -> None:
     assert a.raster is not None and b.raster is not None
     assert torch.equal(a.raster, b.raster)
     assert torch.equal(a.counts, b.counts)
