@@ -307,6 +307,72 @@ def plastic_cost(args: argparse.Namespace) -> dict[str, Any]:
     return {"size": n, "stage1": stage1, "presentations": rows}
 
 
+# ---------------------------------------------------------------- MNIST ablations
+
+
+MNIST_ROWS = [  # (model, encoding, stage-1 samples), the most telling first
+    ("raw-linear", "bench", 0),
+    ("lsm", "paper", 0),
+    ("nalsm", "paper", 500),
+    ("lsm", "bench", 0),
+    ("nalsm", "bench", 500),
+    ("nalsm", "paper", 5000),
+    ("lsm-stdp", "paper", 500),
+]
+
+
+def mnist_encodings(X_train: np.ndarray, X_test: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``bench``: what ``asicrc bench classify`` feeds the liquids (reservoir.tasks MinMaxScaler to [0, 1]
+    on the training split: constant pixels -> 0.5, rarely lit ones stretched); ``paper``: pixels / 255."""
+    from reservoir.tasks.base import MinMaxScaler
+
+    sc = MinMaxScaler.fit(X_train, 0.0, 1.0)
+    return {
+        "bench": (sc.transform(X_train), sc.transform(X_test)),
+        "paper": (X_train / 255.0, X_test / 255.0),
+    }
+
+
+def mnist_ablation(args: argparse.Namespace) -> dict[str, Any]:
+    """Reduced-scale MNIST ablations: encoding and stage-1 length, ridge and softmax readouts, one seed."""
+    from reservoir.readout import RidgeClassifierReadout
+    from reservoir.spiking import make_liquid_reservoir
+    from reservoir.spiking.idx import load_mnist_dir
+    from reservoir.spiking.reservoir import softmax_readout
+
+    X_train, y_train, X_test, y_test = load_mnist_dir(args.mnist)
+    Xtr, ytr = X_train[: args.mnist_train], y_train[: args.mnist_train]
+    Xte, yte = X_test[: args.mnist_test], y_test[: args.mnist_test]
+    enc = mnist_encodings(Xtr, Xte)
+    rows = []
+    for model, encoding, n_init in MNIST_ROWS:
+        if args.kinds and model not in args.kinds and model != "raw-linear":
+            continue
+        t0 = time.perf_counter()
+        Ftr, Fte = enc[encoding]
+        info: dict[str, Any] = {}
+        if model != "raw-linear":
+            opts = {"presentation_ms": args.ms, "n_init": n_init, "batch_size": args.sim_batch}
+            r = make_liquid_reservoir(model, Xtr.shape[1], args.size, args.mnist_seed, **opts)
+            Ftr, Fte = r.fit_transform(Ftr), r.transform(Fte)
+            info = r.info()
+        ridge = float(np.mean(RidgeClassifierReadout(alpha="cv").fit(Ftr, ytr).predict(Fte) == yte))
+        soft = float(softmax_readout().fit(Ftr, ytr).score(Fte, yte)) if model != "raw-linear" else math.nan
+        row = {"model": model, "encoding": encoding, "n_init": n_init, "ridge": ridge, "softmax": soft}
+        row.update(seconds=time.perf_counter() - t0, load1=os.getloadavg()[0])
+        for key in ("branching_factor", "mean_rate_hz", "input_rate_hz", "init_seconds"):
+            if key in info:
+                row[key] = info[key]
+        rows.append(row)
+        log(
+            f"mnist: {model:<10} {encoding:<5} n_init={n_init:<5} ridge={ridge:.4f} softmax={soft:.4f} "
+            f"bf={row.get('branching_factor', math.nan):.3f} rate={row.get('mean_rate_hz', math.nan):.1f} Hz "
+            f"in={row.get('input_rate_hz', math.nan):.1f} Hz "
+            f"({row['seconds']:.0f} s, load {row['load1']:.2f})"
+        )
+    return {"n_train": len(ytr), "n_test": len(yte), "size": args.size, "ms": args.ms, "rows": rows}
+
+
 # ---------------------------------------------------------------- accuracy
 
 
@@ -426,6 +492,21 @@ def print_tables(result: dict[str, Any]) -> None:
             )
         first = pc["presentations"][0]
         print(f"  batch {first['batch']}, {first['ms']} ms, load1 {first['load1']:.2f}")
+    if result.get("mnist"):
+        mn = result["mnist"]
+        print(
+            f"\nMNIST ablations: {mn['n_train']} train / {mn['n_test']} test, N={mn['size']}, {mn['ms']} ms"
+        )
+        print(
+            f"{'model':<10} {'encoding':<8} {'n_init':>6} {'ridge':>7} {'softmax':>7} "
+            f"{'bf':>6} {'Hz':>6} {'s':>6}"
+        )
+        for r in mn["rows"]:
+            print(
+                f"{r['model']:<10} {r['encoding']:<8} {r['n_init']:>6} {r['ridge']:7.4f} {r['softmax']:7.4f} "
+                f"{r.get('branching_factor', math.nan):6.3f} {r.get('mean_rate_hz', math.nan):6.1f} "
+                f"{r['seconds']:6.0f}"
+            )
     if result.get("accuracy"):
         acc = result["accuracy"]
         print(
@@ -460,6 +541,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plastic-size", type=int, default=1000, help="plastic: liquid size")
     ap.add_argument("--plastic-batch", type=int, default=250, help="plastic: samples per presentation batch")
     ap.add_argument("--n-init-bench", type=int, default=200, help="plastic: stage-1 samples timed")
+    ap.add_argument("--mnist", metavar="DIR", help="only the MNIST ablations, IDX files in DIR")
+    ap.add_argument("--mnist-train", type=int, default=2000, help="mnist: first K training samples")
+    ap.add_argument("--mnist-test", type=int, default=1000, help="mnist: first K test samples")
+    ap.add_argument("--mnist-seed", type=int, default=0, help="mnist: liquid seed")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout, tables suppressed")
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 8000])
     ap.add_argument("--batch", type=int, default=500, help="speed batch at N <= 1000")
@@ -479,10 +564,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sim-batch", type=int, default=250, help="accuracy: samples simulated at once")
     ap.add_argument("--kinds", nargs="+", default=["lsm", "lsm-stdp", "nalsm"])
     args = ap.parse_args(argv)
-    both = not (args.speed or args.accuracy or args.plastic)
+    both = not (args.speed or args.accuracy or args.plastic or args.mnist)
     result: dict[str, Any] = {"torch": torch.__version__, "cpus": os.cpu_count()}
     if args.speed or both:
         result["speed"] = speed(args)
+    if args.mnist:
+        result["mnist"] = mnist_ablation(args)
     if args.plastic or both:
         result["plastic"] = plastic_cost(args)
     if args.accuracy or both:
