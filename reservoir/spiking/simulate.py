@@ -1,4 +1,4 @@
-"""Batched liquid simulation (fixed or plastic weights), input encoding and the branching factor.
+"""Batched liquid simulation (fixed or plastic weights) and input encoding.
 
 Layout is neuron-major: states are ``(n, batch)`` float32 tensors. Fixed weights run event-driven by
 default (:mod:`reservoir.spiking.fast`); the sparse CSR product (measured ~7x faster than a dense matmul at
@@ -8,13 +8,13 @@ N = 1000, batch 500, and ~60x at N = 8000 on 2 cores) is the reference backend
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from reservoir.spiking import functional as F
+from reservoir.spiking.branching import branching_factor as branching_factor  # re-exported
 from reservoir.spiking.fast import EventWeights, run_event
 from reservoir.spiking.liquid import SYN_INH, Liquid, csr_weights, dense_weights
 from reservoir.spiking.plastic import SUB_BATCH, PlasticRates, PlasticTables, draw_input_spikes, run_plastic
@@ -23,9 +23,6 @@ from reservoir.spiking.stage1 import run_stage1
 PRESENTATION_MS = 250  # per-sample presentation (science.md)
 INIT_SAMPLE_MS = 20  # per-sample duration of the NALSM weight initialisation stage (science.md)
 PLASTICITY_DECAY = 0.99  # per-ms decay of eta, w_astro, b_astro and A during a presentation (science.md)
-# Branching-factor window (NALSM compute_branching_factor.py: buffer 25 ms, dt 4 ms).
-BF_BUFFER_MS = 25
-BF_DT_MS = 4
 
 
 def encoding_scale(x: np.ndarray) -> float:
@@ -371,43 +368,3 @@ def initialise_weights(
             return tab.to_original(w_l, w_i, 1)[:, 0].contiguous()
     finally:
         torch.set_num_threads(before)
-
-
-def _sparse(rows: np.ndarray, cols: np.ndarray, n: int) -> torch.Tensor:
-    idx = torch.from_numpy(np.stack([rows, cols]))
-    return torch.sparse_coo_tensor(idx, torch.ones(rows.size), (n, n), check_invariants=False).coalesce()
-
-
-def branching_factor(
-    raster: torch.Tensor, liquid: Liquid, dt: int = BF_DT_MS, buffer: int = BF_BUFFER_MS
-) -> float:
-    """Branching factor as NALSM's compute_branching_factor.py (raster: (T, n, batch) bool).
-
-    For each liquid spike of neuron j at t in [buffer + dt, T - buffer - dt): post = spikes of j's
-    postsynaptic liquid neurons in [t+1, t+1+dt), pre = spikes of j's presynaptic liquid neurons in
-    [t-dt, t); ratio post / max(pre, 1); averaged over j's spikes, then over (neuron, sample) pairs that
-    spiked. Only spikes inside [buffer, T - buffer) count. Returns NaN when no spike qualifies.
-    """
-    steps, n, batch = raster.shape
-    lo, hi = buffer + dt, steps - buffer - dt
-    if hi <= lo:
-        return math.nan
-    r = raster.to(torch.float32).clone()
-    r[:buffer] = 0
-    r[steps - buffer :] = 0
-    csum = torch.cat([torch.zeros((1, n, batch)), r.cumsum(0)])  # csum[t] = sum r[:t]
-    ts = torch.arange(lo, hi)
-    pre_win = csum[ts] - csum[ts - dt]  # spikes in [t-dt, t), (T', n, batch)
-    post_win = csum[ts + 1 + dt] - csum[ts + 1]  # spikes in [t+1, t+1+dt)
-    # post count for j: sum_i m[i, j] post_win[i];  pre count for j: sum_k m[j, k] pre_win[k]
-    rec = liquid.recurrent
-    m = _sparse(liquid.post[rec], liquid.pre[rec], n)  # [post, pre]
-    mt = _sparse(liquid.pre[rec], liquid.post[rec], n)  # [pre, post]
-    tb = (hi - lo) * batch
-    post_cnt = (mt @ post_win.permute(1, 0, 2).reshape(n, tb)).reshape(n, hi - lo, batch).permute(1, 0, 2)
-    pre_cnt = (m @ pre_win.permute(1, 0, 2).reshape(n, tb)).reshape(n, hi - lo, batch).permute(1, 0, 2)
-    spikes = r[lo:hi]
-    ratio = post_cnt / pre_cnt.clamp_min(1.0) * spikes
-    n_spk = spikes.sum(0)  # (n, batch)
-    per_neuron = ratio.sum(0)[n_spk > 0] / n_spk[n_spk > 0]
-    return float(per_neuron.mean()) if per_neuron.numel() else math.nan
