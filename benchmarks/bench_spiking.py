@@ -345,8 +345,8 @@ def mnist_ablation(args: argparse.Namespace) -> dict[str, Any]:
     Xte, yte = X_test[: args.mnist_test], y_test[: args.mnist_test]
     enc = mnist_encodings(Xtr, Xte)
     rows = []
-    for model, encoding, n_init in MNIST_ROWS:
-        if args.kinds and model not in args.kinds and model != "raw-linear":
+    for i, (model, encoding, n_init) in enumerate(MNIST_ROWS):
+        if args.mnist_rows is not None and i not in args.mnist_rows:
             continue
         t0 = time.perf_counter()
         Ftr, Fte = enc[encoding]
@@ -545,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mnist-train", type=int, default=2000, help="mnist: first K training samples")
     ap.add_argument("--mnist-test", type=int, default=1000, help="mnist: first K test samples")
     ap.add_argument("--mnist-seed", type=int, default=0, help="mnist: liquid seed")
+    ap.add_argument(
+        "--mnist-rows", type=int, nargs="+", help="mnist: only these rows of MNIST_ROWS (0-based)"
+    )
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout, tables suppressed")
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 8000])
     ap.add_argument("--batch", type=int, default=500, help="speed batch at N <= 1000")
