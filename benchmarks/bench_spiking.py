@@ -13,6 +13,7 @@ RidgeClassifierReadout(alpha="cv"). 95 % CIs are Student t over seeds; paired di
     .venv/bin/python benchmarks/bench_spiking.py                 # speed + accuracy, 5 seeds, 250 ms
     .venv/bin/python benchmarks/bench_spiking.py --speed --brian2
     .venv/bin/python benchmarks/bench_spiking.py --accuracy --seeds 5 --json
+    .venv/bin/python benchmarks/bench_spiking.py --plastic       # stage 1 and NALSM vs LSM presentations
 """
 
 from __future__ import annotations
@@ -227,6 +228,151 @@ def speed(args: argparse.Namespace) -> list[dict[str, Any]]:
     return [row for n in args.sizes for row in speed_one(n, args)]
 
 
+# ---------------------------------------------------------------- plasticity cost
+
+
+def _timed(fn: Any) -> tuple[float, float, Any]:
+    """(wall s, process CPU s, result) of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def plastic_cost(args: argparse.Namespace) -> dict[str, Any]:
+    """Stage-1 speed and the cost of a NALSM presentation against a fixed-liquid one, same samples.
+
+    Stage 1: ``--n-init-bench`` digits samples x 20 ms, batch 1, by the NumPy loop ("event", the default),
+    the same loop in torch and (a few samples) the dense reference. Presentations: ``--plastic-batch``
+    digits samples x ``--ms`` ms through lsm (fixed initial weights), the fixed liquid with NALSM's stage-1
+    weights (same activity as NALSM, no plasticity) and nalsm (event-driven plasticity), round-robin
+    ``--repeats`` rounds, best wall and CPU time each. CPU time is the process's, which a loaded host
+    inflates less than wall time.
+    """
+    from reservoir.spiking.simulate import Plasticity, initialise_weights, simulate_plastic
+
+    torch.set_num_threads(1)
+    n = args.plastic_size
+    liquid = build_liquid(n, 64, seed=0)
+    p_all = torch.from_numpy(digits_probabilities(max(args.n_init_bench, args.plastic_batch)))
+    plast = Plasticity()
+    log(f"plasticity: N={n} synapses={liquid.n_syn} load {os.getloadavg()[0]:.2f}")
+    stage1: list[dict[str, Any]] = []
+    w_init = None
+    for method, k in (("event", args.n_init_bench), ("torch", args.n_init_bench // 4), ("dense", 5)):
+        wall, cpu, w = _timed(
+            lambda m=method, k=k: initialise_weights(
+                liquid, p_all[:k], torch.Generator().manual_seed(0), plast, method=m
+            )
+        )
+        work = k * 20 * n
+        row = {"method": method, "samples": k, "wall_s": wall, "cpu_s": cpu}
+        row.update(m_steps_wall=work / wall / 1e6, m_steps_cpu=work / cpu / 1e6, load1=os.getloadavg()[0])
+        stage1.append(row)
+        log(
+            f"  stage 1 {method:<6} {k:>4} samples: {row['m_steps_wall']:6.2f} M neuron-steps/s wall, "
+            f"{row['m_steps_cpu']:6.2f} CPU (load {row['load1']:.2f})"
+        )
+        if method == "event":
+            w_init = w
+    assert w_init is not None
+    batch, steps = args.plastic_batch, args.ms
+    p = p_all[:batch]
+    engines = {
+        "lsm": lambda: simulate_fixed(liquid, p, steps, torch.Generator().manual_seed(1)),
+        "fixed, NALSM weights": lambda: simulate_fixed(
+            liquid, p, steps, torch.Generator().manual_seed(1), weights=w_init
+        ),
+        "nalsm": lambda: simulate_plastic(
+            liquid, p, steps, torch.Generator().manual_seed(1), plast, w_start=w_init
+        ),
+    }
+    best: dict[str, list[float]] = {k: [math.inf, math.inf, 0.0] for k in engines}
+    for _ in range(args.repeats):
+        for name, fn in engines.items():
+            wall, cpu, res = _timed(fn)
+            b = best[name]
+            b[0], b[1] = min(b[0], wall), min(b[1], cpu)
+            b[2] = float(res.counts.mean()) * 1000.0 / steps
+    load = os.getloadavg()[0]
+    rows = []
+    for name, (wall, cpu, rate) in best.items():
+        row = {"engine": name, "batch": batch, "ms": steps, "rate_hz": rate, "load1": load}
+        row.update(wall_ms_per_sample=wall / batch * 1e3, cpu_ms_per_sample=cpu / batch * 1e3)
+        row.update(ratio_wall=wall / best["lsm"][0], ratio_cpu=cpu / best["lsm"][1])
+        rows.append(row)
+        log(
+            f"  {name:<22} {row['wall_ms_per_sample']:7.2f} ms/presentation wall "
+            f"{row['cpu_ms_per_sample']:7.2f} CPU, {rate:5.1f} Hz, x{row['ratio_cpu']:.1f} lsm (CPU)"
+        )
+    return {"size": n, "stage1": stage1, "presentations": rows}
+
+
+# ---------------------------------------------------------------- MNIST ablations
+
+
+MNIST_ROWS = [  # (model, encoding, stage-1 samples), the most telling first
+    ("raw-linear", "bench", 0),
+    ("lsm", "paper", 0),
+    ("nalsm", "paper", 500),
+    ("lsm", "bench", 0),
+    ("nalsm", "bench", 500),
+    ("nalsm", "paper", 5000),
+    ("lsm-stdp", "paper", 500),
+]
+
+
+def mnist_encodings(X_train: np.ndarray, X_test: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``bench``: what ``asicrc bench classify`` feeds the liquids (reservoir.tasks MinMaxScaler to [0, 1]
+    on the training split: constant pixels -> 0.5, rarely lit ones stretched); ``paper``: pixels / 255."""
+    from reservoir.tasks.base import MinMaxScaler
+
+    sc = MinMaxScaler.fit(X_train, 0.0, 1.0)
+    return {
+        "bench": (sc.transform(X_train), sc.transform(X_test)),
+        "paper": (X_train / 255.0, X_test / 255.0),
+    }
+
+
+def mnist_ablation(args: argparse.Namespace) -> dict[str, Any]:
+    """Reduced-scale MNIST ablations: encoding and stage-1 length, ridge and softmax readouts, one seed."""
+    from reservoir.readout import RidgeClassifierReadout
+    from reservoir.spiking import make_liquid_reservoir
+    from reservoir.spiking.idx import load_mnist_dir
+    from reservoir.spiking.reservoir import softmax_readout
+
+    X_train, y_train, X_test, y_test = load_mnist_dir(args.mnist)
+    Xtr, ytr = X_train[: args.mnist_train], y_train[: args.mnist_train]
+    Xte, yte = X_test[: args.mnist_test], y_test[: args.mnist_test]
+    enc = mnist_encodings(Xtr, Xte)
+    rows = []
+    for i, (model, encoding, n_init) in enumerate(MNIST_ROWS):
+        if args.mnist_rows is not None and i not in args.mnist_rows:
+            continue
+        t0 = time.perf_counter()
+        Ftr, Fte = enc[encoding]
+        info: dict[str, Any] = {}
+        if model != "raw-linear":
+            opts = {"presentation_ms": args.ms, "n_init": n_init, "batch_size": args.sim_batch}
+            r = make_liquid_reservoir(model, Xtr.shape[1], args.size, args.mnist_seed, **opts)
+            Ftr, Fte = r.fit_transform(Ftr), r.transform(Fte)
+            info = r.info()
+        ridge = float(np.mean(RidgeClassifierReadout(alpha="cv").fit(Ftr, ytr).predict(Fte) == yte))
+        soft = float(softmax_readout().fit(Ftr, ytr).score(Fte, yte)) if model != "raw-linear" else math.nan
+        row = {"model": model, "encoding": encoding, "n_init": n_init, "ridge": ridge, "softmax": soft}
+        row.update(seconds=time.perf_counter() - t0, load1=os.getloadavg()[0])
+        for key in ("branching_factor", "mean_rate_hz", "input_rate_hz", "init_seconds"):
+            if key in info:
+                row[key] = info[key]
+        rows.append(row)
+        log(
+            f"mnist: {model:<10} {encoding:<5} n_init={n_init:<5} ridge={ridge:.4f} softmax={soft:.4f} "
+            f"bf={row.get('branching_factor', math.nan):.3f} rate={row.get('mean_rate_hz', math.nan):.1f} Hz "
+            f"in={row.get('input_rate_hz', math.nan):.1f} Hz "
+            f"({row['seconds']:.0f} s, load {row['load1']:.2f})"
+        )
+    return {"n_train": len(ytr), "n_test": len(yte), "size": args.size, "ms": args.ms, "rows": rows}
+
+
 # ---------------------------------------------------------------- accuracy
 
 
@@ -325,6 +471,42 @@ def print_tables(result: dict[str, Any]) -> None:
             f"  references: numpy ~{REF_NUMPY_M} M (N=1000, batch 500); Brian2 cython {REF_BRIAN2_M} M; "
             f"target >= {TARGET_M} M for torch at N=1000"
         )
+    if result.get("plastic"):
+        pc = result["plastic"]
+        print(f"\nStage 1 (batch 1, 20 ms per sample), N={pc['size']}")
+        print(f"{'method':<8} {'samples':>7} {'M/s wall':>9} {'M/s CPU':>8}  load1")
+        for r in pc["stage1"]:
+            print(
+                f"{r['method']:<8} {r['samples']:>7} {r['m_steps_wall']:9.2f} {r['m_steps_cpu']:8.2f}  "
+                f"{r['load1']:5.2f}"
+            )
+        print("\nPresentation cost (same samples, round-robin, best of repeats)")
+        print(
+            f"{'engine':<22} {'ms/sample wall':>14} {'CPU':>7} {'rate Hz':>8} "
+            f"{'x lsm wall':>10} {'x lsm CPU':>9}"
+        )
+        for r in pc["presentations"]:
+            print(
+                f"{r['engine']:<22} {r['wall_ms_per_sample']:14.2f} {r['cpu_ms_per_sample']:7.2f} "
+                f"{r['rate_hz']:8.1f} {r['ratio_wall']:10.2f} {r['ratio_cpu']:9.2f}"
+            )
+        first = pc["presentations"][0]
+        print(f"  batch {first['batch']}, {first['ms']} ms, load1 {first['load1']:.2f}")
+    if result.get("mnist"):
+        mn = result["mnist"]
+        print(
+            f"\nMNIST ablations: {mn['n_train']} train / {mn['n_test']} test, N={mn['size']}, {mn['ms']} ms"
+        )
+        print(
+            f"{'model':<10} {'encoding':<8} {'n_init':>6} {'ridge':>7} {'softmax':>7} "
+            f"{'bf':>6} {'Hz':>6} {'s':>6}"
+        )
+        for r in mn["rows"]:
+            print(
+                f"{r['model']:<10} {r['encoding']:<8} {r['n_init']:>6} {r['ridge']:7.4f} {r['softmax']:7.4f} "
+                f"{r.get('branching_factor', math.nan):6.3f} {r.get('mean_rate_hz', math.nan):6.1f} "
+                f"{r['seconds']:6.0f}"
+            )
     if result.get("accuracy"):
         acc = result["accuracy"]
         print(
@@ -355,6 +537,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--speed", action="store_true", help="only the speed part (default: both)")
     ap.add_argument("--accuracy", action="store_true", help="only the accuracy part (default: both)")
+    ap.add_argument("--plastic", action="store_true", help="only stage-1 speed and NALSM presentation cost")
+    ap.add_argument("--plastic-size", type=int, default=1000, help="plastic: liquid size")
+    ap.add_argument("--plastic-batch", type=int, default=250, help="plastic: samples per presentation batch")
+    ap.add_argument("--n-init-bench", type=int, default=200, help="plastic: stage-1 samples timed")
+    ap.add_argument("--mnist", metavar="DIR", help="only the MNIST ablations, IDX files in DIR")
+    ap.add_argument("--mnist-train", type=int, default=2000, help="mnist: first K training samples")
+    ap.add_argument("--mnist-test", type=int, default=1000, help="mnist: first K test samples")
+    ap.add_argument("--mnist-seed", type=int, default=0, help="mnist: liquid seed")
+    ap.add_argument(
+        "--mnist-rows", type=int, nargs="+", help="mnist: only these rows of MNIST_ROWS (0-based)"
+    )
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout, tables suppressed")
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 8000])
     ap.add_argument("--batch", type=int, default=500, help="speed batch at N <= 1000")
@@ -374,10 +567,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sim-batch", type=int, default=250, help="accuracy: samples simulated at once")
     ap.add_argument("--kinds", nargs="+", default=["lsm", "lsm-stdp", "nalsm"])
     args = ap.parse_args(argv)
-    both = not (args.speed or args.accuracy)
+    both = not (args.speed or args.accuracy or args.plastic or args.mnist)
     result: dict[str, Any] = {"torch": torch.__version__, "cpus": os.cpu_count()}
     if args.speed or both:
         result["speed"] = speed(args)
+    if args.mnist:
+        result["mnist"] = mnist_ablation(args)
+    if args.plastic or both:
+        result["plastic"] = plastic_cost(args)
     if args.accuracy or both:
         result["accuracy"] = accuracy(args)
     if args.json:

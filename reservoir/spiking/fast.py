@@ -26,6 +26,31 @@ from reservoir.spiking.liquid import Liquid
 NEVER = -(2**30)  # "last spike" step of a neuron that has not spiked (far beyond any refractory period)
 
 
+class Crossings:
+    """Flat positions where ``v >= threshold``, for a fixed number of elements.
+
+    The mask is padded to whole 8-byte words: ``nonzero`` scans the int64 words (8x fewer elements; it was
+    the top cost of the loop), then only the few words holding a crossing are expanded to positions.
+    """
+
+    def __init__(self, size: int) -> None:
+        n_words = -(-size // 8)
+        self._flat = torch.zeros(n_words * 8, dtype=torch.bool)
+        self._mask = self._flat[:size]
+        self._words = self._flat.view(torch.int64)
+        self._bytes = self._flat.view(n_words, 8)
+        self._offset = torch.arange(8)
+
+    def find(self, v: torch.Tensor, threshold: float) -> torch.Tensor:
+        """Sorted flat indices (int64) of ``v.view(-1) >= threshold``."""
+        torch.ge(v.view(-1), threshold, out=self._mask)
+        words = self._words.nonzero().view(-1)
+        if not words.numel():
+            return words
+        w_i, byte = self._bytes.index_select(0, words).nonzero(as_tuple=True)
+        return words.index_select(0, w_i).mul_(8).add_(self._offset.index_select(0, byte))
+
+
 @dataclass(frozen=True)
 class EventWeights:
     """Fixed weights in event form: ``post``/``w`` (n, k_max) outgoing synapses per recurrent presynaptic
@@ -75,14 +100,7 @@ def run_event(
     i_syn = torch.zeros(n, batch)
     v = torch.zeros(n, batch)
     syn = torch.zeros(n, batch)
-    # threshold mask padded to whole 8-byte words: nonzero() scans the int64 words (8x fewer elements), then
-    # only the few words holding a crossing are expanded to positions
-    n_words = -(-nb // 8)
-    above_flat = torch.zeros(n_words * 8, dtype=torch.bool)
-    above = above_flat[:nb].view(n, batch)
-    above_words = above_flat.view(torch.int64)
-    above_bytes = above_flat.view(n_words, 8)
-    byte_offset = torch.arange(8)
+    cross = Crossings(nb)
     post_scaled = ew.post * batch  # flat (post, sample) index = post * batch + sample
     last = torch.full((nb,), NEVER, dtype=torch.int32)
     counts = torch.zeros(nb)
@@ -106,14 +124,7 @@ def run_event(
         # lif_step kernels: i = (i + syn / tau_u) d_u; v = i + (1 - 1/tau_v) v
         i_syn.add_(syn, alpha=inv_tau).mul_(params.d_u)
         torch.add(i_syn, v, alpha=k_v, out=v)
-        torch.ge(v, params.v_th, out=above)
-        words = above_words.nonzero().view(-1)
-        if words.numel():
-            hit = above_bytes.index_select(0, words)  # (k, 8) bool
-            w_i, byte = hit.nonzero(as_tuple=True)
-            cand = words.index_select(0, w_i).mul_(8).add_(byte_offset.index_select(0, byte))
-        else:
-            cand = words
+        cand = cross.find(v_flat, params.v_th)
         if params.t_ref > 0 and cand.numel():
             cand = cand[(t - last.index_select(0, cand)) >= min_gap]
         fired = cand

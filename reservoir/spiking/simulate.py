@@ -1,4 +1,4 @@
-"""Batched liquid simulation (fixed or plastic weights), input encoding and the branching factor.
+"""Batched liquid simulation (fixed or plastic weights) and input encoding.
 
 Layout is neuron-major: states are ``(n, batch)`` float32 tensors. Fixed weights run event-driven by
 default (:mod:`reservoir.spiking.fast`); the sparse CSR product (measured ~7x faster than a dense matmul at
@@ -8,23 +8,21 @@ N = 1000, batch 500, and ~60x at N = 8000 on 2 cores) is the reference backend
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from reservoir.progress import note
 from reservoir.spiking import functional as F
+from reservoir.spiking.branching import branching_factor as branching_factor  # re-exported
 from reservoir.spiking.fast import EventWeights, run_event
 from reservoir.spiking.liquid import SYN_INH, Liquid, csr_weights, dense_weights
+from reservoir.spiking.plastic import SUB_BATCH, PlasticRates, PlasticTables, draw_input_spikes, run_plastic
+from reservoir.spiking.stage1 import run_stage1
 
 PRESENTATION_MS = 250  # per-sample presentation (science.md)
 INIT_SAMPLE_MS = 20  # per-sample duration of the NALSM weight initialisation stage (science.md)
 PLASTICITY_DECAY = 0.99  # per-ms decay of eta, w_astro, b_astro and A during a presentation (science.md)
-# Branching-factor window (NALSM compute_branching_factor.py: buffer 25 ms, dt 4 ms).
-BF_BUFFER_MS = 25
-BF_DT_MS = 4
 
 
 def encoding_scale(x: np.ndarray) -> float:
@@ -148,36 +146,6 @@ def _simulate_fixed(
     return SimResult(counts=counts.T.contiguous(), raster=raster, input_spikes=n_in_spikes)
 
 
-class _SynapseIndex:
-    """Synapse ids grouped by presynaptic and by postsynaptic neuron (CSR-style), for event-driven updates."""
-
-    def __init__(self, liquid: Liquid) -> None:
-        n_all = liquid.n + liquid.n_in
-        self.pre = torch.from_numpy(liquid.pre)
-        self.post = torch.from_numpy(liquid.post)
-        self.by_pre = torch.from_numpy(np.argsort(liquid.pre, kind="stable"))
-        self.by_post = torch.from_numpy(np.argsort(liquid.post, kind="stable"))
-        self.ptr_pre = torch.from_numpy(
-            np.concatenate([[0], np.cumsum(np.bincount(liquid.pre, minlength=n_all))])
-        )
-        self.ptr_post = torch.from_numpy(
-            np.concatenate([[0], np.cumsum(np.bincount(liquid.post, minlength=n_all))])
-        )
-
-    @staticmethod
-    def expand(
-        ptr: torch.Tensor, order: torch.Tensor, nodes: torch.Tensor, samples: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """All (synapse, sample) pairs attached to the spiking (node, sample) pairs."""
-        starts = ptr.index_select(0, nodes)
-        counts = ptr.index_select(0, nodes + 1) - starts
-        total = int(counts.sum())
-        rep = torch.repeat_interleave(torch.arange(nodes.numel()), counts, output_size=total)
-        # position inside each node's synapse range: global position minus the range's start in the output
-        offs = torch.arange(total) - (torch.cumsum(counts, 0) - counts).index_select(0, rep)
-        return order.index_select(0, starts.index_select(0, rep) + offs), samples.index_select(0, rep)
-
-
 def simulate_plastic(
     liquid: Liquid,
     p_in: torch.Tensor,
@@ -191,88 +159,122 @@ def simulate_plastic(
     params: F.LIFParams = F.DEFAULT_LIF,
     record: int = 0,
     method: str = "event",
+    tables: PlasticTables | None = None,
+    threads: int | None = 1,
 ) -> SimResult:
     """Run a batch with STDP (+ astrocyte); each sample has its own copy of the weights.
 
     w_start: (n_syn,) or (n_syn, batch) starting weights; a_start: (batch,) starting A (default a0);
     record: keep the spike raster of the first ``record`` samples;
     decay: per-ms multiplier of eta, w_astro, b_astro and A (1.0 = no decay, the initialisation stage);
-    method: "event" touches only synapses of neurons that spiked (fast), "dense" applies :func:`F.stdp_dw`
-    to every synapse (the reference; both give identical results up to float rounding).
+    method: "event" touches only synapses of neurons that spiked (:mod:`reservoir.spiking.plastic`),
+    "dense" applies :func:`F.stdp_dw` to every synapse (the reference; the two agree up to float32
+    rounding, see the module); tables: prebuilt :class:`PlasticTables` of ``liquid`` (event method);
+    threads: torch intra-op threads during the run (as :func:`simulate_fixed`).
 
     Step t: the current from spikes of t-1 drives the LIF step; then STDP uses the traces of t-1 with the
     spikes of t (causal pairs only), the traces and the astrocyte advance, and the rates decay.
     """
     if method not in ("event", "dense"):
         raise ValueError(f"method must be 'event' or 'dense', got {method!r}")
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            if method == "dense":
+                return _plastic_dense(
+                    liquid, p_in, steps, gen, plasticity, w_start, a_start, decay, params, record
+                )
+            batch = p_in.shape[0]
+            tab = PlasticTables.build(liquid) if tables is None else tables
+            spikes = draw_input_spikes(p_in.T.contiguous(), steps, gen)
+            a_all = torch.full((batch,), plasticity.a0) if a_start is None else a_start.clone()
+            raster = (
+                torch.zeros((steps, liquid.n, min(record, batch)), dtype=torch.bool) if record > 0 else None
+            )
+            counts = torch.empty((batch, liquid.n))
+            weights = torch.empty((liquid.n_syn, batch))
+            for c0 in range(0, batch, SUB_BATCH):  # sub-batches keep their weights in cache
+                c1 = min(batch, c0 + SUB_BATCH)
+                w_l, w_i = tab.to_padded(w_start if w_start.dim() == 1 else w_start[:, c0:c1], c1 - c0)
+                rates = PlasticRates(
+                    plasticity.eta_plus, plasticity.w_astro, plasticity.b_astro, a_all[c0:c1]
+                )
+                counts[c0:c1] = run_plastic(
+                    tab,
+                    spikes[:, :, c0:c1],
+                    w_l,
+                    w_i,
+                    rates,
+                    astro=plasticity.astro,
+                    tau_astro=plasticity.tau_astro,
+                    decay=decay,
+                    params=params,
+                    raster=None if raster is None or c0 >= raster.shape[2] else raster[:, :, c0:c1],
+                )
+                weights[:, c0:c1] = tab.to_original(w_l, w_i, c1 - c0)
+                a_all[c0:c1] = rates.a
+            return SimResult(
+                counts=counts,
+                raster=raster,
+                weights=weights,
+                astro=a_all,
+                input_spikes=float(spikes.sum()),
+            )
+    finally:
+        torch.set_num_threads(before)
+
+
+def _plastic_dense(
+    liquid: Liquid,
+    p_in: torch.Tensor,
+    steps: int,
+    gen: torch.Generator,
+    plasticity: Plasticity,
+    w_start: torch.Tensor,
+    a_start: torch.Tensor | None,
+    decay: float,
+    params: F.LIFParams,
+    record: int,
+) -> SimResult:
+    """The reference: every synapse of every sample updated by :func:`F.stdp_dw` each step."""
     n, n_in = liquid.n, liquid.n_in
     batch = p_in.shape[0]
-    idx = _SynapseIndex(liquid)
+    pre, post = torch.from_numpy(liquid.pre), torch.from_numpy(liquid.post)
     inh = torch.from_numpy(liquid.syn_class == SYN_INH)
     lo = torch.from_numpy(liquid.lower_bounds())
     hi = torch.from_numpy(liquid.upper_bounds())
-    with torch.no_grad():
-        w = (w_start[:, None] if w_start.dim() == 1 else w_start).expand(-1, batch).contiguous().clone()
-        a = torch.full((batch,), plasticity.a0) if a_start is None else a_start.clone()
-        eta, w_astro, b_astro = plasticity.eta_plus, plasticity.w_astro, plasticity.b_astro
-        p_t = p_in.T.contiguous()
-        state = F.lif_init((n, batch))
-        s_all = torch.zeros((n + n_in, batch))
-        x_all = torch.zeros((n + n_in, batch))
-        counts = torch.zeros((n, batch))
-        raster = torch.zeros((steps, n, min(record, batch)), dtype=torch.bool) if record > 0 else None
-        n_in_spikes = 0.0
-        # (synapse, sample) pairs whose presynaptic neuron spiked in the previous step
-        syn_prev = torch.zeros(0, dtype=torch.long)
-        b_prev = torch.zeros(0, dtype=torch.long)
-        for t in range(steps):
-            if method == "dense":
-                syn = torch.zeros((n, batch)).index_add_(0, idx.post, w * s_all[idx.pre])
-            else:
-                flat_prev = syn_prev * batch + b_prev
-                target = idx.post.index_select(0, syn_prev) * batch + b_prev
-                syn = torch.zeros(n * batch).index_add_(0, target, w.view(-1).index_select(0, flat_prev))
-                syn = syn.view(n, batch)
-            state = F.lif_step(state, syn, 0.0, params)
-            s_in = _bernoulli(p_t, gen)
-            n_in_spikes += float(s_in.sum())
-            s_new = torch.cat([state.s, s_in])
-            dep: torch.Tensor | float = a if plasticity.astro else eta
-            if method == "dense":
-                dep_b = dep[None, :] if isinstance(dep, torch.Tensor) else dep
-                dw = F.stdp_dw(
-                    x_all[idx.pre], s_new[idx.pre], x_all[idx.post], s_new[idx.post], inh[:, None], eta, dep_b
-                )
-                w = torch.clamp(w + dw, lo[:, None], hi[:, None])
-            else:
-                dep_t = dep if isinstance(dep, torch.Tensor) else torch.full((batch,), dep)
-                post_n, post_b = torch.nonzero(state.s, as_tuple=True)
-                syn_c, b_c = idx.expand(idx.ptr_post, idx.by_post, post_n, post_b)
-                pre_n, pre_b = torch.nonzero(s_new, as_tuple=True)
-                syn_prev, b_prev = idx.expand(idx.ptr_pre, idx.by_pre, pre_n, pre_b)
-                xf = x_all.view(-1)
-                # causal: x_pre at the post spike; potentiates (exc/input pre) or deepens (inh pre, rate A)
-                x_c = xf.index_select(0, idx.pre.index_select(0, syn_c) * batch + b_c)
-                rate_c = torch.where(inh.index_select(0, syn_c), -dep_t.index_select(0, b_c), eta)
-                # acausal: x_post at the pre spike; depresses (rate A) or weakens inhibition (rate eta)
-                x_a = xf.index_select(0, idx.post.index_select(0, syn_prev) * batch + b_prev)
-                rate_a = torch.where(inh.index_select(0, syn_prev), eta, -dep_t.index_select(0, b_prev))
-                flat = torch.cat([syn_c * batch + b_c, syn_prev * batch + b_prev])
-                syn_ids = torch.cat([syn_c, syn_prev])
-                wf = w.view(-1)
-                wf.index_add_(0, flat, torch.cat([rate_c * x_c, rate_a * x_a]))
-                low, high = lo.index_select(0, syn_ids), hi.index_select(0, syn_ids)
-                clipped = torch.minimum(torch.maximum(wf.index_select(0, flat), low), high)
-                wf.index_copy_(0, flat, clipped)
-            x_all = F.trace_step(x_all, s_new)
-            if plasticity.astro:
-                a = F.astro_step(a, state.s.sum(0), s_in.sum(0), w_astro, b_astro, plasticity.tau_astro)
-            s_all = s_new
-            counts += state.s
-            if raster is not None:
-                raster[t] = state.s[:, : raster.shape[2]] > 0
-            if decay != 1.0:
-                eta, w_astro, b_astro, a = eta * decay, w_astro * decay, b_astro * decay, a * decay
+    w = (w_start[:, None] if w_start.dim() == 1 else w_start).expand(-1, batch).contiguous().clone()
+    a = torch.full((batch,), plasticity.a0) if a_start is None else a_start.clone()
+    eta, w_astro, b_astro = plasticity.eta_plus, plasticity.w_astro, plasticity.b_astro
+    p_t = p_in.T.contiguous()
+    state = F.lif_init((n, batch))
+    s_all = torch.zeros((n + n_in, batch))
+    x_all = torch.zeros((n + n_in, batch))
+    counts = torch.zeros((n, batch))
+    raster = torch.zeros((steps, n, min(record, batch)), dtype=torch.bool) if record > 0 else None
+    n_in_spikes = 0.0
+    for t in range(steps):
+        syn = torch.zeros((n, batch)).index_add_(0, post, w * s_all[pre])
+        state = F.lif_step(state, syn, 0.0, params)
+        s_in = _bernoulli(p_t, gen)
+        n_in_spikes += float(s_in.sum())
+        s_new = torch.cat([state.s, s_in])
+        dep: torch.Tensor | float = a if plasticity.astro else eta
+        if not isinstance(dep, torch.Tensor):
+            dep = torch.full((batch,), dep)
+        dw = F.stdp_dw(x_all[pre], s_new[pre], x_all[post], s_new[post], inh[:, None], eta, dep[None, :])
+        w = torch.clamp(w + dw, lo[:, None], hi[:, None])
+        x_all = F.trace_step(x_all, s_new)
+        if plasticity.astro:
+            a = F.astro_step(a, state.s.sum(0), s_in.sum(0), w_astro, b_astro, plasticity.tau_astro)
+        s_all = s_new
+        counts += state.s
+        if raster is not None:
+            raster[t] = state.s[:, : raster.shape[2]] > 0
+        if decay != 1.0:
+            eta, w_astro, b_astro, a = eta * decay, w_astro * decay, b_astro * decay, a * decay
     return SimResult(
         counts=counts.T.contiguous(), raster=raster, weights=w, astro=a, input_spikes=n_in_spikes
     )
@@ -286,66 +288,83 @@ def initialise_weights(
     *,
     steps_per_sample: int = INIT_SAMPLE_MS,
     params: F.LIFParams = F.DEFAULT_LIF,
+    method: str = "event",
+    threads: int | None = 1,
 ) -> torch.Tensor:
     """NALSM stage 1: present samples one at a time (``steps_per_sample`` ms each), no decay, weights and A
-    carried from sample to sample (neuron state restarts). Returns the initialised weights (n_syn,)."""
-    w = torch.from_numpy(liquid.w0.copy())
-    a: torch.Tensor | None = None
-    n = p_samples.shape[0]
-    for k in range(n):
-        if k % 10 == 0:
-            note(f"stage 1: sample {k}/{n}")
-        res = simulate_plastic(
-            liquid,
-            p_samples[k : k + 1],
-            steps_per_sample,
-            gen,
-            plasticity,
-            w_start=w,
-            a_start=a,
-            decay=1.0,
-            params=params,
-        )
-        assert res.weights is not None
-        w, a = res.weights[:, 0].contiguous(), res.astro
-    return w
+    carried from sample to sample (neuron state restarts). Returns the initialised weights (n_syn,).
 
-
-def _sparse(rows: np.ndarray, cols: np.ndarray, n: int) -> torch.Tensor:
-    idx = torch.from_numpy(np.stack([rows, cols]))
-    return torch.sparse_coo_tensor(idx, torch.ones(rows.size), (n, n), check_invariants=False).coalesce()
-
-
-def branching_factor(
-    raster: torch.Tensor, liquid: Liquid, dt: int = BF_DT_MS, buffer: int = BF_BUFFER_MS
-) -> float:
-    """Branching factor as NALSM's compute_branching_factor.py (raster: (T, n, batch) bool).
-
-    For each liquid spike of neuron j at t in [buffer + dt, T - buffer - dt): post = spikes of j's
-    postsynaptic liquid neurons in [t+1, t+1+dt), pre = spikes of j's presynaptic liquid neurons in
-    [t-dt, t); ratio post / max(pre, 1); averaged over j's spikes, then over (neuron, sample) pairs that
-    spiked. Only spikes inside [buffer, T - buffer) count. Returns NaN when no spike qualifies.
+    method: "event" runs the NumPy loop of :mod:`reservoir.spiking.stage1` (tables built once, weights
+    kept in its layout across samples; the fastest at a batch of one), "torch" the same loop in torch
+    (:func:`reservoir.spiking.plastic.run_plastic` per sample; bit-identical to "event"), "dense" the
+    dense :func:`simulate_plastic` per sample (the reference).
     """
-    steps, n, batch = raster.shape
-    lo, hi = buffer + dt, steps - buffer - dt
-    if hi <= lo:
-        return math.nan
-    r = raster.to(torch.float32).clone()
-    r[:buffer] = 0
-    r[steps - buffer :] = 0
-    csum = torch.cat([torch.zeros((1, n, batch)), r.cumsum(0)])  # csum[t] = sum r[:t]
-    ts = torch.arange(lo, hi)
-    pre_win = csum[ts] - csum[ts - dt]  # spikes in [t-dt, t), (T', n, batch)
-    post_win = csum[ts + 1 + dt] - csum[ts + 1]  # spikes in [t+1, t+1+dt)
-    # post count for j: sum_i m[i, j] post_win[i];  pre count for j: sum_k m[j, k] pre_win[k]
-    rec = liquid.recurrent
-    m = _sparse(liquid.post[rec], liquid.pre[rec], n)  # [post, pre]
-    mt = _sparse(liquid.pre[rec], liquid.post[rec], n)  # [pre, post]
-    tb = (hi - lo) * batch
-    post_cnt = (mt @ post_win.permute(1, 0, 2).reshape(n, tb)).reshape(n, hi - lo, batch).permute(1, 0, 2)
-    pre_cnt = (m @ pre_win.permute(1, 0, 2).reshape(n, tb)).reshape(n, hi - lo, batch).permute(1, 0, 2)
-    spikes = r[lo:hi]
-    ratio = post_cnt / pre_cnt.clamp_min(1.0) * spikes
-    n_spk = spikes.sum(0)  # (n, batch)
-    per_neuron = ratio.sum(0)[n_spk > 0] / n_spk[n_spk > 0]
-    return float(per_neuron.mean()) if per_neuron.numel() else math.nan
+    if method not in ("event", "torch", "dense"):
+        raise ValueError(f"method must be 'event', 'torch' or 'dense', got {method!r}")
+    if method == "dense":
+        w = torch.from_numpy(liquid.w0.copy())
+        a: torch.Tensor | None = None
+        for k in range(p_samples.shape[0]):
+            res = simulate_plastic(
+                liquid,
+                p_samples[k : k + 1],
+                steps_per_sample,
+                gen,
+                plasticity,
+                w_start=w,
+                a_start=a,
+                decay=1.0,
+                params=params,
+                method="dense",
+                threads=threads,
+            )
+            assert res.weights is not None
+            w, a = res.weights[:, 0].contiguous(), res.astro
+        return w
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            tab = PlasticTables.build(liquid)
+            w_l, w_i = tab.to_padded(torch.from_numpy(liquid.w0), 1)
+            if method == "event":
+                run_stage1(
+                    tab,
+                    p_samples.numpy().astype(np.float32, copy=False),
+                    steps_per_sample,
+                    gen,
+                    w_l.numpy(),
+                    w_i.numpy(),
+                    plasticity.a0,
+                    eta=plasticity.eta_plus,
+                    w_astro=plasticity.w_astro,
+                    b_astro=plasticity.b_astro,
+                    astro=plasticity.astro,
+                    tau_astro=plasticity.tau_astro,
+                    params=params,
+                )
+                return tab.to_original(w_l, w_i, 1)[:, 0].contiguous()
+            rates = PlasticRates(0.0, 0.0, 0.0, torch.full((1,), plasticity.a0))
+            p_t = p_samples.T.contiguous()  # (n_in, n_samples)
+            for k in range(p_samples.shape[0]):
+                rates.eta, rates.w_astro, rates.b_astro = (
+                    plasticity.eta_plus,
+                    plasticity.w_astro,
+                    plasticity.b_astro,
+                )
+                run_plastic(
+                    tab,
+                    draw_input_spikes(p_t[:, k : k + 1], steps_per_sample, gen),
+                    w_l,
+                    w_i,
+                    rates,
+                    astro=plasticity.astro,
+                    tau_astro=plasticity.tau_astro,
+                    decay=1.0,
+                    params=params,
+                    raster=None,
+                )
+            return tab.to_original(w_l, w_i, 1)[:, 0].contiguous()
+    finally:
+        torch.set_num_threads(before)
