@@ -5,7 +5,8 @@ a busy host can be late by much more. :class:`ReaderThread` blocks in ``poll`` o
 (mostly asleep, so the OS scheduler wakes it promptly), reads whatever arrived, stamps each read with the
 injected clock the moment ``os.read`` returned and numbers it, and queues it as a :class:`ReadBatch`. The
 loop takes the queued batches whenever it runs (:meth:`ReaderThread.get`); it is woken only when it waits
-on an empty queue, so a late loop finds every read of the time it was away, each with its own time stamp.
+on an empty queue (once per group of reads, :data:`NOTIFY_AFTER_NS`), so a late loop finds every read of the
+time it was away, each with its own time stamp.
 
 The thread also keeps its own view of silence (:meth:`ReaderThread.quiet_ns`): how long it has watched the
 port without a byte. Time during which the thread itself did not run (a stalled process) is not counted,
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 65_536
 #: Longest poll (ms) between two looks at the stop flag and the silence clock when the port is quiet.
 POLL_MS = 100
+#: A waiting loop is told about new reads this long (ns) after the first of them, so that it wakes once per
+#: group of reads rather than once per read (CPU); the reads keep their own stamps, so timestamps do not
+#: depend on it. 1 ms adds at most ~1 ms to a register round trip.
+NOTIFY_AFTER_NS = 1_000_000
 
 
 class ReaderThread:
@@ -49,12 +54,14 @@ class ReaderThread:
         *,
         name: str = "port",
         first_id: int = 0,
+        notify_after_ns: int = NOTIFY_AFTER_NS,
     ) -> None:
         self._fd = fd
         self._loop = loop
         self._clock = clock
         self._name = name
         self._next_id = first_id
+        self._notify_after_ns = notify_after_ns
         self._lock = threading.Lock()
         self._queue: collections.deque[ReadBatch] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -79,37 +86,44 @@ class ReaderThread:
         poller = select.poll()
         poller.register(self._fd, select.POLLIN | select.POLLERR | select.POLLHUP)
         poller.register(self._stop_r, select.POLLIN)
+        clock, delay = self._clock, self._notify_after_ns
+        notify_at: int | None = None  # when to wake a waiting loop for reads it has not been told about
         try:
             while True:
-                events = poller.poll(POLL_MS)
-                now = self._clock()
+                timeout_ms = POLL_MS if notify_at is None else max(0, -((clock() - notify_at) // 1_000_000))
+                events = poller.poll(timeout_ms)
+                now = clock()
                 if any(fd == self._stop_r for fd, _ in events):
                     return
-                if not events:
-                    self._last_look_ns = now
-                    continue
-                try:
-                    data = os.read(self._fd, READ_CHUNK)
-                except (BlockingIOError, InterruptedError):
-                    if any(ev & (select.POLLERR | select.POLLHUP) for _, ev in events):
-                        return  # hung up with nothing left to read
-                    continue
-                except OSError as exc:
-                    if exc.errno != errno.EIO:
-                        log.debug("%s: read failed: %s", self._name, exc)
-                    return
-                t = self._clock()  # the read's own time, taken on this thread as it returned
-                if not data:
-                    return
-                self._push(ReadBatch(data, t, self._next_id))
-                self._next_id += 1
-                self._last_read_ns = self._last_look_ns = t
+                if events:
+                    try:
+                        data = os.read(self._fd, READ_CHUNK)
+                    except (BlockingIOError, InterruptedError):
+                        if any(ev & (select.POLLERR | select.POLLHUP) for _, ev in events):
+                            return  # hung up with nothing left to read
+                        continue
+                    except OSError as exc:
+                        if exc.errno != errno.EIO:
+                            log.debug("%s: read failed: %s", self._name, exc)
+                        return
+                    now = clock()  # the read's own time, taken on this thread as it returned
+                    if not data:
+                        return
+                    with self._lock:
+                        self._queue.append(ReadBatch(data, now, self._next_id))
+                    self._next_id += 1
+                    self._last_read_ns = now
+                    if notify_at is None:
+                        notify_at = now + delay
+                self._last_look_ns = now
+                if notify_at is not None and now >= notify_at:
+                    notify_at = None
+                    self._notify()
         finally:
             self._end()
 
-    def _push(self, batch: ReadBatch) -> None:
+    def _notify(self) -> None:
         with self._lock:
-            self._queue.append(batch)
             waiter, self._waiter = self._waiter, None
         if waiter is not None:
             self._wake(waiter)
