@@ -18,10 +18,9 @@ same emulator, i.e. what the emulator and the OS alone contribute):
 benchmarks/bench_timestamps.py breaks the timestamp figures down further (p90, raw vs corrected stamps).
 
 Busy host: ``--load K`` starts K competitor processes that spin on the CPU for the whole throughput run (a
-second workload on the same cores; the OS decides who runs). The emulated boards need about a core per
-line-rate link themselves; on a small host they starve before the daemon does (their control port then
-answers late, which the daemon rightly counts as telemetry failures). ``--board-nice N`` runs them at a
-higher priority, as real boards, which do not use the host's CPU, effectively are. Beside loss it reports
+second workload on the same cores; the OS decides who runs). The emulated boards need CPU themselves (real
+boards do not): on a small host they may starve too, and their late control replies then count as
+telemetry failures. Beside loss it reports
 how often a board was declared lost (``links_lost``: the supervisor's re-inits; ``reconnects``), which must
 stay 0: scheduling delay is not a lost board. ``--only-throughput`` skips the timestamp rows.
 
@@ -105,7 +104,10 @@ def _emulator(links: int, rate: float, link: str, truth: bool, conn: Any, seed0:
     async def main() -> None:
         boards = []
         for i in range(links):
-            b = SimulatedBoard(SimCfg(seed=seed0 + i, link=link, record_truth=truth, name=f"b{i}"))
+            # a chip reset by a re-initialisation holds no job and sends nothing until it gets one (as on
+            # hardware), so a bring-up after a reconnect is not flooded by the firehose
+            cfg = SimCfg(seed=seed0 + i, link=link, record_truth=truth, name=f"b{i}", firehose_needs_job=True)
+            b = SimulatedBoard(cfg)
             await b.start()
             boards.append(b)
         conn.send([(b.data_path, b.control_path) for b in boards])
@@ -277,7 +279,6 @@ async def _ingest(
     truth: bool,
     record: bool = False,
     load: int = 0,
-    board_nice: int | None = None,
 ) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     # one emulator process per link: the emulator (pure Python) needs about a core per line-rate link
@@ -286,8 +287,6 @@ async def _ingest(
         parent, child = ctx.Pipe()
         procs.append(ctx.Process(target=_emulator, args=(1, rate, link, truth, child, i), daemon=True))
         procs[-1].start()
-        if board_nice is not None:  # the emulated boards stand in for hardware, which has its own CPU
-            os.setpriority(os.PRIO_PROCESS, procs[-1].pid or 0, board_nice)
         pipes.append(parent)
 
     async def ask(cmd: str) -> list[Any]:
@@ -386,7 +385,6 @@ async def _ingest(
         "recorder_dropped_rows": pipe.dropped_rows,
         "dropped_bytes": sum(s.counters.dropped_bytes for s in sups),
         "load": load,
-        "board_nice": board_nice,
         "links_lost": sum(s.counters.bring_ups - 1 for s in sups),
         "reconnects": sum(s.state.reconnects for s in sups),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
@@ -413,14 +411,6 @@ def main() -> int:
     ap.add_argument("--no-record", action="store_true", help="leave the recorder out of the throughput run")
     ap.add_argument("--load", type=int, default=0, metavar="K", help="K busy competitor processes")
     ap.add_argument("--only-throughput", action="store_true", help="skip the timestamp rows")
-    ap.add_argument(
-        "--board-nice",
-        type=int,
-        default=None,
-        metavar="N",
-        help="run the emulated boards at nice N (N < 0 needs root): real boards do not share the host's CPU, "
-        "so on a small host this keeps the emulator from being the bottleneck",
-    )
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = ap.parse_args()
     if args.load < 0 or args.links < 1 or args.seconds <= 0 or args.rate <= 0:
@@ -436,7 +426,6 @@ def main() -> int:
                 False,
                 record=not args.no_record,
                 load=args.load,
-                board_nice=args.board_nice,
             )
         )
     }
@@ -449,8 +438,7 @@ def main() -> int:
     per_k = t["cores_per_1000_fps"]
     lost_pct = 100.0 * t["lost"] / t["emitted"] if t["emitted"] else 0.0
     print(
-        f"ingest: {t['links']} links x {t['rate_per_link']:.0f}/s, load {t['load']}"
-        f"{'' if t['board_nice'] is None else ', boards at nice ' + str(t['board_nice'])}: "
+        f"ingest: {t['links']} links x {t['rate_per_link']:.0f}/s, load {t['load']}: "
         f"{t['frames_per_s']:,.0f} frames/s (target {TARGET_FRAMES:,}), lost {t['lost']} of {t['emitted']:,} "
         f"({lost_pct:.3f} %), boards declared lost {t['links_lost']} (reconnects {t['reconnects']}), "
         f"emulator overrun {t['emulator_dropped_bytes']} bytes, {t['cores']:.3f} cores"

@@ -232,7 +232,8 @@ def assert_envelope(runs: list[Path], require_log: bool = True) -> list[dict[str
     for p in sps:
         assert p["voltage_v"] == 0.0 or V_MIN - 1e-6 <= p["voltage_v"] <= V_MAX + 1e-6, p
         assert F_MIN - 1e-3 <= p["freq_mhz"] <= F_MAX + 1e-3, p
-    assert (sps[-1]["voltage_v"], sps[-1]["freq_mhz"]) == (V_MIN, F_MIN)  # shut down to the floors
+    if require_log:  # a full disk may have cut the log anywhere: then the caller checks the final state
+        assert (sps[-1]["voltage_v"], sps[-1]["freq_mhz"]) == (V_MIN, F_MIN)  # shut down to the floors
     return sps
 
 
