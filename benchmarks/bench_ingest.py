@@ -96,8 +96,12 @@ def stop_load(procs: list[Any]) -> None:
         p.join(10)
 
 
-def _emulator(links: int, rate: float, link: str, truth: bool, conn: Any, seed0: int = 0) -> None:
-    """Child process: serve ``links`` firehose boards; answer 'stop' and 'stats' requests on ``conn``."""
+def _emulator(
+    links: int, rate: float, link: str, truth: bool, conn: Any, seed0: int = 0, needs_job: bool = True
+) -> None:
+    """Child process: serve ``links`` firehose boards; answer 'stop' and 'stats' requests on ``conn``.
+
+    ``needs_job``: a chip fires only while it holds a job (False for the bare reader, which sends none)."""
     from simulator.pty_server import BoardConfig as SimCfg
     from simulator.pty_server import SimulatedBoard
 
@@ -106,7 +110,9 @@ def _emulator(links: int, rate: float, link: str, truth: bool, conn: Any, seed0:
         for i in range(links):
             # a chip reset by a re-initialisation holds no job and sends nothing until it gets one (as on
             # hardware), so a bring-up after a reconnect is not flooded by the firehose
-            cfg = SimCfg(seed=seed0 + i, link=link, record_truth=truth, name=f"b{i}", firehose_needs_job=True)
+            cfg = SimCfg(
+                seed=seed0 + i, link=link, record_truth=truth, name=f"b{i}", firehose_needs_job=needs_job
+            )
             b = SimulatedBoard(cfg)
             await b.start()
             boards.append(b)
@@ -243,7 +249,7 @@ async def _reference(rate: float, seconds: float, link: str = "ideal") -> dict[s
     ctx = mp.get_context("spawn")
     loop = asyncio.get_running_loop()
     emu, emu_child = ctx.Pipe()
-    pe = ctx.Process(target=_emulator, args=(1, rate, link, True, emu_child), daemon=True)
+    pe = ctx.Process(target=_emulator, args=(1, rate, link, True, emu_child, 0, False), daemon=True)
     pe.start()
     ((data, _ctrl),) = await loop.run_in_executor(None, emu.recv)
     rd, rd_child = ctx.Pipe()
