@@ -163,6 +163,11 @@ class ReaderThread:
                         self._waiter = None
 
     @property
+    def queued(self) -> int:
+        """Reads made and not yet taken by the loop."""
+        return len(self._queue)
+
+    @property
     def ended(self) -> bool:
         """True once the thread has stopped reading (EOF, error or :meth:`stop`)."""
         return self._ended

@@ -149,6 +149,11 @@ class SerialTransport:
         finally:
             loop.remove_writer(self._fd)
 
+    @property
+    def queued_reads(self) -> int:
+        """Reads the reader thread has made that the loop has not taken yet."""
+        return self._reader.queued if self._reader is not None else 0
+
     def read_nowait(self) -> ReadBatch | None:
         """The oldest batch the reader thread has already read, or None (never waits)."""
         return self._reader.get_nowait() if self._reader is not None else None
