@@ -17,8 +17,15 @@ same emulator, i.e. what the emulator and the OS alone contribute):
 
 benchmarks/bench_timestamps.py breaks the timestamp figures down further (p90, raw vs corrected stamps).
 
-Run: ``.venv/bin/python benchmarks/bench_ingest.py [--links 4] [--rate 28000] [--seconds 5] [--json]``.
-Figures are noisy on a shared machine; rerun when it is quiet.
+Busy host: ``--load K`` starts K competitor processes that spin on the CPU for the whole throughput run (a
+second workload on the same cores; the OS decides who runs). The emulated boards need CPU themselves (real
+boards do not): on a small host they may starve too, and their late control replies then count as
+telemetry failures. Beside loss it reports
+how often a board was declared lost (``links_lost``: the supervisor's re-inits; ``reconnects``), which must
+stay 0: scheduling delay is not a lost board. ``--only-throughput`` skips the timestamp rows.
+
+Run: ``.venv/bin/python benchmarks/bench_ingest.py [--links 4] [--rate 28000] [--seconds 5] [--load K]
+[--json]``. Figures are noisy on a shared machine; the load average is printed beside them.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import asyncio
 import functools
 import json
 import multiprocessing as mp
+import os
 import resource
 import sys
 import tempfile
@@ -65,15 +73,47 @@ CHAIN_TIMING = ChainTiming(reset_hold_s=0.01, reset_settle_s=0.01, enum_gap_s=0.
 # ---------------------------------------------------------------------------------------------- emulator side
 
 
-def _emulator(links: int, rate: float, link: str, truth: bool, conn: Any, seed0: int = 0) -> None:
-    """Child process: serve ``links`` firehose boards; answer 'stop' and 'stats' requests on ``conn``."""
+def _spin() -> None:
+    """Child process: a busy competitor (pure CPU, no I/O) until terminated."""
+    x = 0
+    while True:
+        x = (x * 1_103_515_245 + 12_345) & 0xFFFF_FFFF
+
+
+def start_load(k: int) -> list[Any]:
+    """Start ``k`` busy competitor processes (stop them with :func:`stop_load`)."""
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_spin, daemon=True, name=f"bench-load-{i}") for i in range(k)]
+    for p in procs:
+        p.start()
+    return procs
+
+
+def stop_load(procs: list[Any]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.join(10)
+
+
+def _emulator(
+    links: int, rate: float, link: str, truth: bool, conn: Any, seed0: int = 0, needs_job: bool = True
+) -> None:
+    """Child process: serve ``links`` firehose boards; answer 'stop' and 'stats' requests on ``conn``.
+
+    ``needs_job``: a chip fires only while it holds a job (False for the bare reader, which sends none)."""
     from simulator.pty_server import BoardConfig as SimCfg
     from simulator.pty_server import SimulatedBoard
 
     async def main() -> None:
         boards = []
         for i in range(links):
-            b = SimulatedBoard(SimCfg(seed=seed0 + i, link=link, record_truth=truth, name=f"b{i}"))
+            # a chip reset by a re-initialisation holds no job and sends nothing until it gets one (as on
+            # hardware), so a bring-up after a reconnect is not flooded by the firehose
+            cfg = SimCfg(
+                seed=seed0 + i, link=link, record_truth=truth, name=f"b{i}", firehose_needs_job=needs_job
+            )
+            b = SimulatedBoard(cfg)
             await b.start()
             boards.append(b)
         conn.send([(b.data_path, b.control_path) for b in boards])
@@ -209,7 +249,7 @@ async def _reference(rate: float, seconds: float, link: str = "ideal") -> dict[s
     ctx = mp.get_context("spawn")
     loop = asyncio.get_running_loop()
     emu, emu_child = ctx.Pipe()
-    pe = ctx.Process(target=_emulator, args=(1, rate, link, True, emu_child), daemon=True)
+    pe = ctx.Process(target=_emulator, args=(1, rate, link, True, emu_child, 0, False), daemon=True)
     pe.start()
     ((data, _ctrl),) = await loop.run_in_executor(None, emu.recv)
     rd, rd_child = ctx.Pipe()
@@ -238,7 +278,13 @@ async def _reference(rate: float, seconds: float, link: str = "ideal") -> dict[s
 
 
 async def _ingest(
-    links: int, rate: float, seconds: float, link: str, truth: bool, record: bool = False
+    links: int,
+    rate: float,
+    seconds: float,
+    link: str,
+    truth: bool,
+    record: bool = False,
+    load: int = 0,
 ) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     # one emulator process per link: the emulator (pure Python) needs about a core per line-rate link
@@ -283,9 +329,11 @@ async def _ingest(
             )
         )
     tasks = [asyncio.create_task(s.run()) for s in sups]
+    competitors: list[Any] = []
     try:
         while not all(s.connected for s in sups):  # noqa: ASYNC110 - polling a plain attribute
             await asyncio.sleep(0.05)
+        competitors = start_load(load)
         await ask("go")
         await asyncio.sleep(1.0)  # warm-up
         r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
@@ -294,6 +342,7 @@ async def _ingest(
         r1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
         n1 = sum(s.counters.nonces for s in sups)
         await ask("stop")
+        stop_load(competitors)
         drain_until = time.monotonic() + DRAIN_MAX_S  # everything emitted must reach the daemon
         last = -1
         while time.monotonic() < drain_until:
@@ -308,6 +357,7 @@ async def _ingest(
         stats = [x[0] for x in await ask("stats")]
         undelivered = sum(await ask("pending"))
     finally:
+        stop_load(competitors)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -340,6 +390,10 @@ async def _ingest(
         "recorded_rows": state.recorder.rows if record else None,
         "recorder_dropped_rows": pipe.dropped_rows,
         "dropped_bytes": sum(s.counters.dropped_bytes for s in sups),
+        "load": load,
+        "links_lost": sum(s.counters.bring_ups - 1 for s in sups),
+        "reconnects": sum(s.state.reconnects for s in sups),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
     if truth and sub is not None:
         import pyarrow as pa
@@ -361,30 +415,47 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--ts-rate", type=float, default=2_000.0, help="replies/s for the timestamp runs")
     ap.add_argument("--no-record", action="store_true", help="leave the recorder out of the throughput run")
+    ap.add_argument("--load", type=int, default=0, metavar="K", help="K busy competitor processes")
+    ap.add_argument("--only-throughput", action="store_true", help="skip the timestamp rows")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = ap.parse_args()
-    rows = {
+    if args.load < 0 or args.links < 1 or args.seconds <= 0 or args.rate <= 0:
+        print("bench_ingest: --load must be >= 0, --links >= 1, --seconds and --rate > 0", file=sys.stderr)
+        return 2
+    rows: dict[str, Any] = {
         "throughput": asyncio.run(
-            _ingest(args.links, args.rate, args.seconds, "ideal", False, record=not args.no_record)
-        ),
-        "timestamps_ideal": asyncio.run(_ingest(1, args.ts_rate, min(args.seconds, 3.0), "ideal", True)),
-        "timestamps_ftdi": asyncio.run(_ingest(1, args.ts_rate, min(args.seconds, 3.0), "ftdi", True)),
-        "timestamps_bare_reader": asyncio.run(_reference(min(args.ts_rate, 500.0), min(args.seconds, 3.0))),
+            _ingest(
+                args.links,
+                args.rate,
+                args.seconds,
+                "ideal",
+                False,
+                record=not args.no_record,
+                load=args.load,
+            )
+        )
     }
+    if not args.only_throughput:
+        rows |= _timestamp_rows(args)
     if args.json:
         print(json.dumps(rows))
         return 0
     t = rows["throughput"]
     per_k = t["cores_per_1000_fps"]
+    lost_pct = 100.0 * t["lost"] / t["emitted"] if t["emitted"] else 0.0
     print(
-        f"ingest: {t['links']} links x {t['rate_per_link']:.0f}/s: {t['frames_per_s']:,.0f} frames/s "
-        f"(target {TARGET_FRAMES:,}), lost {t['lost']} of {t['emitted']:,} "
-        f"(emulator overrun {t['emulator_dropped_bytes']} bytes), {t['cores']:.3f} cores"
-        f" (target <= {TARGET_CORES}), {per_k:.4f} cores per 1,000 frames/s"
-        f" -> {per_k * TARGET_FRAMES / 1000:.2f} cores at the target rate;"
-        f" recorded {t['recorded_rows']} rows, pipeline drops {t['recorder_dropped_rows']}"
+        f"ingest: {t['links']} links x {t['rate_per_link']:.0f}/s, load {t['load']}: "
+        f"{t['frames_per_s']:,.0f} frames/s (target {TARGET_FRAMES:,}), lost {t['lost']} of {t['emitted']:,} "
+        f"({lost_pct:.3f} %), boards declared lost {t['links_lost']} (reconnects {t['reconnects']}), "
+        f"emulator overrun {t['emulator_dropped_bytes']} bytes, {t['cores']:.3f} cores"
+        f" (target <= {TARGET_CORES}), {per_k or 0:.4f} cores per 1,000 frames/s"
+        f" -> {(per_k or 0) * TARGET_FRAMES / 1000:.2f} cores at the target rate;"
+        f" recorded {t['recorded_rows']} rows, pipeline drops {t['recorder_dropped_rows']};"
+        f" load average {' '.join(str(x) for x in t['loadavg'])}"
     )
     for key in ("timestamps_ideal", "timestamps_ftdi", "timestamps_bare_reader"):
+        if key not in rows:
+            continue
         r = rows[key]
         print(
             f"{key}: host side (t_ns - pty write) median {r['ts_host_error_median_us']:.1f} us, "
@@ -394,6 +465,14 @@ def main() -> int:
             f" (target median < {TARGET_MEDIAN_US} us on the ideal link)"
         )
     return 0
+
+
+def _timestamp_rows(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "timestamps_ideal": asyncio.run(_ingest(1, args.ts_rate, min(args.seconds, 3.0), "ideal", True)),
+        "timestamps_ftdi": asyncio.run(_ingest(1, args.ts_rate, min(args.seconds, 3.0), "ftdi", True)),
+        "timestamps_bare_reader": asyncio.run(_reference(min(args.ts_rate, 500.0), min(args.seconds, 3.0))),
+    }
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ EXTRAPOLATE_EVENTS = 100_000_000
 SAMPLE_S = 2.0
 MAX_RSS_GROWTH = 0.05
 SLACK = 2
+#: Wait (s) for the emulator child to exit after SIGTERM before it is killed.
+CHILD_STOP_S = 10.0
 
 CONFIG: dict[str, Any] = {
     "timing": {"status_interval_s": 30.0, "telemetry_interval_s": 1.0, "silence_timeout_s": 60.0},
@@ -132,6 +134,17 @@ def start_sim_child(boards: int, rate: float, seed: int) -> tuple[subprocess.Pop
         proc.wait(10)
         raise RuntimeError("asicrc sim did not print its board paths") from None
     return proc, list(info["boards"])
+
+
+def stop_child(proc: subprocess.Popen[str], timeout_s: float = CHILD_STOP_S) -> int:
+    """SIGTERM the emulator child and wait; SIGKILL it if it has not exited after ``timeout_s``."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        print(f"soak: emulator child {proc.pid} ignored SIGTERM for {timeout_s} s; killed", file=sys.stderr)
+        proc.kill()
+        return proc.wait()
 
 
 async def soak(
@@ -222,10 +235,11 @@ async def soak(
             growth = [str(st) for st in diff[:12]]
     finally:
         d.request_stop()
-        code = await run
-        if child is not None:
-            child.terminate()
-            await asyncio.to_thread(child.wait, 10)
+        try:
+            code = await run
+        finally:  # the emulator child goes in every case, even when the daemon failed
+            if child is not None:
+                await asyncio.to_thread(stop_child, child)
     elapsed = time.monotonic() - t0
     after = [s for s in samples if s["events"] >= warmup * events]
     if len(after) < 6:

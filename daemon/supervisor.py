@@ -158,6 +158,7 @@ class BoardSupervisor:
         self._pending_bytes = 0
         self._last_publish_ns = clock()
         self._last_rx_ns = clock()
+        self._late_ns = 0  # control-loop lateness since the loop last saw bytes (not silence)
         self._probe_sent = False
         self._crc_window: tuple[int, int] = (clock(), 0)
         self._windows: list[PointAccumulator] = []
@@ -294,6 +295,7 @@ class BoardSupervisor:
         self._prev_read_ns = None  # the chain's bring-up reads are not this stream's
         now = self.clock()
         self._last_rx_ns = now
+        self._late_ns = 0
         self._probe_sent = False
         self._crc_window = (now, 0)
         self.connected = True
@@ -327,7 +329,8 @@ class BoardSupervisor:
             self._pending_bytes += n
             counters.reads += 1
             counters.bytes += n
-            self._last_rx_ns = batch.t_host_ns
+            self._last_rx_ns = self.clock()  # when the loop saw bytes (the batch may be older if it was late)
+            self._late_ns = 0
             self._probe_sent = False
             if self._pending_bytes >= MAX_PENDING_BYTES:
                 self._publish()
@@ -423,7 +426,9 @@ class BoardSupervisor:
         batch_ns = int(self.timing.batch_interval_s * 1e9)
         silence_ns = int(self.timing.silence_timeout_s * 1e9)
         env = self.envelope
+        wake_ns = self.clock()
         while True:
+            self._late_ns += max(0, self.clock() - wake_ns)  # a late loop is no evidence of a silent board
             async with self._apply_lock:  # tick inside: after a shutdown() this is the floor
                 out = env.tick()
                 if out.reinit:
@@ -442,7 +447,7 @@ class BoardSupervisor:
             now = self.clock()
             if now - self._last_publish_ns >= batch_ns:
                 self._publish()
-            quiet = now - self._last_rx_ns
+            quiet = self._quiet_ns(now)
             if quiet > silence_ns and not self._held:
                 raise HealthError(f"no bytes for {quiet / 1e9:.1f} s")
             if quiet > silence_ns // 2 and not self._probe_sent and not self._held:
@@ -450,7 +455,19 @@ class BoardSupervisor:
                 await chain.send(read_reg(REG_CHIP_ID))
             self._check_crc_storm(now)
             self._sync_counters()
+            wake_ns = self.clock() + int(tick_s * 1e9)
             await self.sleep(tick_s)
+
+    def _quiet_ns(self, now: int) -> int:
+        """How long (ns) the link has been silent, never counting time the process was not running.
+
+        The loop's view (since it last saw bytes, minus its own lateness since then) and, when the transport
+        has a reader thread, that thread's view on its own clock (docs/operations.md, "Busy hosts"): silence
+        needs both, so reads that wait for a late loop are not taken for a lost board.
+        """
+        quiet = now - self._last_rx_ns - self._late_ns
+        reader_quiet = getattr(self._transport, "quiet_ns", None)
+        return min(quiet, reader_quiet()) if reader_quiet is not None else quiet
 
     def _sync_counters(self) -> None:
         c, dec = self.counters, self._decoder

@@ -118,7 +118,15 @@ class BitaxeRaw:
                     while (reply := framer.take(rid, expect)) is None:
                         framer.feed((await self.transport.read()).data)
             except TimeoutError:
-                reply = framer.take(rid, expect, final=True)
+                # a reply read on time (by the transport's reader thread) but not yet seen by a late loop
+                # is no timeout: take what was already read before deciding
+                read_nowait = getattr(self.transport, "read_nowait", None)
+                reply = None
+                while reply is None and read_nowait is not None and (batch := read_nowait()) is not None:
+                    framer.feed(batch.data)
+                    reply = framer.take(rid, expect)
+                if reply is None:
+                    reply = framer.take(rid, expect, final=True)
                 if reply is None:
                     framer.forget(rid, expect)
                     if framer.buf:

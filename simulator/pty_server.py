@@ -461,8 +461,10 @@ class SimulatedBoard:
     def _flush(self, p: _Pty) -> None:
         assert self._loop is not None
         try:
+            # ground truth: the host time these bytes reached the pty, taken as the write starts (a reader on
+            # another thread may read them before the write call returns here)
+            t_ns = self.clock()
             n = os.write(p.master, p.out)
-            t_ns = self.clock()  # ground truth: the host time these bytes reached the pty
         except (BlockingIOError, InterruptedError):
             n = t_ns = 0
         except OSError as exc:  # host side gone in a way we cannot serve: drop, keep running

@@ -1,8 +1,10 @@
 """Serial transport for real ports (``/dev/ttyACM0``, ``/dev/serial/by-id/...``) and pty paths.
 
-Uses pyserial to open and configure the port and the event loop's ``add_reader`` on its file descriptor, so
-each OS read becomes one :class:`ReadBatch` stamped the moment it returned. ptys refuse modem-line ioctls on
-some systems: pin control is optional and a refusal only disables it (logged once).
+Uses pyserial to open and configure the port and a dedicated reader thread
+(:class:`drivers.transport.reader_thread.ReaderThread`) on its file descriptor, so each OS read becomes one
+:class:`ReadBatch` stamped on that thread the moment the read returned, and the port is drained on time even
+when the event loop is late. Writes stay on the loop. ptys refuse modem-line ioctls on some systems: pin
+control is optional and a refusal only disables it (logged once).
 """
 
 from __future__ import annotations
@@ -19,19 +21,19 @@ from typing import Literal
 import serial
 
 from drivers.transport.base import ReadBatch, TransportClosed, TransportError
+from drivers.transport.reader_thread import READ_CHUNK, ReaderThread
 
 log = logging.getLogger(__name__)
 
 #: Host UART rate at power-on (bm1366.md: chips talk 115,741 baud at reset, hosts open at 115200).
 DEFAULT_BAUD = 115_200
-#: Largest single os.read; a 3.125 Mbaud link delivers ~312 kB/s, so reads stay far below this.
-READ_CHUNK = 65_536
+__all__ = ["DEFAULT_BAUD", "READ_CHUNK", "ResetPin", "SerialTransport"]
 
 ResetPin = Literal["dtr", "rts"]
 
 
 class SerialTransport:
-    """Async serial port over pyserial + ``loop.add_reader``.
+    """Async serial port over pyserial, read by its own thread (see the module docstring).
 
     ``reset_pin`` names the modem line wired to the ASIC reset (None: no reset line). ``reset_active_high``
     says whether asserting the pin (``True`` in pyserial) holds the chips in reset.
@@ -55,7 +57,7 @@ class SerialTransport:
         self._serial_factory = serial_factory
         self._port: serial.Serial | None = None
         self._fd = -1
-        self._queue: asyncio.Queue[ReadBatch | None] = asyncio.Queue()
+        self._reader: ReaderThread | None = None
         self._next_id = 0
         self._closed = True
         self._pins_ok = reset_pin is not None
@@ -86,36 +88,26 @@ class SerialTransport:
         self._port = port
         self._fd = port.fileno()
         os.set_blocking(self._fd, False)
-        self._queue = asyncio.Queue()
         self._closed = False
-        asyncio.get_running_loop().add_reader(self._fd, self._on_readable)
+        self._reader = ReaderThread(
+            self._fd, asyncio.get_running_loop(), self._clock, name=self.path, first_id=self._next_id
+        )
+        self._reader.start()
 
-    def _on_readable(self) -> None:
-        # Never let an exception escape the loop's reader callback: a failure ends the transport instead.
-        try:
-            data = os.read(self._fd, READ_CHUNK)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            log.debug("%s: read failed: %s", self.path, exc)
-            data = b""
-        if not data:
-            self._lost()
-            return
-        self._queue.put_nowait(ReadBatch(data, self._clock(), self._next_id))
-        self._next_id += 1
+    def quiet_ns(self) -> int:
+        """How long (ns) the reader thread has watched the port without a byte (its own clock; 0 closed)."""
+        return self._reader.quiet_ns() if self._reader is not None else 0
 
     def _lost(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._detach()
-        self._queue.put_nowait(None)
 
     def _detach(self) -> None:
-        if self._fd >= 0:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(self._fd)
+        if self._reader is not None:
+            self._reader.stop()  # before the port closes: the thread must not poll a closed descriptor
+            self._next_id = self._reader.next_id
         if self._port is not None:
             with contextlib.suppress(Exception):
                 self._port.close()
@@ -127,7 +119,6 @@ class SerialTransport:
             return
         self._closed = True
         self._detach()
-        self._queue.put_nowait(None)
 
     async def write(self, data: bytes) -> None:
         if self._closed:
@@ -158,12 +149,24 @@ class SerialTransport:
         finally:
             loop.remove_writer(self._fd)
 
+    @property
+    def queued_reads(self) -> int:
+        """Reads the reader thread has made that the loop has not taken yet."""
+        return self._reader.queued if self._reader is not None else 0
+
+    def read_nowait(self) -> ReadBatch | None:
+        """The oldest batch the reader thread has already read, or None (never waits)."""
+        return self._reader.get_nowait() if self._reader is not None else None
+
     async def read(self) -> ReadBatch:
-        if self._closed and self._queue.empty():
-            raise TransportClosed(f"{self.path}: closed")
-        batch = await self._queue.get()
+        reader = self._reader
+        batch = None
+        if reader is not None:
+            # after a close, the reads the thread made before it stopped are still delivered
+            batch = reader.get_nowait() if self._closed else await reader.get()
         if batch is None:
-            self._queue.put_nowait(None)
+            if not self._closed:
+                self._lost()  # EOF or a read error on the thread
             raise TransportClosed(f"{self.path}: closed")
         return batch
 

@@ -57,6 +57,8 @@ def test_unit_has_the_required_settings() -> None:
     assert set(d["RestrictAddressFamilies"][0].split()) <= {"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"}
     assert d["SystemCallFilter"][0] == "@system-service"
     assert d["Restart"] == ["on-failure"] and "WatchdogSec" in d and "StartLimitBurst" in d
+    # CPU priority for the serial reader threads on a busy host (docs/operations.md "Busy hosts")
+    assert int(d["Nice"][0]) < 0 and int(d["CPUWeight"][0]) > 100
 
 
 def test_systemd_analyze_verify_is_silent(tmp_path: Path) -> None:
