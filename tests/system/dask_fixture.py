@@ -1,6 +1,7 @@
 """A real Dask cluster on loopback: ``dask scheduler`` and two ``dask worker`` processes, bounded waits.
 
-Import the fixture into a test module (``from tests.system.dask_fixture import dask_cluster, DaskCluster``).
+Import the fixtures into a test module (``from tests.system.dask_fixture import dask_cluster, DaskCluster``):
+``dask_cluster`` is shared by the module's tests, ``dask_cluster_own`` belongs to one test (kill its workers).
 Workers run without a nanny, so :meth:`DaskCluster.kill_worker` really ends one (the scheduler then re-runs
 its tasks elsewhere); every process is killed at teardown.
 """
@@ -109,9 +110,20 @@ def start_cluster(tmp: Path, n_workers: int = N_WORKERS) -> DaskCluster:
     return cluster
 
 
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
+    """A scheduler and two workers on loopback shared by a module's tests (do not kill its workers); all
+    stopped at teardown."""
+    cluster = start_cluster(tmp_path_factory.mktemp("dask"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
-def dask_cluster(tmp_path: Path) -> Iterator[DaskCluster]:
-    """A scheduler and two workers on loopback; all stopped at teardown."""
+def dask_cluster_own(tmp_path: Path) -> Iterator[DaskCluster]:
+    """A scheduler and two workers for one test (which may kill workers); all stopped at teardown."""
     cluster = start_cluster(tmp_path)
     try:
         yield cluster

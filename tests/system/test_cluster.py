@@ -15,10 +15,10 @@ from daemon.cli import main
 from reservoir.bench import run_bench
 from reservoir.distributed import connect, fit_sharded, seed_mapper, sharded_stats
 from reservoir.readout import RidgeReadout, RidgeStats
-from tests.system.dask_fixture import DaskCluster, dask_cluster
+from tests.system.dask_fixture import DaskCluster, dask_cluster, dask_cluster_own
 
 pytestmark = pytest.mark.system
-__all__ = ["dask_cluster"]
+__all__ = ["dask_cluster", "dask_cluster_own"]
 
 TASK_OPTS = {"n_train": 400, "n_test": 100}
 
@@ -95,7 +95,8 @@ def test_scheduler_and_workers_bench_and_readout(dask_cluster: DaskCluster, tmp_
     _same(serial.summary, dist.summary)
 
 
-def test_killed_worker_is_retried_with_the_same_result(dask_cluster: DaskCluster) -> None:
+def test_killed_worker_is_retried_with_the_same_result(dask_cluster_own: DaskCluster) -> None:
+    dask_cluster = dask_cluster_own
     seeds = list(range(6))
     opts = {"n_train": 1500, "n_test": 300}
     serial = run_bench("narma10", "esn", size=60, seeds=seeds, task_options=opts).summary
