@@ -1,0 +1,156 @@
+"""Serial vs Dask LocalCluster: a bench seed grid, and the tree-summed readout (docs/cluster.md).
+
+    .venv/bin/python benchmarks/bench_cluster.py [--seeds 12] [--size 300] [--n-train 4000] [--n-test 1000]
+        [--workers 1 2] [--rows 200000] [--features 200] [--shards 8] [--json]
+
+1. ``run_bench("narma10", "esn")`` over seeds 0..K-1 serially, then with one task per seed on ``local:N``
+   for each N of ``--workers``: wall time, ratio serial / cluster, overhead per task
+   ((cluster time x N - serial time) / K, i.e. the time per task not spent computing when the workers
+   were perfectly busy), cluster start-up time, and a check that the summaries are identical.
+2. A ridge readout on ``--rows`` x ``--features`` synthetic rows in ``--shards`` shards, generated on the
+   workers from their seed and tree-summed there (:func:`reservoir.distributed.fit_sharded`), against one
+   process fitting the same rows: time ratio and max relative prediction difference.
+
+The machine's load average is printed: on a shared 2-core host do not expect a speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reservoir.bench import run_bench
+from reservoir.distributed import connect, fit_sharded, seed_mapper
+from reservoir.readout import RidgeReadout
+
+
+def synthetic_shard(spec: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Shard ``(seed, rows, features)``: correlated features and a noisy linear target (deterministic)."""
+    seed, rows, d = spec
+    rng = np.random.default_rng(seed)
+    w = np.random.default_rng(12345).normal(size=d)  # the same truth in every shard
+    X = rng.normal(size=(rows, d)) + 0.5 * rng.normal(size=(rows, 1))
+    y = X @ w + rng.normal(size=rows)
+    return X, y
+
+
+def _strip(s: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in s.items() if k != "elapsed_s"}
+
+
+def bench_seeds(args: argparse.Namespace) -> dict[str, Any]:
+    seeds = list(range(args.seeds))
+    opts = {"n_train": args.n_train, "n_test": args.n_test}
+    t0 = time.perf_counter()
+    serial = run_bench("narma10", "esn", size=args.size, seeds=seeds, task_options=opts).summary
+    t_serial = time.perf_counter() - t0
+    out: dict[str, Any] = {"tasks": len(seeds), "serial_s": round(t_serial, 3), "clusters": []}
+    for n in args.workers:
+        t0 = time.perf_counter()
+        with connect(f"local:{n}") as cluster:
+            t_start = time.perf_counter() - t0
+            mapper = seed_mapper(cluster.client)
+            run_bench(
+                "narma10", "esn", size=args.size, seeds=[0], task_options=opts, map_seeds=mapper
+            )  # warm
+            t0 = time.perf_counter()
+            dist = run_bench(
+                "narma10", "esn", size=args.size, seeds=seeds, task_options=opts, map_seeds=mapper
+            )
+            t_dist = time.perf_counter() - t0
+        out["clusters"].append(
+            {
+                "workers": n,
+                "startup_s": round(t_start, 3),
+                "wall_s": round(t_dist, 3),
+                "speedup": round(t_serial / t_dist, 3),
+                "overhead_per_task_s": round((t_dist * n - t_serial) / len(seeds), 4),
+                "identical": _strip(dist.summary) == _strip(serial),
+            }
+        )
+    return out
+
+
+def bench_readout(args: argparse.Namespace) -> dict[str, Any]:
+    rows = args.rows // args.shards
+    shards = [(1000 + i, rows, args.features) for i in range(args.shards)]
+    t0 = time.perf_counter()
+    parts = [synthetic_shard(s) for s in shards]
+    X = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    del parts
+    ref = RidgeReadout(alpha=1.0).fit(X, y)
+    t_one = time.perf_counter() - t0
+    Xt, _ = synthetic_shard((7, 2000, args.features))
+    del X, y
+    out: dict[str, Any] = {"rows": rows * args.shards, "features": args.features, "shards": args.shards}
+    out["one_process_s"] = round(t_one, 3)
+    out["clusters"] = []
+    for n in args.workers:
+        with connect(f"local:{n}") as cluster:
+            t0 = time.perf_counter()
+            dist = fit_sharded(cluster.client, shards, RidgeReadout(alpha=1.0), load=synthetic_shard)
+            t_dist = time.perf_counter() - t0
+        p, q = dist.predict(Xt), ref.predict(Xt)
+        out["clusters"].append(
+            {
+                "workers": n,
+                "wall_s": round(t_dist, 3),
+                "ratio_one_over_cluster": round(t_one / t_dist, 3),
+                "max_rel_pred_diff": float(np.max(np.abs(p - q)) / np.max(np.abs(q))),
+            }
+        )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=12)
+    ap.add_argument("--size", type=int, default=300)
+    ap.add_argument("--n-train", type=int, default=4000)
+    ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--features", type=int, default=200)
+    ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    result = {
+        "loadavg_before": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "seed_grid": bench_seeds(args),
+        "readout": bench_readout(args),
+        "loadavg_after": os.getloadavg(),
+    }
+    if args.json:
+        print(json.dumps(result))
+        return
+    g, r = result["seed_grid"], result["readout"]
+    print(f"load average {result['loadavg_before']} -> {result['loadavg_after']}, {result['cpus']} cpus")
+    print(f"seed grid: {g['tasks']} tasks, serial {g['serial_s']:.2f} s")
+    for c in g["clusters"]:
+        print(
+            f"  local:{c['workers']}: {c['wall_s']:.2f} s (start-up {c['startup_s']:.2f} s), "
+            f"serial/cluster {c['speedup']:.2f}, overhead {1000 * c['overhead_per_task_s']:.0f} ms/task, "
+            f"identical {c['identical']}"
+        )
+    shape = f"{r['rows']} x {r['features']} in {r['shards']} shards"
+    print(f"readout: {shape}, one process {r['one_process_s']:.2f} s")
+    for c in r["clusters"]:
+        print(
+            f"  local:{c['workers']}: {c['wall_s']:.2f} s, one/cluster {c['ratio_one_over_cluster']:.2f}, "
+            f"max relative prediction difference {c['max_rel_pred_diff']:.2e}"
+        )
+
+
+if __name__ == "__main__":
+    main()
