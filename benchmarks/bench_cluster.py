@@ -6,7 +6,8 @@
 1. ``run_bench("narma10", "esn")`` over seeds 0..K-1 serially, then with one task per seed on ``local:N``
    for each N of ``--workers``: wall time, ratio serial / cluster, overhead per task
    ((cluster time x N - serial time) / K, i.e. the time per task not spent computing when the workers
-   were perfectly busy), cluster start-up time, and a check that the summaries are identical.
+   were perfectly busy), cluster start-up time, and whether the summaries are identical (beside a second
+   serial run: at state sizes of a few hundred the serial run does not repeat itself bit for bit either).
 2. A ridge readout on ``--rows`` x ``--features`` synthetic rows in ``--shards`` shards, generated on the
    workers from their seed and tree-summed there (:func:`reservoir.distributed.fit_sharded`), against one
    process fitting the same rows: time ratio and max relative prediction difference.
@@ -47,13 +48,22 @@ def _strip(s: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in s.items() if k != "elapsed_s"}
 
 
+def _rel(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """Max relative difference of the per-seed values of two summaries."""
+    x, y = np.asarray(a["per_seed"]), np.asarray(b["per_seed"])
+    return float(np.max(np.abs(x - y) / np.abs(y)))
+
+
 def bench_seeds(args: argparse.Namespace) -> dict[str, Any]:
     seeds = list(range(args.seeds))
     opts = {"n_train": args.n_train, "n_test": args.n_test}
     t0 = time.perf_counter()
     serial = run_bench("narma10", "esn", size=args.size, seeds=seeds, task_options=opts).summary
     t_serial = time.perf_counter() - t0
+    again = run_bench("narma10", "esn", size=args.size, seeds=seeds, task_options=opts).summary
     out: dict[str, Any] = {"tasks": len(seeds), "serial_s": round(t_serial, 3), "clusters": []}
+    out["serial_repeat_identical"] = _strip(again) == _strip(serial)
+    out["serial_repeat_max_rel_diff"] = _rel(again, serial)
     for n in args.workers:
         t0 = time.perf_counter()
         with connect(f"local:{n}") as cluster:
@@ -75,6 +85,7 @@ def bench_seeds(args: argparse.Namespace) -> dict[str, Any]:
                 "speedup": round(t_serial / t_dist, 3),
                 "overhead_per_task_s": round((t_dist * n - t_serial) / len(seeds), 4),
                 "identical": _strip(dist.summary) == _strip(serial),
+                "max_rel_diff": _rel(dist.summary, serial),
             }
         )
     return out
@@ -124,7 +135,7 @@ def main() -> None:
     ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    result = {
+    result: dict[str, Any] = {
         "loadavg_before": os.getloadavg(),
         "cpus": os.cpu_count(),
         "seed_grid": bench_seeds(args),
@@ -136,12 +147,16 @@ def main() -> None:
         return
     g, r = result["seed_grid"], result["readout"]
     print(f"load average {result['loadavg_before']} -> {result['loadavg_after']}, {result['cpus']} cpus")
-    print(f"seed grid: {g['tasks']} tasks, serial {g['serial_s']:.2f} s")
+    print(
+        f"seed grid: {g['tasks']} tasks, serial {g['serial_s']:.2f} s; a second serial run identical "
+        f"{g['serial_repeat_identical']} (max relative per-seed difference "
+        f"{g['serial_repeat_max_rel_diff']:.1e})"
+    )
     for c in g["clusters"]:
         print(
             f"  local:{c['workers']}: {c['wall_s']:.2f} s (start-up {c['startup_s']:.2f} s), "
             f"serial/cluster {c['speedup']:.2f}, overhead {1000 * c['overhead_per_task_s']:.0f} ms/task, "
-            f"identical {c['identical']}"
+            f"identical {c['identical']} (max relative per-seed difference {c['max_rel_diff']:.1e})"
         )
     shape = f"{r['rows']} x {r['features']} in {r['shards']} shards"
     print(f"readout: {shape}, one process {r['one_process_s']:.2f} s")

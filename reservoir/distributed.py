@@ -141,9 +141,10 @@ def connect(spec: str, timeout_s: float | None = None) -> Cluster:
     return cluster
 
 
-def check_versions(client: Any) -> dict[str, str]:
-    """asicrc version per worker; :class:`ClusterError` if a worker cannot import asicrc or differs."""
-    mine = asicrc_version()
+def check_versions(client: Any, expected: str | None = None) -> dict[str, str]:
+    """asicrc version per worker; :class:`ClusterError` if a worker cannot import asicrc or its version
+    differs from ``expected`` (default: this process's)."""
+    mine = asicrc_version() if expected is None else expected
     try:
         versions: dict[str, str] = client.run(asicrc_version)
     except (ImportError, AttributeError) as exc:

@@ -132,6 +132,16 @@ def test_killed_worker_is_retried_with_the_same_result(dask_cluster_own: DaskClu
     _same(serial, out["summary"])
 
 
+def test_version_check_names_the_workers(dask_cluster: DaskCluster) -> None:
+    from reservoir.distributed import ClusterError, asicrc_version, check_versions
+
+    versions = check_versions(dask_cluster.client)
+    assert sorted(versions) == sorted(dask_cluster.worker_address(p) for p in dask_cluster.workers)
+    assert set(versions.values()) == {asicrc_version()}
+    with pytest.raises(ClusterError, match=r"differs from this one \(9\.9\.9\): tcp://127\.0\.0\.1:\d+ has "):
+        check_versions(dask_cluster.client, expected="9.9.9")
+
+
 def test_task_error_is_the_serial_one_line(
     dask_cluster: DaskCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
