@@ -4,9 +4,10 @@
         [--workers 1 2] [--rows 200000] [--features 200] [--shards 8] [--json]
 
 1. ``run_bench("narma10", "esn")`` over seeds 0..K-1 serially, then with one task per seed on ``local:N``
-   for each N of ``--workers``: wall time, ratio serial / cluster, overhead per task
-   ((cluster time x N - serial time) / K, i.e. the time per task not spent computing when the workers
-   were perfectly busy), cluster start-up time, and whether the summaries are identical (beside a second
+   for each N of ``--workers``: wall time, ratio serial / cluster (serial with the default BLAS threads,
+   and with one BLAS thread as a worker has), overhead per task ((cluster time x N - one-thread serial
+   time) / K, i.e. the time per task not spent computing when the workers were perfectly busy), cluster
+   start-up time, and whether the summaries are identical (beside a second
    serial run: at state sizes of a few hundred the serial run does not repeat itself bit for bit either).
 2. A ridge readout on ``--rows`` x ``--features`` synthetic rows in ``--shards`` shards, generated on the
    workers from their seed and tree-summed there (:func:`reservoir.distributed.fit_sharded`), against one
@@ -28,6 +29,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from threadpoolctl import threadpool_limits
 
 from reservoir.bench import run_bench
 from reservoir.distributed import connect, fit_sharded, seed_mapper
@@ -60,8 +63,12 @@ def bench_seeds(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     serial = run_bench("narma10", "esn", size=args.size, seeds=seeds, task_options=opts).summary
     t_serial = time.perf_counter() - t0
-    again = run_bench("narma10", "esn", size=args.size, seeds=seeds, task_options=opts).summary
+    t0 = time.perf_counter()
+    with threadpool_limits(1):  # as on a worker (Dask sets OMP/OPENBLAS_NUM_THREADS=1 there)
+        again = run_bench("narma10", "esn", size=args.size, seeds=seeds, task_options=opts).summary
+    t_one = time.perf_counter() - t0
     out: dict[str, Any] = {"tasks": len(seeds), "serial_s": round(t_serial, 3), "clusters": []}
+    out["serial_1thread_s"] = round(t_one, 3)
     out["serial_repeat_identical"] = _strip(again) == _strip(serial)
     out["serial_repeat_max_rel_diff"] = _rel(again, serial)
     for n in args.workers:
@@ -83,7 +90,8 @@ def bench_seeds(args: argparse.Namespace) -> dict[str, Any]:
                 "startup_s": round(t_start, 3),
                 "wall_s": round(t_dist, 3),
                 "speedup": round(t_serial / t_dist, 3),
-                "overhead_per_task_s": round((t_dist * n - t_serial) / len(seeds), 4),
+                "speedup_vs_1thread": round(t_one / t_dist, 3),
+                "overhead_per_task_s": round((t_dist * n - t_one) / len(seeds), 4),
                 "identical": _strip(dist.summary) == _strip(serial),
                 "max_rel_diff": _rel(dist.summary, serial),
             }
@@ -148,14 +156,16 @@ def main() -> None:
     g, r = result["seed_grid"], result["readout"]
     print(f"load average {result['loadavg_before']} -> {result['loadavg_after']}, {result['cpus']} cpus")
     print(
-        f"seed grid: {g['tasks']} tasks, serial {g['serial_s']:.2f} s; a second serial run identical "
+        f"seed grid: {g['tasks']} tasks, serial {g['serial_s']:.2f} s, with one BLAS thread "
+        f"{g['serial_1thread_s']:.2f} s; the second serial run identical "
         f"{g['serial_repeat_identical']} (max relative per-seed difference "
         f"{g['serial_repeat_max_rel_diff']:.1e})"
     )
     for c in g["clusters"]:
         print(
             f"  local:{c['workers']}: {c['wall_s']:.2f} s (start-up {c['startup_s']:.2f} s), "
-            f"serial/cluster {c['speedup']:.2f}, overhead {1000 * c['overhead_per_task_s']:.0f} ms/task, "
+            f"serial/cluster {c['speedup']:.2f} (one-thread serial/cluster {c['speedup_vs_1thread']:.2f}), "
+            f"overhead {1000 * c['overhead_per_task_s']:.0f} ms/task, "
             f"identical {c['identical']} (max relative per-seed difference {c['max_rel_diff']:.1e})"
         )
     shape = f"{r['rows']} x {r['features']} in {r['shards']} shards"

@@ -3,6 +3,9 @@ with two ``dask worker`` processes on loopback; a worker killed mid-run; a task'
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -157,8 +160,6 @@ def test_task_error_is_the_serial_one_line(
 def test_cli_cluster_json_equals_serial(
     dask_cluster: DaskCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import json
-
     argv = ["bench", "narma10", "-r", "esn", "--size", "15", "--seeds", "3", "-q", "--json"]
     argv += ["--n-train", "300", "--n-test", "80"]
     assert main(argv) == 0
@@ -188,3 +189,16 @@ def test_unreachable_scheduler_is_a_runtime_error(
     rc = main(argv)
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1 and "cannot connect to the cluster" in err
+
+
+def test_cli_local_cluster_subprocess(capsys: pytest.CaptureFixture[str]) -> None:
+    """``asicrc bench --cluster local:2`` as a process: the worker processes start and end with it."""
+    exe = Path(sys.executable).parent / "asicrc"
+    argv = ["bench", "narma10", "-r", "esn", "--size", "12", "--seeds", "2", "-q", "--json"]
+    argv += ["--n-train", "200", "--n-test", "60"]
+    assert main(argv) == 0
+    serial = json.loads(capsys.readouterr().out)
+    dist = subprocess.run(
+        [str(exe), *argv, "--cluster", "local:2"], capture_output=True, text=True, timeout=120, check=True
+    )
+    _same(serial, json.loads(dist.stdout))
