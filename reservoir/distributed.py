@@ -5,6 +5,8 @@
   (``tcp://HOST:8786``), after checking that every worker runs the same asicrc version as this process;
 * :func:`seed_mapper` runs the seeds of :func:`reservoir.bench.run_bench` as one task each; a seed's
   result does not depend on where it runs, so the summary equals the serial one for the same seeds;
+* :func:`map_calls`: any picklable function over a list of arguments, one task each (``asicrc analyze``
+  computes its streams' statistics so; the multiple-testing correction stays on the client);
 * :func:`sharded_stats` / :func:`fit_sharded`: :class:`reservoir.readout.RidgeStats` of feature shards
   computed on the workers (where the data lives), summed pairwise in a tree on the cluster, one fit at the
   end (equal to the single-process fit to rounding: the statistics merge exactly).
@@ -190,6 +192,31 @@ def seed_mapper(client: Any, with_info: bool = True) -> SeedMapper:
             client.cancel(futures)
 
     return run
+
+
+def map_calls(
+    client: Any,
+    fn: Callable[..., Any],
+    calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]],
+    catch: tuple[type[BaseException], ...] = (),
+) -> list[Any]:
+    """``fn(*args, **kwargs)`` for every ``(args, kwargs)`` of ``calls`` as one task each; results in order.
+
+    An exception of a type in ``catch`` is returned in its call's place (the caller decides, as its serial
+    loop would); any other task exception is raised unchanged.
+    """
+    batch = _key(getattr(fn, "__name__", "call"))
+    futures = [client.submit(fn, *a, key=f"{batch}-{i}", **kw) for i, (a, kw) in enumerate(calls)]
+    out: list[Any] = []
+    try:
+        for f in futures:
+            try:
+                out.append(_gather(client, f))
+            except catch as exc:
+                out.append(exc)
+    finally:
+        client.cancel(futures)
+    return out
 
 
 def load_npz(path: str | os.PathLike[str]) -> tuple[NDArray[Any], NDArray[Any]]:

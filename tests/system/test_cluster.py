@@ -202,3 +202,22 @@ def test_cli_local_cluster_subprocess(capsys: pytest.CaptureFixture[str]) -> Non
         [str(exe), *argv, "--cluster", "local:2"], capture_output=True, text=True, timeout=120, check=True
     )
     _same(serial, json.loads(dist.stdout))
+
+
+def test_analyze_recordings_on_the_cluster_equal_serial(
+    dask_cluster: DaskCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Several recordings' streams as tasks; the correction over all of them is the serial one."""
+    from tests.unit.test_analyze_cmd import make_recording
+
+    dirs = []
+    for i in range(3):
+        root = tmp_path / f"r{i}"
+        root.mkdir()
+        dirs.append(str(make_recording(root, n=1500 + 500 * i).rename(tmp_path / f"run{i}")))
+    argv = ["analyze", *dirs, "--by", "board", "--json", "-q"]
+    assert main(argv) == 0
+    serial = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--cluster", dask_cluster.address]) == 0
+    clustered = json.loads(capsys.readouterr().out)
+    assert len(serial) >= 6 and clustered == serial
