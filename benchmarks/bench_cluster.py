@@ -1,7 +1,7 @@
 """Serial vs Dask LocalCluster: a bench seed grid, and the tree-summed readout (docs/cluster.md).
 
     .venv/bin/python benchmarks/bench_cluster.py [--seeds 12] [--size 300] [--n-train 4000] [--n-test 1000]
-        [--workers 1 2] [--rows 200000] [--features 200] [--shards 8] [--json]
+        [--workers 1 2] [--streams 20] [--events 20000] [--rows 200000] [--features 200] [--shards 8] [--json]
 
 1. ``run_bench("narma10", "esn")`` over seeds 0..K-1 serially, then with one task per seed on ``local:N``
    for each N of ``--workers``: wall time, ratio serial / cluster (serial with the default BLAS threads,
@@ -9,7 +9,10 @@
    time) / K, i.e. the time per task not spent computing when the workers were perfectly busy), cluster
    start-up time, and whether the summaries are identical (beside a second
    serial run: at state sizes of a few hundred the serial run does not repeat itself bit for bit either).
-2. A ridge readout on ``--rows`` x ``--features`` synthetic rows in ``--shards`` shards, generated on the
+2. ``asicrc analyze``'s per-stream statistics (Monte-Carlo p-values on) of ``--streams`` synthetic Poisson
+   streams of ``--events`` events, serially and one task per stream; the verdicts (one correction over
+   all streams, on the client) must be identical.
+3. A ridge readout on ``--rows`` x ``--features`` synthetic rows in ``--shards`` shards, generated on the
    workers from their seed and tree-summed there (:func:`reservoir.distributed.fit_sharded`), against one
    process fitting the same rows: time ratio and max relative prediction difference.
 
@@ -33,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from threadpoolctl import threadpool_limits
 
 from reservoir.bench import run_bench
-from reservoir.distributed import connect, fit_sharded, seed_mapper
+from reservoir.distributed import connect, fit_sharded, map_calls, seed_mapper
 from reservoir.readout import RidgeReadout
+from reservoir.stats import compute_stream, decide, synth
 
 
 def synthetic_shard(spec: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -99,6 +103,43 @@ def bench_seeds(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _verdicts(stats: list[Any]) -> str:
+    """The verdicts with one Holm correction over all streams, as JSON text (NaN-safe comparison)."""
+    return json.dumps([r.to_json() for r in decide(stats)], default=str)
+
+
+def bench_streams(args: argparse.Namespace) -> dict[str, Any]:
+    """``asicrc analyze``'s per-stream work (compute_stream with Monte-Carlo p-values) over --streams
+    synthetic Poisson streams: serial vs one task per stream (reading recordings not included)."""
+    rng = np.random.default_rng(3)
+    streams = [synth.poisson(args.events, 5.0, rng) for _ in range(args.streams)]
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        ((t,), {"name": f"s{i}", "seed": i}) for i, t in enumerate(streams)
+    ]
+    t0 = time.perf_counter()
+    serial = [compute_stream(*a, **kw) for a, kw in calls]
+    t_serial = time.perf_counter() - t0
+    ref = _verdicts(serial)
+    out: dict[str, Any] = {"streams": len(streams), "events": args.events, "serial_s": round(t_serial, 3)}
+    out["clusters"] = []
+    for n in args.workers:
+        with connect(f"local:{n}") as cluster:
+            t0 = time.perf_counter()
+            dist = map_calls(cluster.client, compute_stream, calls)
+            t_dist = time.perf_counter() - t0
+        same = _verdicts(dist) == ref
+        out["clusters"].append(
+            {
+                "workers": n,
+                "wall_s": round(t_dist, 3),
+                "speedup": round(t_serial / t_dist, 3),
+                "overhead_per_task_s": round((t_dist * n - t_serial) / len(streams), 4),
+                "identical_verdicts": same,
+            }
+        )
+    return out
+
+
 def bench_readout(args: argparse.Namespace) -> dict[str, Any]:
     rows = args.rows // args.shards
     shards = [(1000 + i, rows, args.features) for i in range(args.shards)]
@@ -138,6 +179,8 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=4000)
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--streams", type=int, default=20)
+    ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--features", type=int, default=200)
     ap.add_argument("--shards", type=int, default=8)
@@ -147,13 +190,14 @@ def main() -> None:
         "loadavg_before": os.getloadavg(),
         "cpus": os.cpu_count(),
         "seed_grid": bench_seeds(args),
+        "analyze_streams": bench_streams(args),
         "readout": bench_readout(args),
         "loadavg_after": os.getloadavg(),
     }
     if args.json:
         print(json.dumps(result))
         return
-    g, r = result["seed_grid"], result["readout"]
+    g, r, a = result["seed_grid"], result["readout"], result["analyze_streams"]
     print(f"load average {result['loadavg_before']} -> {result['loadavg_after']}, {result['cpus']} cpus")
     print(
         f"seed grid: {g['tasks']} tasks, serial {g['serial_s']:.2f} s, with one BLAS thread "
@@ -167,6 +211,13 @@ def main() -> None:
             f"serial/cluster {c['speedup']:.2f} (one-thread serial/cluster {c['speedup_vs_1thread']:.2f}), "
             f"overhead {1000 * c['overhead_per_task_s']:.0f} ms/task, "
             f"identical {c['identical']} (max relative per-seed difference {c['max_rel_diff']:.1e})"
+        )
+    print(f"analyze streams: {a['streams']} x {a['events']} events, serial {a['serial_s']:.2f} s")
+    for c in a["clusters"]:
+        print(
+            f"  local:{c['workers']}: {c['wall_s']:.2f} s, serial/cluster {c['speedup']:.2f}, "
+            f"overhead {1000 * c['overhead_per_task_s']:.0f} ms/task, "
+            f"identical verdicts {c['identical_verdicts']}"
         )
     shape = f"{r['rows']} x {r['features']} in {r['shards']} shards"
     print(f"readout: {shape}, one process {r['one_process_s']:.2f} s")
