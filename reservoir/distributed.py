@@ -107,7 +107,6 @@ def connect(spec: str, timeout_s: float | None = None) -> Cluster:
     """
     address, n = parse_spec(spec)
     timeout_s = CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
-    import importlib
     import logging
 
     dist: Any = importlib.import_module("distributed")  # untyped constructors: keep them Any
@@ -131,6 +130,8 @@ def connect(spec: str, timeout_s: float | None = None) -> Cluster:
         if local is not None:
             local.close()
         raise ClusterError(f"cannot connect to the cluster at {spec}: {exc}") from exc
+    except RuntimeError as exc:  # "Nanny failed to start": e.g. a script without an ``if __name__`` guard
+        raise ClusterError(f"cannot start the local cluster {spec}: {exc}") from exc
     cluster = Cluster(client, spec, local)
     try:
         client.wait_for_workers(1, timeout=timeout_s)
