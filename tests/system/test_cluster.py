@@ -92,9 +92,14 @@ def test_scheduler_and_workers_bench_and_readout(dask_cluster: DaskCluster, tmp_
         paths, X, y = _shards(tmp_path, n_shards=7)
         _check_fit(paths, X, y, cluster.client)
         # a shard pinned to one worker runs there (the data lives there)
+        from distributed import get_task_stream
+
         w0 = dask_cluster.worker_address(dask_cluster.workers[0])
-        pinned = sharded_stats(cluster.client, paths[:2], workers=[w0, w0])
-        assert pinned.rows == sum(np.load(p)["y"].size for p in paths[:2])
+        with get_task_stream(client=cluster.client) as ts:
+            pinned = sharded_stats(cluster.client, paths[:4], workers=[w0] * 4)
+        assert pinned.rows == sum(np.load(p)["y"].size for p in paths[:4])
+        ran_on = {t["worker"] for t in ts.data if "-shard-" in str(t["key"])}
+        assert ran_on == {w0}
     _same(serial.summary, dist.summary)
 
 
