@@ -53,6 +53,24 @@ class BenchResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class SeedOutcome:
+    """What one seed contributes: metric ``value``, test predictions, per-seed extras, the state size, the
+    noise totals (asic) or floor, and ``info()`` of the reservoir when asked (spiking kinds)."""
+
+    value: float
+    pred: NDArray[Any]
+    extra: dict[str, Any]
+    state_dim: int
+    noise_stats: Any = None
+    noise_floor: dict[str, float] | None = None
+    info: dict[str, Any] | None = None
+
+
+#: (task, reservoir, size, seeds, options) -> one :class:`SeedOutcome` per seed, in seed order.
+SeedMapper = Callable[[Task, str, "int | None", list[int], "dict[str, Any] | None"], Sequence[SeedOutcome]]
+
+
 class _Std:
     """Column standardisation fitted on training rows (constant columns pass through centred)."""
 
@@ -159,6 +177,7 @@ def run_bench(
     task_options: dict[str, Any] | None = None,
     progress: Progress | None = None,
     with_null: bool = False,
+    map_seeds: SeedMapper | None = None,
 ) -> BenchResult:
     """Run ``reservoir`` on ``task`` for each seed; ``value`` is the mean metric over seeds.
 
@@ -166,6 +185,7 @@ def run_bench(
     ``task_options`` to :func:`reservoir.tasks.make_task` (``series``, ``horizon``, ``data``, sizes).
     ``with_null``: for a reservoir reporting a noise floor (asic), also run ``poisson-null`` with the same
     seeds, size and slot layout at the mean event rate it measured, and add it as ``summary["null"]``.
+    ``map_seeds``: runs :func:`bench_seed` for every seed elsewhere (docs/cluster.md); None runs them here.
     """
     t0 = time.perf_counter()
     tk = make_task(task, **(task_options or {})) if isinstance(task, str) else task
@@ -179,31 +199,27 @@ def run_bench(
     noise: dict[str, float] | None = None
     stats: Any = None  # reservoir.asic.NoiseStats, summed over seeds
     floors: list[dict[str, float]] = []  # reservoirs with a floor but no totals: plain mean over seeds
-    for i, seed in enumerate(seed_list):
+    if map_seeds is None:
+        outcomes = []
+        for i, seed in enumerate(seed_list):
+            if progress:
+                progress(f"{tk.name} x {reservoir}: seed {seed} ({i + 1}/{len(seed_list)})")
+            outcomes.append(bench_seed(tk, reservoir, size, seed, options))
+    else:  # e.g. reservoir.distributed.seed_mapper: one task per seed, results in seed order
         if progress:
-            progress(f"{tk.name} x {reservoir}: seed {seed} ({i + 1}/{len(seed_list)})")
-        if isinstance(tk, SeriesTask):
-            scaler = MinMaxScaler.fit(tk.u[tk.train])
-            u = scaler.transform(tk.u)
-            spec = ReservoirSpec(tk.u.shape[1], seed, size, "series", dict(options or {}))
-            res = make_reservoir(reservoir, spec)
-            value, pred, extra, ro, std = _series_seed(tk, res, u)
-            if tk.free_run and isinstance(res, SeriesReservoir):
-                extra[f"free_run_nrmse_{tk.free_run}"] = free_run_nrmse(tk, res, ro, std, scaler)
-            state_dim = int(getattr(res, "state_dim", pred.shape[-1] if pred.ndim > 1 else 0))
-        else:
-            value, pred, extra, state_dim, res = _classify_seed(tk, reservoir, size, seed, options)
-        ns = getattr(res, "noise_stats", None)
-        nf = getattr(res, "noise_floor", None)
-        if callable(ns):  # totals add over seeds: the floor and the null's rate are weighted by slots
-            stats = ns() if stats is None else stats + ns()
+            progress(f"{tk.name} x {reservoir}: {len(seed_list)} seed(s) as tasks")
+        outcomes = list(map_seeds(tk, reservoir, size, seed_list, options))
+    for i, out in enumerate(outcomes):
+        if out.noise_stats is not None:  # totals add over seeds: the floor and the null's rate by slots
+            stats = out.noise_stats if stats is None else stats + out.noise_stats
             noise = stats.floor()
-        elif callable(nf):
-            floors.append(nf())
-        values.append(value)
-        extras.append(extra)
+        elif out.noise_floor is not None:
+            floors.append(out.noise_floor)
+        values.append(out.value)
+        extras.append(out.extra)
+        state_dim = out.state_dim
         if i == 0:
-            first_pred = pred
+            first_pred = out.pred
     if noise is None and floors:
         noise = {k: float(np.mean([f[k] for f in floors])) for k in floors[0]}
     metric = tk.metric if isinstance(tk, SeriesTask) else "accuracy"
@@ -237,13 +253,51 @@ def run_bench(
     if noise is not None:
         summary["noise_floor"] = noise
         if with_null and reservoir != "poisson-null":
-            summary["null"] = _matched_null(tk, size, seed_list, options, noise, progress)
+            summary["null"] = _matched_null(tk, size, seed_list, options, noise, progress, map_seeds)
     y_test: NDArray[Any]
     if isinstance(tk, SeriesTask):
         y_test = tk.y[tk.test, 0] if tk.y.shape[1] == 1 else tk.y[tk.test]
     else:
         y_test = tk.y_test
-    return BenchResult(summary, np.asarray(y_test), first_pred, {"per_seed": extras})
+    infos = [o.info for o in outcomes if o.info is not None]
+    extra_out: dict[str, Any] = {"per_seed": extras}
+    if infos:
+        extra_out["reservoir_info"] = infos
+    return BenchResult(summary, np.asarray(y_test), first_pred, extra_out)
+
+
+def bench_seed(
+    tk: Task,
+    reservoir: str,
+    size: int | None,
+    seed: int,
+    options: dict[str, Any] | None,
+    with_info: bool = False,
+) -> SeedOutcome:
+    """One seed of :func:`run_bench` (a self-contained, picklable unit of work: a cluster task)."""
+    if isinstance(tk, SeriesTask):
+        scaler = MinMaxScaler.fit(tk.u[tk.train])
+        u = scaler.transform(tk.u)
+        spec = ReservoirSpec(tk.u.shape[1], seed, size, "series", dict(options or {}))
+        res = make_reservoir(reservoir, spec)
+        value, pred, extra, ro, std = _series_seed(tk, res, u)
+        if tk.free_run and isinstance(res, SeriesReservoir):
+            extra[f"free_run_nrmse_{tk.free_run}"] = free_run_nrmse(tk, res, ro, std, scaler)
+        state_dim = int(getattr(res, "state_dim", pred.shape[-1] if pred.ndim > 1 else 0))
+    else:
+        value, pred, extra, state_dim, res = _classify_seed(tk, reservoir, size, seed, options)
+    ns = getattr(res, "noise_stats", None)
+    nf = getattr(res, "noise_floor", None)
+    info = getattr(res, "info", None) if with_info else None
+    return SeedOutcome(
+        value,
+        np.asarray(pred),
+        extra,
+        state_dim,
+        ns() if callable(ns) else None,
+        None if callable(ns) or not callable(nf) else nf(),
+        info() if callable(info) else None,
+    )
 
 
 def _matched_null(
@@ -253,6 +307,7 @@ def _matched_null(
     options: dict[str, Any] | None,
     noise: dict[str, float],
     progress: Progress | None,
+    map_seeds: SeedMapper | None = None,
 ) -> dict[str, Any]:
     """poisson-null at the measured mean rate per chip, same seeds, size and slot layout."""
     from reservoir.asic import SLOT_NS
@@ -261,7 +316,7 @@ def _matched_null(
     slot_s = float(opts.get("slot_ns", SLOT_NS)) / 1e9
     rate = noise["mean_count_per_slot"] / slot_s
     opts["rate_hz"] = rate
-    s = run_bench(tk, "poisson-null", size, seeds, opts, progress=progress).summary
+    s = run_bench(tk, "poisson-null", size, seeds, opts, progress=progress, map_seeds=map_seeds).summary
     return {"value": s["value"], "ci95": s["ci95"], "per_seed": s["per_seed"], "rate_hz": rate}
 
 

@@ -292,11 +292,47 @@ def _read_all(dirs: list[Path], by: str, clock: str, feedback: Feedback) -> tupl
     return streams, evs
 
 
+def _check_cluster_spec(spec: str) -> None:
+    """A malformed --cluster fails before any recording is read."""
+    from reservoir.distributed import parse_spec
+
+    try:
+        parse_spec(spec)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _cluster_streams(args: argparse.Namespace, streams: list[Stream], feedback: Feedback) -> list[Any]:
+    """``--cluster``: each stream's statistics as one Dask task (same arguments and seeds as the serial
+    loop); a StreamStats or the stream's TooFewEvents per stream, in order (docs/cluster.md)."""
+    from reservoir.distributed import ClusterError, connect, map_calls
+
+    calls = [
+        (
+            (st.segments,),
+            {"name": st.name, "read_ids": st.col("read_id"), "mc": not args.no_mc, "seed": args.seed + i},
+        )
+        for i, st in enumerate(streams)
+    ]
+    feedback.step(f"{len(streams)} stream(s) as tasks on {args.cluster}")
+    try:
+        with connect(args.cluster) as cluster:
+            return map_calls(cluster.client, compute_stream, calls, catch=(TooFewEvents,))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    except ImportError as exc:
+        raise UsageError(f"--cluster needs Dask distributed: pip install 'asicrc[cluster]' ({exc})") from exc
+    except ClusterError as exc:
+        raise RuntimeFailure(str(exc)) from exc
+
+
 def _run(args: argparse.Namespace, feedback: Feedback) -> int:
     clock = "t_host_ns" if args.clock == "host" else "t_ns"
     streams: list[Stream]
     evs: list[dict[str, np.ndarray]] = []
     report_dir = check_output_dir(args.report, "--report") if args.report else None  # before computing
+    if args.cluster:
+        _check_cluster_spec(args.cluster)
     if args.timestamps:
         if args.recording:
             raise AnalyzeError("give either RECORDING_DIR or --timestamps FILE, not both")
@@ -310,10 +346,18 @@ def _run(args: argparse.Namespace, feedback: Feedback) -> int:
     gaps: dict[str, np.ndarray] = {}
     skipped: list[str] = []
     feedback.step(f"{len(streams)} stream(s)")
+    remote = _cluster_streams(args, streams, feedback) if args.cluster else None
     for i, st in enumerate(feedback.track(streams, "streams")):
         rid = st.col("read_id")
         try:
-            s = compute_stream(st.segments, name=st.name, read_ids=rid, mc=not args.no_mc, seed=args.seed + i)
+            if remote is None:
+                s = compute_stream(
+                    st.segments, name=st.name, read_ids=rid, mc=not args.no_mc, seed=args.seed + i
+                )
+            elif isinstance(remote[i], TooFewEvents):
+                raise remote[i]
+            else:
+                s = remote[i]
         except TooFewEvents as exc:
             if len(streams) == 1:
                 raise AnalyzeError(str(exc)) from None
@@ -442,6 +486,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--clock", choices=("corrected", "host"), default="corrected", help="t_ns or t_host_ns")
     p.add_argument(
         "--correction", choices=("holm", "bh", "none"), default="holm", help="multiple comparisons"
+    )
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        default=None,
+        help="compute the streams as Dask tasks: local[:N] or tcp://HOST:PORT; the correction stays here",
     )
     p.add_argument(
         "--alpha", type=open_unit, default=0.05, help="family-wise (holm) or FDR (bh) level, in (0, 1)"

@@ -2,12 +2,15 @@
 
     asicrc bench TASK --reservoir KIND [--size N] [--seeds K] [--json] [--report DIR]
                  [--series FILE] [--horizon K] [--data FILE | --data mnist:DIR] [--simulate]
+                 [--cluster local[:N] | --cluster tcp://HOST:PORT]
 
 ``--json`` prints one object on stdout; progress goes to stderr. ``--reservoir asic`` asks
 ``daemon.substrate:make_substrate(args)`` for a Substrate (real boards, or the emulator with --simulate).
 ``classify --data mnist:DIR`` reads the four MNIST / Fashion-MNIST IDX files of DIR (``--n-train`` /
 ``--n-test`` keep the first samples of each split). Spiking reservoirs (lsm, lsm-stdp, nalsm) add
 ``reservoir_info`` (branching factor, liquid rate, per-seed ``info()``) to the summary.
+``--cluster`` runs each seed as a task on Dask distributed (docs/cluster.md): ``local[:N]`` starts N worker
+processes here, an address joins a running scheduler; the result equals the serial run's.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from daemon.cli.errors import (
 )
 from daemon.cli.progress import Feedback
 from reservoir.bench import run_bench
+from reservoir.distributed import ClusterError, connect, seed_mapper  # Dask only inside connect()
 from reservoir.progress import listening
 from reservoir.registry import REGISTRY, UnsupportedTask, recording
 from reservoir.tasks import TASKS, TaskDataError
@@ -109,6 +113,12 @@ def register(subparsers: Any) -> None:
         metavar="KIND.NAME=VALUE",
         help="asic --simulate: a planted kind's parameter, repeatable (e.g. echo.tau_ms=300)",
     )
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        default=None,
+        help="run the seeds as Dask tasks: local[:N] worker processes or tcp://HOST:PORT (docs/cluster.md)",
+    )
     p.set_defaults(func=run)
 
 
@@ -146,9 +156,11 @@ def mnist_task(data: str, n_train: int | None = None, n_test: int | None = None)
     return ClassificationTask(f"mnist:{path.name}", X_train, y_train, X_test, y_test, info=info)
 
 
-def reservoir_info(built: list[object]) -> dict[str, Any] | None:
-    """Mean branching factor and liquid rate over the reservoirs built (one per seed), plus each info()."""
-    infos = [i() for i in (getattr(r, "info", None) for r in built) if callable(i)]
+def reservoir_info(built: list[object], infos: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """Mean branching factor and liquid rate over the reservoirs built (one per seed), plus each info()
+    (``infos``: those info() dicts already taken, e.g. on cluster workers)."""
+    if infos is None:
+        infos = [i() for i in (getattr(r, "info", None) for r in built) if callable(i)]
     if not infos:
         return None
 
@@ -193,6 +205,20 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _open_cluster(args: argparse.Namespace) -> Any:
+    """The Dask session of ``--cluster`` (None without it: Dask is then never imported)."""
+    if args.cluster is None:
+        return None
+    try:
+        return connect(args.cluster)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    except ImportError as exc:
+        raise UsageError(f"--cluster needs Dask distributed: pip install 'asicrc[cluster]' ({exc})") from exc
+    except ClusterError as exc:
+        raise RuntimeFailure(str(exc)) from exc
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler: run the benchmark and print the result (then write --report, if asked)."""
     options = _options(args)
@@ -201,6 +227,10 @@ def run(args: argparse.Namespace) -> int:
     if (args.plant or args.plant_param) and not (args.reservoir == "asic" and args.simulate):
         print("asicrc bench: --plant/--plant-param need --reservoir asic --simulate", file=sys.stderr)
         return 2
+    if args.cluster is not None and args.reservoir == "asic":
+        raise UsageError(
+            "--cluster does not apply to --reservoir asic: its substrate is attached to this host"
+        )
     if args.reservoir == "asic":
         options["slot_ns"] = args.slot_ns
         try:
@@ -215,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
         "n_test": args.n_test,
     }
     built: list[object] = []
+    cluster = _open_cluster(args)
     try:
         task: Any = args.task
         if args.task == "classify" and args.data and args.data.startswith(MNIST_PREFIX):
@@ -233,14 +264,19 @@ def run(args: argparse.Namespace) -> int:
                 task_options=task_options,
                 progress=feedback.step,
                 with_null=not args.no_null,
+                map_seeds=None if cluster is None else seed_mapper(cluster.client),
             )
     except (TaskDataError, UnsupportedTask, ImportError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
+    except ClusterError as exc:
+        raise RuntimeFailure(str(exc)) from exc
     finally:
         close = getattr(substrate, "close", None)
         if callable(close):
             close()
-    info = reservoir_info(built)
+        if cluster is not None:
+            cluster.close()
+    info = reservoir_info(built, result.extra.get("reservoir_info") if cluster is not None else None)
     summary = _clean({**result.summary, "reservoir_info": info} if info else result.summary)
     _print_summary(summary, args.json)
     if report_dir is not None:
