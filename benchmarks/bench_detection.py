@@ -18,7 +18,8 @@ at 485 MHz: 10 events = 100 ms, 40 = 400 ms, 160 = 1.6 s). The plants' time cons
 memory in units of input steps and only the shot noise changes. The physics grid is a tenth of a slot
 (>= 10 ms). ``--out`` appends one JSON row per (kind, gain, events, task) as soon as it is done; the
 minimum detectable effect per event rate (reservoir/power.py) is computed from the rows; ``--report DIR``
-writes ``mde.png`` and ``dose_response.png``.
+writes ``mde.png`` and ``dose_response.png``. ``--mask`` picks the input masks of both runs
+(reservoir/asic.py: positive by default; rows committed before 2026-12-03 were measured with symmetric ones).
 """
 
 from __future__ import annotations
