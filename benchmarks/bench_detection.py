@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_detection.py [--kinds echo threshold] [--gains 0 0.1 0.25 0.5 1]
         [--events 10 40 160] [--seeds 5] [--chips 2] [--n-sub 2] [--n-train 400 --n-test 200]
-        [--tasks memory-capacity narma10] [--out ROWS.jsonl] [--json] [--report DIR] [--from-json ROWS.jsonl]
+        [--tasks memory-capacity narma10] [--mask positive|symmetric] [--out ROWS.jsonl] [--json]
+        [--report DIR] [--from-json ROWS.jsonl]
 
 For every planted kind, gain and event rate it runs ``asic`` on the emulated chain (simulator/slots.py: the
 same chip model and plants as ``asicrc sim``, driven in process on emulated time, no daemon) beside its
@@ -17,7 +18,8 @@ at 485 MHz: 10 events = 100 ms, 40 = 400 ms, 160 = 1.6 s). The plants' time cons
 memory in units of input steps and only the shot noise changes. The physics grid is a tenth of a slot
 (>= 10 ms). ``--out`` appends one JSON row per (kind, gain, events, task) as soon as it is done; the
 minimum detectable effect per event rate (reservoir/power.py) is computed from the rows; ``--report DIR``
-writes ``mde.png`` and ``dose_response.png``.
+writes ``mde.png`` and ``dose_response.png``. ``--mask`` picks the input masks of both runs
+(reservoir/asic.py: positive by default; rows committed before 2026-12-03 were measured with symmetric ones).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from reservoir.asic import MASKS
 from reservoir.bench import ci95, run_bench
 from reservoir.power import detection_table, paired
 from reservoir.substrate import EventSlot, SlotSchedule
@@ -112,6 +115,7 @@ def one(
         "substrate": lambda seed: EmulatedSubstrate(a.chips, seed, plants, voltage_v, temperature),
         "slot_ns": slot_ns,
         "n_sub": a.n_sub,
+        "mask": a.mask,
     }
     t0 = time.perf_counter()
     s = run_bench(
@@ -136,6 +140,7 @@ def one(
         "tau_ms": TAU_SLOTS * slot_s * 1e3,
         "chips": a.chips,
         "n_sub": a.n_sub,
+        "mask": a.mask,
         "n_train": s["n_train"],
         "n_test": s["n_test"],
         "seeds": s["seeds"],
@@ -255,6 +260,13 @@ def main(argv: list[str] | None = None) -> int:
         default="off",
         help="temperature feature: off (events only, default) or the board sensor's reading",
     )
+    p.add_argument(
+        "--mask",
+        choices=MASKS,
+        default=MASKS[0],
+        help="input masks of the asic reservoir and its null (reservoir/asic.py); with --from-json, the rows "
+        "measured with them (rows without a mask field: symmetric)",
+    )
     p.add_argument("--out", help="append one JSON row per result to this file")
     p.add_argument("--json", action="store_true", help="print the rows as one JSON array")
     p.add_argument("--report", metavar="DIR", help="write dose_response.png and mde.png")
@@ -275,9 +287,10 @@ def main(argv: list[str] | None = None) -> int:
                         r["events_target"],
                         r["voltage_v"],
                         r["temperature"],
+                        r.get("mask", "symmetric"),
                     )
                     seen.setdefault(key, r)  # the same row in two files (gain 0) counts once
-        rows = list(seen.values())
+        rows = [r for r in seen.values() if r.get("mask", "symmetric") == a.mask]
     else:
         rows = []
         combos = [("none", 0.0)] if 0.0 in a.gains else []

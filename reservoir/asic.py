@@ -2,9 +2,17 @@
 
 Each input step u(t) (scaled to [-1, 1] from the training split) is spread over S sub-slots (virtual nodes,
 as in single-node delay reservoirs): sub-slot j gets x_j = clip(m_j . u(t) / d_in, -1, 1) with a fixed random
-mask m_j ~ U[-1, 1]^d_in (seeded), and the frequency setpoint f = f_mid + x_j (f_max - f_min) / 2. The
-substrate runs the slots and returns the events; :mod:`reservoir.features` turns each step's S slots into
-its state row. The caller gives [f_min, f_max]; the daemon enforces its safety envelope again.
+mask m_j (seeded), and the frequency setpoint f = f_mid + x_j (f_max - f_min) / 2. The substrate runs the
+slots and returns the events; :mod:`reservoir.features` turns each step's S slots into its state row. The
+caller gives [f_min, f_max]; the daemon enforces its safety envelope again.
+
+Masks (option ``mask``): ``"positive"`` (default) m_j = |U[-1, 1]^d_in|, every sub-slot driven with the
+same sign, so the step's mean clock follows the input (mean mask 0.5 per input); ``"symmetric"`` m_j ~
+U[-1, 1]^d_in, the same magnitudes with random signs. A slow substrate state (temperature, mean power, any
+trace longer than a step) integrates the clock over the sub-slots; under symmetric masks that mean is
+~N(0, 1/(3 S)) x u, so such a memory is nearly invisible by construction (docs/asic-results.md, "Detection
+power"). Per-sub-slot gains |m_j| are identical under both, so a memoryless readout of the present input
+loses nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ DEFAULT_SUB = 17
 CHUNK_STEPS = 500
 #: Inputs per step when a static sample is presented as a sequence (as the ESN does).
 SAMPLE_CHUNK = 8
+#: Input mask designs (module docstring); the first is the default.
+MASKS: tuple[str, ...] = ("positive", "symmetric")
 
 
 @dataclass(frozen=True)
@@ -90,15 +100,19 @@ class AsicReservoir:
         f_max: float = F_MAX_MHZ,
         slot_ns: int = SLOT_NS,
         seed: int = 0,
+        mask: str = MASKS[0],
     ) -> None:
         if not f_max > f_min:
             raise ValueError(f"f_max ({f_max}) must exceed f_min ({f_min}) MHz")
+        if mask not in MASKS:
+            raise ValueError(f"mask must be one of {', '.join(MASKS)}, got {mask!r}")
         self.substrate = substrate
         self.n_inputs = n_inputs
         self.n_sub = n_sub
         self.f_min, self.f_max = f_min, f_max
         self.slot_ns = slot_ns
         self.seed = seed
+        self.mask = mask
         self.n_chips = int(substrate.n_chips)
         self.state_dim = n_sub * self.n_chips * len(FEATURES)
         self._mask: F64 | None = None
@@ -106,7 +120,8 @@ class AsicReservoir:
 
     def _get_mask(self, d: int) -> F64:
         if self._mask is None or self._mask.shape[1] != d:
-            self._mask = np.random.default_rng(self.seed).uniform(-1.0, 1.0, (self.n_sub, d))
+            m = np.random.default_rng(self.seed).uniform(-1.0, 1.0, (self.n_sub, d))
+            self._mask = np.abs(m) if self.mask == "positive" else m
         return self._mask
 
     def setpoints(self, u: F64) -> F64:
@@ -190,6 +205,7 @@ def _common(spec: ReservoirSpec, substrate: Substrate) -> AsicReservoir:
         f_max=float(o.get("f_max", F_MAX_MHZ)),
         slot_ns=int(o.get("slot_ns", SLOT_NS)),
         seed=spec.seed,
+        mask=str(o.get("mask", MASKS[0])),
     )
 
 

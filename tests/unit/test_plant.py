@@ -134,7 +134,7 @@ def _mc_diff(gain: float) -> float:
 
 def test_echo_raises_memory_capacity_over_the_matched_null() -> None:
     """One seed, ~40 events per sub-slot and chip: echo=1 lifts asic - null MC well above gain 0's."""
-    assert _mc_diff(1.0) > _mc_diff(0.0) + 0.1  # measured +0.169 against +0.004 (seeded, deterministic)
+    assert _mc_diff(1.0) > _mc_diff(0.0) + 0.1  # measured +0.308 against -0.201 (seeded, deterministic)
 
 
 def test_planning_aid_figures() -> None:
