@@ -1,4 +1,4 @@
-"""The `asic` reservoir on the emulator beside its baselines of equal state size (issue 5, last bullet).
+"""The `asic` reservoir on the emulator beside its baselines of equal state size.
 
     .venv/bin/python benchmarks/bench_asic.py [--seeds 3] [--chips 2] [--slot-ns 100000000] [--n-sub 2]
         [--time-scale 4] [--tasks narma10 memory-capacity] [--narma-train 400 --narma-test 200]

@@ -5,7 +5,7 @@
 Builds a buffer of nonce replies (11 bytes, version rolling on) with garbage sprinkled in (1-8 bytes after
 about every 50th reply, preamble bytes included), then decodes it: in one feed, in 4 KiB reads (what a
 serial transport hands over), and with the scalar decoder on a slice. Prints frames/s and the ratio to the
-line rate of one 3.125 Mbaud link (28,400 replies/s, bm1366.md).
+line rate of one 3.125 Mbaud link (28,400 replies/s, docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from drivers.decoder import FrameDecoder
 from drivers.reply_batch import ReplyBatchDecoder, encode_replies
 
-#: One 3.125 Mbaud link: 110 bits per 11-byte reply (bm1366.md "Rates").
+#: One 3.125 Mbaud link: 110 bits per 11-byte reply (docs/protocol.md "Rates").
 LINE_RATE_REPLIES_PER_S = 28_400
 TARGET_FRAMES_PER_S = 1_000_000
 

@@ -24,7 +24,7 @@ from simulator.chain import ChainCore
 from simulator.mining import DEFAULT_DIFFICULTY_SCALE
 from simulator.pty_server import BoardConfig, SimulatedBoard
 
-#: One 3.125 Mbaud link at line rate: 3.125e6 / 110 bits per 11-byte reply (bm1366.md "Rates").
+#: One 3.125 Mbaud link at line rate: 3.125e6 / 110 bits per 11-byte reply (docs/protocol.md "Rates").
 LINK_REPLIES_PER_S = 3.125e6 / 110
 #: Reader warm-up (s): bytes queued while the reader process started are not counted.
 WARMUP_S = 1.0

@@ -56,7 +56,7 @@ from daemon.supervisor import BoardSupervisor
 from drivers.chain import ChainTiming
 from drivers.transport import SerialTransport
 
-#: One 3.125 Mbaud link at line rate: 3.125e6 / 110 bits per 11-byte reply (bm1366.md "Rates").
+#: One 3.125 Mbaud link at line rate: 3.125e6 / 110 bits per 11-byte reply (docs/protocol.md "Rates").
 LINK_RATE = 28_400
 TARGET_FRAMES = 113_600
 TARGET_CORES = 0.5

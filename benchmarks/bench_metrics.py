@@ -32,7 +32,7 @@ from daemon.http import HttpServer, make_app
 from daemon.metrics import make_registry, render
 from daemon.state import DaemonState, PlanProgress
 
-#: Four 3.125 Mbaud links at line rate (bm1366.md: 28,400 replies/s each).
+#: Four 3.125 Mbaud links at line rate (docs/protocol.md: 28,400 replies/s each).
 LINE_RATE_4_LINKS = 4 * 28_400
 
 

@@ -2,7 +2,7 @@
 several batch sizes (rows per Arrow IPC message), and the collector's ingest rate (decode + relabel + queue).
 
 The script starts its own mosquitto on a free 127.0.0.1 port (config in a temp dir) and stops it at the end.
-Reference: one BM1366 link at line rate is ~28,400 replies/s (bm1366.md, 3.125 Mbaud).
+Reference: one BM1366 link at line rate is ~28,400 replies/s (docs/protocol.md, 3.125 Mbaud).
 
 Run: .venv/bin/python benchmarks/bench_mqtt.py [--events N] [--rows 256,512,1024,2048] [--qos 1] [--json]
 """
@@ -31,7 +31,7 @@ from daemon.collect import Collector
 from daemon.events import make_event_batch
 from daemon.mqtt import MqttBridge, MqttSettings, encode_events
 
-#: One BM1366 chain at 3.125 Mbaud: 11-byte replies per second (bm1366.md "Rates").
+#: One BM1366 chain at 3.125 Mbaud: 11-byte replies per second (docs/protocol.md "Rates").
 LINE_RATE = 28_400
 
 

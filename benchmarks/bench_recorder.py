@@ -6,7 +6,7 @@
    :class:`Pipeline` into :meth:`Recorder.run` with the default policy (flush every 1 s, fsync every 5 s,
    64 MiB segments). Reports rows/s and bytes/s end to end (publish -> fsynced, renamed segments), CPU
    seconds per million rows, bytes per row, and the ratio to 4 links at 3.125 Mbaud line rate
-   (4 x 28,400 replies/s, bm1366.md).
+   (4 x 28,400 replies/s, docs/protocol.md).
 2. Recovery: a 64 MiB segment is torn mid-batch (as SIGKILL or a power cut leaves it) and recovered with
    :func:`recover_segment`; reports the time and the rows kept.
 
@@ -32,7 +32,7 @@ from daemon.events import Pipeline, make_event_batch
 from daemon.recorder import Recorder, RecorderPolicy
 from daemon.recording import read_table, recover_segment, segments
 
-#: Four 3.125 Mbaud links at line rate (bm1366.md: 28,400 replies/s each).
+#: Four 3.125 Mbaud links at line rate (docs/protocol.md: 28,400 replies/s each).
 LINE_RATE_4_LINKS = 4 * 28_400
 
 

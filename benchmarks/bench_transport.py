@@ -15,7 +15,7 @@ import tty
 from drivers.frames import NonceReply
 from drivers.transport import FrameReader, ReplyBatchReader, SerialTransport, VectorFrameDecoder
 
-LINE_RATE = 28_400  # 11-byte replies/s at 3.125 Mbaud (bm1366.md)
+LINE_RATE = 28_400  # 11-byte replies/s at 3.125 Mbaud (docs/protocol.md)
 
 
 def payload(n: int) -> bytes:

@@ -5,7 +5,7 @@ By default the emulated boards run in a child process (``asicrc sim --firehose``
 RSS is the daemon's alone; the child's RSS is sampled separately (``sim_rss``). ``--emulator inprocess``
 runs them inside the daemon (``--simulate``) as before: then a leak in either shows, and a starved emulator's
 backlog counts as daemon memory. Each board's chain emits ``--rate`` random nonce replies/s (a link carries
-at most ~9,000 replies/s at 1 Mbaud, ~28,000 at 3.125 Mbaud, bm1366.md "Rates"). ``/metrics`` and
+at most ~9,000 replies/s at 1 Mbaud, ~28,000 at 3.125 Mbaud, docs/protocol.md "Rates"). ``/metrics`` and
 ``/status`` are scraped every sample. Finished recording segments are deleted as they appear
 (``--keep-recordings`` keeps them); the recorder still writes, rotates and fsyncs everything.
 
@@ -51,12 +51,12 @@ from daemon.config import parse_config
 from daemon.memory import TRIM_INTERVAL_S, malloc_trim
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Events for the full run (issue 9: >= 10^8) and for --quick.
+#: Events for the full run (RELIABILITY.md: >= 10^8) and for --quick.
 FULL_EVENTS = 100_000_000
 QUICK_EVENTS = 10_000_000
-#: Event count the slope is extrapolated to (issue 9: ">= 10^8 events").
+#: Event count the slope is extrapolated to (RELIABILITY.md: ">= 10^8 events").
 EXTRAPOLATE_EVENTS = 100_000_000
-#: Sampling period (s) and the pass limits (issue 9: "no growth beyond a few percent after warm-up").
+#: Sampling period (s) and the pass limits (RELIABILITY.md: "no growth beyond a few percent after warm-up").
 SAMPLE_S = 2.0
 MAX_RSS_GROWTH = 0.05
 SLACK = 2

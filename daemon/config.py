@@ -3,7 +3,7 @@
 One file (``tomllib``). Every key is declared once in a dataclass with its allowed range in field metadata;
 :func:`load_config` / :func:`parse_config` reject unknown keys, wrong types and out-of-range values with a
 :class:`ConfigError` that names the key path, the value and the allowed range. Every default is safe: the
-safety defaults come from ``/work/shared/bm1366.md`` ("Safety figures in use": ESP-Miner's UI range and the
+safety defaults come from ``docs/protocol.md`` ("Safety figures in use": ESP-Miner's UI range and the
 public sweep tool's hard limits, whichever is tighter).
 """
 

@@ -20,7 +20,7 @@ from drivers.share import JobTable, share_difficulties
 JOB_VERSION = 0x20000000
 #: nbits of difficulty 1 (the chip ignores it for reporting; kept realistic for the header).
 NBITS_DIFF1 = 0x1D00FFFF
-#: ESP-Miner's job id step and modulus (bm1366.md "Job ids").
+#: ESP-Miner's job id step and modulus (docs/protocol.md "Job ids").
 JOB_ID_STEP = 8
 JOB_ID_MOD = 128
 

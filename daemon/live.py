@@ -315,7 +315,7 @@ def window_events(
 
 
 class LiveMetrics:
-    """The service's Prometheus metrics, registered in ``registry`` (names per design.md)."""
+    """The service's Prometheus metrics, registered in ``registry`` (names per docs/architecture.md)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.inputs = Counter("asicrc_live_inputs_total", "Live inputs received", registry=registry)

@@ -25,7 +25,7 @@ from simulator.pty_server import SimulatedBoard
 
 log = logging.getLogger(__name__)
 
-#: PMBus READ_VIN register of the emulated TPS546 (bm1366.md); the brown-out hook overrides its value.
+#: PMBus READ_VIN register of the emulated TPS546 (docs/protocol.md); the brown-out hook overrides its value.
 READ_VIN = 0x88
 TPS546_ADDR = 0x24
 #: Input voltage below which the emulated chain loses its state (chips back to reset, re-init needed), V.

@@ -26,7 +26,7 @@ from daemon.events import EVENT_SCHEMA, Pipeline
 if TYPE_CHECKING:  # the bridge (and aiomqtt) is only imported when MQTT is enabled
     from daemon.mqtt import MqttStats
 
-#: Inter-arrival histogram upper bounds in seconds: 1-2-5 steps from 100 us to 100 s (design.md, issue 7).
+#: Inter-arrival histogram upper bounds in seconds: 1-2-5 steps from 100 us to 100 s (docs/architecture.md).
 INTERARRIVAL_BUCKETS_S: tuple[float, ...] = (
     *(round(m * 10.0**e, 12) for e in range(-4, 2) for m in (1.0, 2.0, 5.0)),
     100.0,

@@ -1,4 +1,4 @@
-"""Async BM1366 chain: bring-up in the order of ``bm1366.md`` (ESP-Miner), jobs, register reads, counters.
+"""Async BM1366 chain: bring-up in the order of ``docs/protocol.md`` (ESP-Miner), jobs, register reads, counters.
 
 One background reader task decodes everything the transport delivers (:class:`FrameReader`): nonce replies
 go to a bounded queue (:meth:`Chain.next_nonce`, :meth:`Chain.nonces`), register replies answer the one
@@ -32,7 +32,7 @@ from drivers.transport.framing import FrameReader, StreamDecoder, TimedFrame
 
 log = logging.getLogger(__name__)
 
-# Timing (bm1366.md "Bring-up order", from ESP-Miner bm1366.c / asic_reset):
+# Timing (docs/protocol.md "Bring-up order", from ESP-Miner bm1366.c / asic_reset):
 #: Reset held low, then the wait after releasing it, s.
 RESET_HOLD_S = 0.1
 RESET_SETTLE_S = 0.1
@@ -52,7 +52,7 @@ RESET_FREQ_MHZ = 50.0
 #: Host UART rate at power-on, baud.
 RESET_BAUD = 115_200
 
-# Register addresses and the ESP-Miner init values (bm1366.md steps 4-7).
+# Register addresses and the ESP-Miner init values (docs/protocol.md steps 4-7).
 REG_CHIP_ID = 0x00
 REG_PLL0 = 0x08
 REG_HASH_COUNTING = 0x10

@@ -1,6 +1,6 @@
 """BM1366 chip arithmetic: PLL, ticket mask, version rolling, fast UART, hash counting number, rates.
 
-Pure functions, no I/O. Formulas and literal values from ``bm1366.md`` (ESP-Miner ``pll.c`` and ``bm1366.c``);
+Pure functions, no I/O. Formulas and literal values from ``docs/protocol.md`` (ESP-Miner ``pll.c`` and ``bm1366.c``);
 pinned by tests on the literal register bytes quoted there.
 """
 
@@ -10,15 +10,15 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-#: Reference clock of the chip, MHz (25 MHz crystal on every Bitaxe board; bm1366.md).
+#: Reference clock of the chip, MHz (25 MHz crystal on every Bitaxe board; docs/protocol.md).
 REFCLK_MHZ = 25.0
-#: Small cores per chip (112 cores x 8, 894 usable; bm1366.md "Rates").
+#: Small cores per chip (112 cores x 8, 894 usable; docs/protocol.md "Rates").
 SMALL_CORES_PER_CHIP = 894
 CORES_PER_CHIP = 112
 #: Bitcoin difficulty-1 target (share difficulty = DIFF1_TARGET / hash value).
 DIFF1_TARGET = 0xFFFF * 2**208
 
-#: PLL limits (bm1366.md: 144 <= fb_div <= 235, postdiv1 > postdiv2, both 1..7, refdiv 1 or 2).
+#: PLL limits (docs/protocol.md: 144 <= fb_div <= 235, postdiv1 > postdiv2, both 1..7, refdiv 1 or 2).
 FB_DIV_MIN = 144
 FB_DIV_MAX = 235
 POSTDIV_MAX = 7

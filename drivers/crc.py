@@ -1,6 +1,6 @@
 """CRC5 (command frames and chip replies) and CRC-16/CCITT-FALSE (job frames).
 
-Both as in ESP-Miner ``components/asic/crc.c``; pinned by tests on the literal frames in ``bm1366.md``.
+Both as in ESP-Miner ``components/asic/crc.c``; pinned by tests on the literal frames in ``docs/protocol.md``.
 Table-driven byte versions plus numpy lookup tables for the vectorised reply decoder.
 """
 

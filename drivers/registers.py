@@ -1,4 +1,4 @@
-"""BM1366 commands and registers as data (names, addresses, reset values), from ``bm1366.md``."""
+"""BM1366 commands and registers as data (names, addresses, reset values), from ``docs/protocol.md``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Share check: rebuild the block header for a nonce reply and its job, double SHA-256, share difficulty.
 
-Header (80 bytes, ``bm1366.md``): rolled version (LE) || prev hash || merkle root (both in header byte order,
+Header (80 bytes, ``docs/protocol.md``): rolled version (LE) || prev hash || merkle root (both in header byte order,
 i.e. the job frame's word-reversed bytes un-reversed) || ntime (LE) || nbits (LE) || the 4 nonce bytes
 exactly as received (reply bytes d0..d3). Share difficulty = DIFF1_TARGET / int(hash read little-endian).
 
@@ -28,7 +28,7 @@ import numpy.typing as npt
 from drivers.chipmath import DIFF1_TARGET
 from drivers.frames import JobFrame, NonceReply
 
-#: Bits of the block version the chip rolls: rolled = version | (version_bits << 13) (bm1366.md).
+#: Bits of the block version the chip rolls: rolled = version | (version_bits << 13) (docs/protocol.md).
 VERSION_BITS_SHIFT = 13
 HEADER_LEN = 80
 #: Most jobs the chip can hold: job ids are multiples of 8 below 256 (ESP-Miner uses 16 of them below 128).

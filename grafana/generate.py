@@ -10,7 +10,7 @@ Metric names are the ones ``daemon/metrics.py`` exports (docs/operations.md). Qu
 export are computed in PromQL from what it does:
 
 - expected nonce rate (Hz) = clock (Hz) x 894 hashes per clock per chip (BM1366: 112 cores x 8 small cores,
-  bm1366.md) x chips / (ticket difficulty x 2^32);
+  docs/protocol.md) x chips / (ticket difficulty x 2^32);
 - nominal hash rate (H/s) = clock (Hz) x 894 x chips; measured hash rate = rate of
   ``asicrc_estimated_hashes_total`` (valid nonces x ticket difficulty x 2^32);
 - efficiency (J/TH) = input power (W) / (hash rate (H/s) / 1e12).
@@ -34,7 +34,7 @@ DATASOURCE_UID = "asicrc-prometheus"
 DATASOURCE_NAME = "asicrc Prometheus"
 #: Every panel and target reads from the dashboard's datasource variable.
 DS: dict[str, str] = {"type": "prometheus", "uid": "${datasource}"}
-#: Hashes per clock cycle of one BM1366 (112 cores x 8 small cores, rounded as in bm1366.md).
+#: Hashes per clock cycle of one BM1366 (112 cores x 8 small cores, rounded as in docs/protocol.md).
 HASHES_PER_CLOCK = 894
 #: Hashes per share at difficulty 1.
 DIFF1_HASHES = 4294967296

@@ -29,7 +29,7 @@ from reservoir.substrate import EventSlot, PoissonSubstrate, RateModelSubstrate,
 
 F64 = NDArray[np.float64]
 
-#: Frequency range (MHz) offered by ESP-Miner's UI for the BM1366 (bm1366.md, "Safety figures in use").
+#: Frequency range (MHz) offered by ESP-Miner's UI for the BM1366 (docs/protocol.md, "Safety figures in use").
 F_MIN_MHZ, F_MAX_MHZ = 400.0, 575.0
 #: Default slot (virtual node) length: 1 ms, and the default sub-slots per input step.
 SLOT_NS = 1_000_000

@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover
 
 F64 = NDArray[np.float64]
 
-#: Default state size (issue 5: ``--size`` default 100).
+#: Default state size (``asicrc bench --size`` default 100).
 DEFAULT_SIZE = 100
 #: Up to this many units the spectral radius comes from dense eigenvalues and ``_W`` (used for batches of
 #: samples) is dense; above it ARPACK and CSR. The per-step recurrence in run() always uses the CSR kernel:

@@ -28,7 +28,7 @@ import numpy as np
 from reservoir.bench import ci95
 from reservoir.features import LOG_EXP_SD
 
-#: Small cores per BM1366 (bm1366.md, "Rates"): hashes per clock cycle.
+#: Small cores per BM1366 (docs/protocol.md, "Rates"): hashes per clock cycle.
 SMALL_CORES = 894
 #: Washout steps of the generated series tasks (reservoir.tasks).
 WASHOUT = 200

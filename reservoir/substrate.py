@@ -22,7 +22,7 @@ F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
 NS_PER_S = 1_000_000_000
-#: BM1366 cores per chip addressed by the nonce's core field (bm1366.md: 112 cores).
+#: BM1366 cores per chip addressed by the nonce's core field (docs/protocol.md: 112 cores).
 N_CORES = 112
 #: Toy model constants: reference frequency (MHz, ESP-Miner default 485) and ambient/slope of the temperature.
 REF_FREQ_MHZ = 485.0

@@ -34,7 +34,7 @@ from simulator.plant import Plants, PlantSpec
 PHYSICS_STEP_S = 0.01
 #: Delay from the end of a host command to the chip's reply (s); UART turnaround, assumption.
 CMD_REPLY_LATENCY_S = 20e-6
-#: Chips per chain accepted (bm1366.md: chains of 1..128 chips).
+#: Chips per chain accepted (docs/protocol.md: chains of 1..128 chips).
 MAX_CHIPS = 128
 _TWO32 = float(1 << 32)
 

@@ -1,7 +1,7 @@
 """The chip's own reading of register values, the job header, the nonce search and fast reply encoding.
 
 Deliberately independent of the host driver's code (only the CRC tables come from :mod:`drivers.crc`), so
-the emulator and the driver cannot validate each other's bugs. Facts from ``bm1366.md``.
+the emulator and the driver cannot validate each other's bugs. Facts from ``docs/protocol.md``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from fractions import Fraction
 
 from drivers.crc import CRC5_INIT, CRC5_POLY, CRC5_TABLE
 
-#: UART reference clock (Hz): baud = 25 MHz / ((BT8D + 1) * 8) (bm1366.md, register 0x28).
+#: UART reference clock (Hz): baud = 25 MHz / ((BT8D + 1) * 8) (docs/protocol.md, register 0x28).
 UART_CLOCK_HZ = 25_000_000
-#: PLL reference clock (Hz) (bm1366.md, PLL0).
+#: PLL reference clock (Hz) (docs/protocol.md, PLL0).
 PLL_REF_HZ = 25_000_000
 #: Diff-1 target (Bitcoin pool difficulty 1): 0xFFFF * 2^208.
 DIFF1_TARGET = 0xFFFF << 208

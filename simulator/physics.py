@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
 
-#: Small cores per chip (112 cores x 8), bm1366.md "Rates".
+#: Small cores per chip (112 cores x 8), docs/protocol.md "Rates".
 SMALL_CORES = 894
 #: Big cores whose id ESP-Miner reads from nonce bits 31-25.
 CORES = 112

@@ -8,7 +8,7 @@ ADDR = 0x40
 REG_CURRENT = 0x01
 REG_BUS_VOLTAGE = 0x02
 REG_POWER = 0x03
-#: LSB sizes (INA260 datasheet, bm1366.md): current 1.25 mA, bus voltage 1.25 mV, power 10 mW.
+#: LSB sizes (INA260 datasheet, docs/protocol.md): current 1.25 mA, bus voltage 1.25 mV, power 10 mW.
 CURRENT_LSB_A = 1.25e-3
 VOLTAGE_LSB_V = 1.25e-3
 POWER_LSB_W = 10e-3

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from drivers.transport.base import ReadBatch, TransportClosed, TransportError
 
-#: Host UART rate at power-on (bm1366.md: hosts open at 115200).
+#: Host UART rate at power-on (docs/protocol.md: hosts open at 115200).
 DEFAULT_BAUD = 115_200
 
 

@@ -25,7 +25,7 @@ from drivers.transport.reader_thread import READ_CHUNK, ReaderThread
 
 log = logging.getLogger(__name__)
 
-#: Host UART rate at power-on (bm1366.md: chips talk 115,741 baud at reset, hosts open at 115200).
+#: Host UART rate at power-on (docs/protocol.md: chips talk 115,741 baud at reset, hosts open at 115200).
 DEFAULT_BAUD = 115_200
 __all__ = ["DEFAULT_BAUD", "READ_CHUNK", "ResetPin", "SerialTransport"]
 

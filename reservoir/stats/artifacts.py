@@ -23,7 +23,7 @@ I64 = NDArray[np.int64]
 
 MS = 1_000_000  # ns per millisecond
 
-#: Known host timestamp quanta (ns -> mechanism); science.md: FTDI latency timer 16 ms; Linux HZ ticks.
+#: Known host timestamp quanta (ns -> mechanism); docs/science.md: FTDI latency timer 16 ms; Linux HZ ticks.
 NAMED_QUANTA_NS: dict[int, str] = {
     1 * MS: "USB full-speed frame / 1 kHz timer tick",
     2 * MS: "FTDI latency timer setting",
@@ -45,7 +45,7 @@ QUANTUM_MIN_R = 0.3
 #: Intervals used by the lattice test (a prefix; bounds the cost on 10^7 events).
 QUANTUM_MAX_SAMPLES = 200_000
 #: "Near-identical" timestamps: closer than this (ns) or 5 % of the mean interval, whichever is smaller.
-#: 2 ms covers the wire time of a few 11-byte replies at 115200 baud (0.95 ms each, bm1366.md).
+#: 2 ms covers the wire time of a few 11-byte replies at 115200 baud (0.95 ms each, docs/protocol.md).
 NEAR_ZERO_NS = 2 * MS
 NEAR_ZERO_REL = 0.05
 #: Batch effect gate: near-zero intervals must exceed their locally expected count this many times.
@@ -58,7 +58,7 @@ DEADTIME_K_DIV = 2000
 #: is this many times the count a shifted exponential predicts.
 PILEUP_REL = 0.1
 PILEUP_MIN_RATIO = 3.0
-#: Link bauds and reply sizes (bm1366.md: 9- or 11-byte replies; 115200 at reset, ~1 M and 3.125 M fast
+#: Link bauds and reply sizes (docs/protocol.md: 9- or 11-byte replies; 115200 at reset, ~1 M and 3.125 M fast
 #: UART) whose wire time (10 bits per byte) a dead time is compared with; a match within 5 % names the link.
 LINK_BAUDS: tuple[float, ...] = (115_200.0, 1_000_000.0, 3_125_000.0)
 REPLY_BYTES: tuple[int, ...] = (9, 11)

@@ -39,7 +39,7 @@ __all__ = ["mosquitto", "mosquitto_auth"]  # fixtures used by name
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "tok-7f3a9c1e-secret"
 PASSWORD = "s3cret-pass"  # what the mosquitto_auth fixture expects
-#: Exposure ceiling (issue 9) for ``systemd-analyze security --offline=yes``.
+#: Exposure ceiling (RELIABILITY.md) for ``systemd-analyze security --offline=yes``.
 MAX_EXPOSURE = 3.0
 
 

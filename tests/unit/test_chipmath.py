@@ -1,4 +1,4 @@
-"""Chip math on the literal values of bm1366.md, plus search invariants."""
+"""Chip math on the literal values of docs/protocol.md, plus search invariants."""
 
 from __future__ import annotations
 

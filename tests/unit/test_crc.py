@@ -1,4 +1,4 @@
-"""CRC5 and CRC-16/CCITT-FALSE on check values and on the literal frames of bm1366.md."""
+"""CRC5 and CRC-16/CCITT-FALSE on check values and on the literal frames of docs/protocol.md."""
 
 from __future__ import annotations
 

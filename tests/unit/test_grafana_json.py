@@ -31,7 +31,7 @@ from tests.conftest import require_binary
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "grafana"
 DASHBOARD_DIR = GRAFANA / "dashboards"
-#: Dashboards the project promises (issue 7): fleet, board detail, timing, plan progress.
+#: Dashboards the project promises: fleet, board detail, timing, plan progress.
 EXPECTED_UIDS = {"asicrc-fleet", "asicrc-board", "asicrc-timing", "asicrc-plan"}
 #: What each panel's and target's datasource must be: the dashboard's datasource variable.
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}
@@ -186,7 +186,7 @@ def test_every_metric_queried_is_exported_by_the_daemon() -> None:
     assert len(referenced) >= 20  # the regex found the metrics (a broken regex would pass vacuously)
 
 
-#: Metrics issue 7 asks the dashboards to show (a panel must keep each of them on screen).
+#: Metrics the dashboards must show (a panel must keep each of them on screen).
 MUST_SHOW = {
     "asicrc_nonces_total", "asicrc_invalid_nonces_total", "asicrc_estimated_hashes_total",
     "asicrc_nonce_interval_seconds_bucket", "asicrc_frequency_hertz", "asicrc_core_voltage_volts",

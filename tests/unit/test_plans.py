@@ -201,7 +201,7 @@ def test_summary_expected_rate_and_jth() -> None:
     acc.add_events(np.zeros(10, bool), np.ones(10))
     acc.add_telemetry(Telemetry(power_w=10.0))
     s = summarize(pt, acc, 10.0, chips=1)
-    assert s.expected_rate_hz == pytest.approx(485 * 0.894e9 / 2**32)  # ~101/s (bm1366.md)
+    assert s.expected_rate_hz == pytest.approx(485 * 0.894e9 / 2**32)  # ~101/s (docs/protocol.md)
     assert s.nonce_rate_hz == pytest.approx(102.0)
     assert s.invalid_fraction == pytest.approx(10 / 1020)
     assert s.hashrate_ghs == pytest.approx(101.0 * 2**32 / 1e9)

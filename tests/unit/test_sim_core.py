@@ -133,7 +133,7 @@ def test_ticket_masks_give_documented_difficulties(mask: int, diff: int) -> None
 
 
 def _host_ticket_mask(d: int) -> int:
-    """bm1366.md rule: largest 2^k <= d, 2^k - 1, bit-reverse each byte, MSB byte first."""
+    """docs/protocol.md rule: largest 2^k <= d, 2^k - 1, bit-reverse each byte, MSB byte first."""
     k = d.bit_length() - 1
     raw = ((1 << k) - 1).to_bytes(4, "big")
     return int.from_bytes(bytes(int(f"{b:08b}"[::-1], 2) for b in raw), "big")
