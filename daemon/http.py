@@ -1,6 +1,7 @@
 """HTTP endpoints served from the daemon's event loop (aiohttp): ``/metrics``, ``/healthz``, ``/status``.
 
-Bound to 127.0.0.1 by default (docs/architecture.md). ``/healthz`` is 200 while the loop answers, not every board has
+Bound to 127.0.0.1 by default (docs/architecture.md). ``/healthz`` is 200 while the loop answers, not every
+board has
 failed, every board came up within the start-up window (:meth:`DaemonState.health`) and the optional
 heartbeat is fresh; 503 otherwise with the reason, always with a JSON body.
 """
@@ -18,7 +19,8 @@ from daemon.state import DaemonState
 
 log = logging.getLogger(__name__)
 
-#: Default bind address and port (docs/architecture.md: loopback only unless configured; 9366 after the chip name).
+#: Default bind address and port (docs/architecture.md: loopback only unless configured; 9366 after the chip
+#: name).
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9366
 

@@ -1,6 +1,7 @@
 """Prometheus metrics: one custom collector that reads :class:`~daemon.state.DaemonState` at scrape time.
 
-Naming (docs/architecture.md): prefix ``asicrc_``, base units in names, counters end ``_total``, labels ``board`` and
+Naming (docs/architecture.md): prefix ``asicrc_``, base units in names, counters end ``_total``, labels
+``board`` and
 ``chip``, plus two small closed sets: ``reason`` of ``asicrc_safety_trips_total`` (the safety envelope's trip
 reasons: brownout, chip_overheat, regulator_overheat, overpower, ...; a sample appears with the first trip)
 ``reason`` of ``asicrc_bringup_failures_total`` (:data:`daemon.bringup.REASONS`, every reason exported from 0)

@@ -31,7 +31,8 @@ from daemon.safety import Decision, Setpoint, Telemetry
 
 log = logging.getLogger(__name__)
 
-#: Hashes per small core per clock cycle: hashrate (GH/s) = f (MHz) * 0.894 per chip (docs/protocol.md "Rates").
+#: Hashes per small core per clock cycle: hashrate (GH/s) = f (MHz) * 0.894 per chip (docs/protocol.md
+#: "Rates").
 GHS_PER_MHZ = 0.894
 #: Hashes represented by one share at difficulty 1.
 HASHES_PER_DIFF1 = float(2**32)
@@ -139,7 +140,8 @@ class PointSummary:
 def summarize(
     point: SweepPoint, acc: PointAccumulator, dwell_s: float, chips: int, nonce_scale: float = 1.0
 ) -> PointSummary:
-    """Summary of one point. Expected rate = chips * f * 0.894e9 / (d * 2^32) * nonce_scale (docs/protocol.md)."""
+    """Summary of one point. Expected rate = chips * f * 0.894e9 / (d * 2^32) * nonce_scale
+    (docs/protocol.md)."""
     dwell = max(dwell_s, 1e-9)
     expected = chips * point.freq_mhz * GHS_PER_MHZ * 1e9 / (point.ticket_diff * HASHES_PER_DIFF1)
     expected *= nonce_scale

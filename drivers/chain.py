@@ -1,4 +1,5 @@
-"""Async BM1366 chain: bring-up in the order of ``docs/protocol.md`` (ESP-Miner), jobs, register reads, counters.
+"""Async BM1366 chain: bring-up in the order of ``docs/protocol.md`` (ESP-Miner), jobs, register reads,
+counters.
 
 One background reader task decodes everything the transport delivers (:class:`FrameReader`): nonce replies
 go to a bounded queue (:meth:`Chain.next_nonce`, :meth:`Chain.nonces`), register replies answer the one

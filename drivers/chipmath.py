@@ -1,6 +1,7 @@
 """BM1366 chip arithmetic: PLL, ticket mask, version rolling, fast UART, hash counting number, rates.
 
-Pure functions, no I/O. Formulas and literal values from ``docs/protocol.md`` (ESP-Miner ``pll.c`` and ``bm1366.c``);
+Pure functions, no I/O. Formulas and literal values from ``docs/protocol.md`` (ESP-Miner ``pll.c`` and
+``bm1366.c``);
 pinned by tests on the literal register bytes quoted there.
 """
 

@@ -1,6 +1,7 @@
 """Find candidate boards on USB serial ports, and reset a hung USB device.
 
-Known devices (docs/protocol.md "Boards and transports"): ``c0de:cafe`` bitaxe-raw (two CDC-ACM ports: the first
+Known devices (docs/protocol.md "Boards and transports"): ``c0de:cafe`` bitaxe-raw (two CDC-ACM ports: the
+first
 interface is the control channel, the second the ASIC UART), FTDI ``0403:6001``/``0403:6015`` and CP210x
 ``10c4:ea60``/``10c4:ea70`` UART bridges. Paths are the stable ``/dev/serial/by-id`` links when present.
 No device present is a normal, empty answer.

@@ -1,6 +1,7 @@
 """Share check: rebuild the block header for a nonce reply and its job, double SHA-256, share difficulty.
 
-Header (80 bytes, ``docs/protocol.md``): rolled version (LE) || prev hash || merkle root (both in header byte order,
+Header (80 bytes, ``docs/protocol.md``): rolled version (LE) || prev hash || merkle root (both in header
+byte order,
 i.e. the job frame's word-reversed bytes un-reversed) || ntime (LE) || nbits (LE) || the 4 nonce bytes
 exactly as received (reply bytes d0..d3). Share difficulty = DIFF1_TARGET / int(hash read little-endian).
 

@@ -1,4 +1,5 @@
-"""I2C device models whose registers follow the chain's physical model (addresses and scalings: docs/protocol.md).
+"""I2C device models whose registers follow the chain's physical model (addresses and scalings:
+docs/protocol.md).
 
 Each device sees raw I2C transactions: ``write(data, t)`` (first byte = register/command, then data) and
 ``read(n, t)`` (from the register last addressed). Writes that matter (core voltage, regulator on/off,

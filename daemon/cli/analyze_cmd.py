@@ -40,7 +40,8 @@ from reservoir.stats import (
 
 log = logging.getLogger(__name__)
 
-#: BM1366 small cores per chip (docs/protocol.md): expected nonces/s per chip = f * 1e6 * 894 / (ticket_diff * 2^32).
+#: BM1366 small cores per chip (docs/protocol.md): expected nonces/s per chip = f * 1e6 * 894 / (ticket_diff
+#: * 2^32).
 SMALL_CORES = 894
 COLUMNS = (
     "t_ns",

@@ -79,7 +79,8 @@ def cv_pvalue(cv: float, n: int, reps: int | None = None) -> float:
 
 
 def cv_null95(n: int, reps: int | None = None) -> tuple[float, float]:
-    """Central 95 % interval of the CV of ``n`` exponential intervals (docs/science.md: 0.54-1.48 at n = 10)."""
+    """Central 95 % interval of the CV of ``n`` exponential intervals (docs/science.md: 0.54-1.48 at n =
+    10)."""
     table = null_tables(n, reps)[0]
     lo, hi = np.quantile(table, [0.025, 0.975])
     return 1.0 + float(lo) / np.sqrt(n), 1.0 + float(hi) / np.sqrt(n)

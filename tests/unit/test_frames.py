@@ -1,4 +1,5 @@
-"""Frame codec: every literal frame of docs/protocol.md byte for byte, layout of the job frame, round trips."""
+"""Frame codec: every literal frame of docs/protocol.md byte for byte, layout of the job frame, round
+trips."""
 
 from __future__ import annotations
 

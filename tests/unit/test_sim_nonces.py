@@ -33,7 +33,8 @@ def make_job(job_id: int = 8, seed: int = 5) -> JobFrame:
 
 
 def host_share_difficulty(job: JobFrame, reply: NonceReply) -> float:
-    """docs/protocol.md: rolled version LE || prev || merkle || ntime || nbits || nonce bytes; double SHA-256."""
+    """docs/protocol.md: rolled version LE || prev || merkle || ntime || nbits || nonce bytes; double
+    SHA-256."""
     rolled = job.version | (reply.version_bits << 13)
     header = (
         struct.pack("<I", rolled)

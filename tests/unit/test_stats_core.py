@@ -1,4 +1,5 @@
-"""Statistics core: closed-form statistics against scipy, null intervals against docs/science.md, corrections."""
+"""Statistics core: closed-form statistics against scipy, null intervals against docs/science.md,
+corrections."""
 
 from __future__ import annotations
 
