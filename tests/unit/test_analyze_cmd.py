@@ -254,6 +254,9 @@ def test_clock_host_sees_the_host_grid(tmp_path: Path, capsys: pytest.CaptureFix
     rec = tmp_path / "rec"
     rec.mkdir()
     _write(rec / "events-000000.arrows", tab)
-    assert _json(capsys, ["analyze", str(rec), "--json"])["verdict"] == "poisson"
-    host_res = _json(capsys, ["analyze", str(rec), "--json", "--clock", "host"])
-    assert host_res["verdict"] == "artifact" and host_res["kind"] == "timestamp-quantum"
+    # a format 1 recording: its t_ns (here the exact times) is read as t_wire_ns, t_ns is the read time
+    assert _json(capsys, ["analyze", str(rec), "--json", "--clock", "wire"])["verdict"] == "poisson"
+    assert _json(capsys, ["analyze", str(rec), "--json", "--clock", "corrected"])["verdict"] == "poisson"
+    for argv in ([], ["--clock", "host"]):
+        host_res = _json(capsys, ["analyze", str(rec), "--json", *argv])
+        assert host_res["verdict"] == "artifact" and host_res["kind"] == "timestamp-quantum"
