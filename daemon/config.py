@@ -228,6 +228,7 @@ class SimulateConfig:
     link: str = _f("ideal", choices=("ideal", "ftdi"))  # emulated USB-serial bridge timing
     seed: int = _f(1, 0, 2**63 - 1)
     faults: tuple[SimFault, ...] = ()
+    truth_dir: str = ""  # "" = off; else each board's ground truth <dir>/<name>-truth.csv at stop
 
 
 @dataclass(frozen=True, slots=True)
