@@ -1,0 +1,123 @@
+"""Structure beyond a host artefact: the stream tested at the resolution the artefact leaves intact.
+
+A host artefact (batch delivery, a timestamp quantum, a link or delivery dead time) rewrites the intervals
+shorter than its time scale ``R``, so the interval tests (CV, KS, AD, Ljung-Box, the dead-time hole) no longer
+speak for the source. Counts in windows much longer than ``R`` barely move: a delivery that shifts each
+event by at most ~R changes a window count only when an event crosses the window's edge, a share ~R / W of
+them. The stream is therefore re-tested on window counts only, with windows of at least
+:data:`RESOLUTION_MULTIPLE` x R and :data:`MIN_WINDOW_MULTIPLE` mean intervals:
+
+- ``beyond-fano``: the index-of-dispersion test at each such window (Bonferroni over windows);
+- ``beyond-ljung-box``: Ljung-Box over lags :data:`LB_FIRST_LAG`..:data:`LB_LAST_LAG` of the counts in the
+  shortest such window (lag 1 is left out: an event that a delivery moves across a window edge makes
+  neighbouring counts anti-correlated, and short-range interval correlation reaches the next window only).
+
+Kinds (docs/analyze.md): Fano below 1 -> ``regular/dead-time`` (only a regular source thins the counts'
+variance); counts correlated over several windows -> ``rate-drift/modulation``; Fano above 1 without
+long-range correlation of the counts -> ``serial-correlation`` (intervals that remember their neighbours
+raise the Fano factor to a plateau).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats as sps
+
+from reservoir.stats import core
+from reservoir.stats.artifacts import Detection
+
+I64 = NDArray[np.int64]
+
+#: Windows at least this many times the artefact's time scale ...
+RESOLUTION_MULTIPLE = 20.0
+#: ... and at least this many mean intervals (a dead time or a modulation shows in the Fano factor there).
+MIN_WINDOW_MULTIPLE = 10.0
+#: Ljung-Box lags on the counts of the shortest coarse window.
+LB_FIRST_LAG = 2
+LB_LAST_LAG = 10
+#: Fewest windows for the count Ljung-Box (chi-square validity at 9 lags).
+LB_MIN_WINDOWS = 50
+#: Structure beyond an artefact is claimed at this fraction of alpha: an artefact shows the host touched the
+#: stream, so a claim on the source needs stronger evidence (and artefact streams keep a low false rate).
+ALPHA_FRACTION = 0.2
+
+TESTS = ("beyond-fano", "beyond-ljung-box")
+
+
+@dataclass
+class Beyond:
+    """Count statistics at the artefact's resolution; p-values under the Poisson null (nan: not defined)."""
+
+    resolution_s: float
+    min_window_s: float
+    fano: dict[float, float] = field(default_factory=dict)
+    fano_p: dict[float, float] = field(default_factory=dict)
+    count_acf: list[float] = field(default_factory=list)
+    pvalues: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-able: resolution, windows, Fano per window (s -> value), count autocorrelation, p-values."""
+        return {
+            "resolution_s": self.resolution_s,
+            "min_window_s": self.min_window_s,
+            "fano": {f"{w:.6g}": v for w, v in self.fano.items()},
+            "fano_p": {f"{w:.6g}": v for w, v in self.fano_p.items()},
+            "count_acf": self.count_acf,
+            "pvalues": self.pvalues,
+        }
+
+
+def resolution_s(d: Detection) -> float:
+    """Time scale (s) below which a detected artefact rewrote the timestamps."""
+    ev = d.evidence
+    if d.name == "timestamp-quantum":
+        return float(ev.get("quantum_s", 0.0))
+    if d.name == "polling":
+        return float(ev.get("resolution_s", 0.0))
+    if d.name == "dead-time":
+        return float(ev.get("dead_time_s", 0.0))
+    return 0.0
+
+
+def coarse(segments: Sequence[I64], mean_interval_s: float, res_s: float) -> Beyond:
+    """Window-count tests of a stream at resolution ``res_s`` (s); see the module docstring."""
+    w_min = max(MIN_WINDOW_MULTIPLE * mean_interval_s, RESOLUTION_MULTIPLE * res_s)
+    out = Beyond(resolution_s=res_s, min_window_s=w_min)
+    longest = max((int(s[-1]) - int(s[0])) / core.NS for s in segments if len(s) > 1)
+    windows = [w for w in core.fano_windows(mean_interval_s, longest) if w >= w_min * (1 - 1e-9)]
+    nan = float("nan")
+    first: I64 | None = None
+    for w in windows:
+        c = core.window_counts(segments, w)
+        if len(c) >= core.FANO_MIN_WINDOWS and c.mean() > 0:
+            out.fano[w] = core.fano(c)
+            out.fano_p[w] = core.fano_pvalue(out.fano[w], len(c))
+            if first is None:
+                first = c
+    p_fano = min(1.0, min(out.fano_p.values()) * len(out.fano_p)) if out.fano_p else nan
+    p_lb = nan
+    if first is not None and len(first) >= LB_MIN_WINDOWS:
+        x = first.astype(np.float64)
+        r = core.autocorr(x, LB_LAST_LAG)
+        out.count_acf = [float(v) for v in r]
+        n = len(x)
+        k = np.arange(LB_FIRST_LAG, LB_LAST_LAG + 1)
+        q = float(n * (n + 2) * np.sum(r[LB_FIRST_LAG - 1 :] ** 2 / (n - k)))
+        p_lb = float(sps.chi2.sf(q, len(k)))
+    out.pvalues = {"beyond-fano": p_fano, "beyond-ljung-box": p_lb}
+    return out
+
+
+def kind(b: Beyond, rejected: set[str], alpha: float) -> str:
+    """Kind of the structure left beyond the artefact, from the rejected ``beyond-*`` tests."""
+    level = alpha * ALPHA_FRACTION
+    sig = [w for w, p in b.fano_p.items() if p * len(b.fano_p) < level]
+    if "beyond-fano" in rejected and any(b.fano[w] < 1 for w in sig):
+        return "regular/dead-time"
+    if "beyond-ljung-box" in rejected:
+        return "rate-drift/modulation"
+    return "serial-correlation"
