@@ -185,7 +185,7 @@ def truth_recording(rec: Path, truth_csv: Path, out: Path) -> int:
 
 
 def analyze(rec: Path, by: str) -> list[dict[str, Any]]:
-    """``asicrc analyze REC --by BY --json``: (stream, n_events, verdict, kind) per stream."""
+    """``asicrc analyze REC --by BY --json``: stream, n_events, verdict, kind, artefact names per stream."""
     proc = subprocess.run(
         _python("analyze", str(rec), "--by", by, "--json"), cwd=ROOT, capture_output=True, text=True
     )
@@ -194,7 +194,10 @@ def analyze(rec: Path, by: str) -> list[dict[str, Any]]:
     doc = json.loads(proc.stdout)
     objs = doc if isinstance(doc, list) else [doc]
     return [
-        {k: o.get(k) for k in ("stream", "n_events", "verdict", "kind", "structure_beyond_artifact")}
+        {
+            **{k: o.get(k) for k in ("stream", "n_events", "verdict", "kind")},
+            "artifacts": [a["name"] for a in o.get("artifacts") or []],
+        }
         for o in objs
     ]
 
@@ -214,13 +217,8 @@ def run_case(case: Case, seconds: float) -> dict[str, Any]:
 
 
 def names_kind(obj: dict[str, Any], word: str) -> bool:
-    """The stream is called non-Poisson (alone or beyond an artefact) with a kind containing ``word``."""
-    kind = str(obj.get("kind") or "")
-    beyond = obj.get("structure_beyond_artifact")
-    if isinstance(beyond, dict):
-        kind += " " + str(beyond.get("kind") or "")
-    non_poisson = obj["verdict"] == "non-poisson" or (isinstance(beyond, dict) and beyond.get("verdict"))
-    return bool(non_poisson) and word in kind
+    """The stream is called non-Poisson (alone, or beyond an artefact) with a kind containing ``word``."""
+    return obj["verdict"] == "non-poisson" and word in str(obj.get("kind") or "")
 
 
 def table(results: list[dict[str, Any]]) -> str:

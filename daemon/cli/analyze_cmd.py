@@ -153,8 +153,8 @@ def _strings(col: pa.ChunkedArray) -> np.ndarray:
 def group_streams(
     ev: dict[str, np.ndarray], by: str, clock: str = "t_ns", transitions: list[Transition] | None = None
 ) -> list[Stream]:
-    """Split events into streams by board, (board, chip) or plan point (:func:`point_runs`); a stream's time
-    segments are its contiguous runs within its board's event order (intervals across runs are not used).
+    """Split events into streams by board, (board, chip) or plan point (:func:`point_runs`); a point stream's
+    time segments are its contiguous runs within its board's event order (intervals across runs are not used).
     With ``by="point"``, the events of no stream are appended to ``transitions`` (one entry per board)."""
     n = len(ev[clock])
     board = ev.get("board", np.full(n, "-", dtype=object))
@@ -179,7 +179,10 @@ def group_streams(
                 transitions.append(dataclasses.replace(trans, board=str(b)))
         for key, pos in runs:
             st = streams.setdefault(key, Stream(name=_name(by, key), labels=_labels(by, key)))
-            for part in np.split(pos, np.flatnonzero(np.diff(pos) != 1) + 1):
+            # a point's events are cut where another point or a transition came between them; a chip's
+            # events interleave with the other chips' and stay one segment
+            parts = np.split(pos, np.flatnonzero(np.diff(pos) != 1) + 1) if by == "point" else [pos]
+            for part in parts:
                 if not len(part):
                     continue
                 sel = idx[part]

@@ -132,6 +132,9 @@ def test_recording_by_chip_and_point(tmp_path: Path, capsys: pytest.CaptureFixtu
     rec = make_recording(tmp_path, torn_part=False)
     chips = _json(capsys, ["analyze", str(rec), "--by", "chip", "--json"])
     assert {o["stream"] for o in chips} == {"a/chip0", "a/chip1", "b/chip0"}
+    # a chip's events interleave with the other chip's: one stream over the whole span, at half the rate
+    a0 = next(o for o in chips if o["stream"] == "a/chip0")
+    assert a0["n_events"] > 1000 and a0["duration_s"] > 0.9 * 3000 / 5.0
     pts = _json(capsys, ["analyze", str(rec), "--by", "point", "--json"])
     names = {o["stream"] for o in pts}
     assert "a@1.15V/485MHz" in names and len(names) == 5
