@@ -14,7 +14,9 @@ Reported: per configuration, the streams called poisson / artifact / non-poisson
 and for the truth; per planted kind, the share of streams called non-poisson with a kind naming it (power).
 
 Run: ``.venv/bin/python benchmarks/bench_calibration.py [--seeds 5] [--seconds 30] [--knob-seconds 200]
-[--only default|knobs] [--json OUT]``; the defaults are a quick run. Report ``uptime`` beside the figures.
+[--only default|knobs] [--jobs N] [--json OUT]``; the defaults are a quick run. Default-emulator runs go one
+at a time (the host load is part of the case); ``--jobs`` runs planted-kind runs side by side. Report
+``uptime`` beside the figures.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -276,12 +279,13 @@ def main(argv: list[str] | None = None) -> int:
         "--knob-seconds", type=float, default=30.0, help="hold duration of a planted-kind run (s)"
     )
     ap.add_argument("--only", choices=("all", "default", "knobs"), default="all")
+    ap.add_argument("--jobs", type=int, default=1, help="planted-kind runs at once (each loads the host)")
     ap.add_argument("--json", metavar="OUT", help="write every run's streams and verdicts as JSON")
     args = ap.parse_args(argv)
-    results = []
+    results: list[dict[str, Any]] = []
     t0 = time.monotonic()
-    for case in cases(args.seeds, args.only):
-        r = run_case(case, args.knob_seconds if case.knob else args.seconds)
+
+    def done(case: Case, r: dict[str, Any]) -> None:
         results.append(r)
         bad = [o["stream"] for o in r["daemon_point"] + r["daemon_chip"] if o["verdict"] == "non-poisson"]
         print(
@@ -292,6 +296,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
+
+    todo = cases(args.seeds, args.only)
+    for case in (c for c in todo if not c.knob):  # one at a time: the host load is part of the case
+        done(case, run_case(case, args.seconds))
+    knobs = [c for c in todo if c.knob]
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        for case, fut in zip(knobs, [pool.submit(run_case, c, args.knob_seconds) for c in knobs]):
+            done(case, fut.result())
     print(f"load average: {os.getloadavg()[0]:.2f} (1 min) at the end; {time.monotonic() - t0:.0f} s")
     print(table(results))
     return 0
