@@ -143,9 +143,11 @@ def run_daemon(case: Case, seconds: float, work: Path) -> tuple[Path, Path]:
     return runs[-1], truth_csv
 
 
-def truth_recording(rec: Path, truth_csv: Path, out: Path) -> int:
+def truth_recording(rec: Path, truth_csv: Path, out: Path) -> tuple[int, dict[str, float]]:
     """Write the emulator's emission times of the recorded nonces as a recording (each event its own read,
-    the recording's board, chip, point and setpoint); returns the events matched."""
+    the recording's board, chip, point and setpoint); returns the events matched and the delivery delay
+    (ms, median / p99 / max): read time minus emission, the emulator's clock offset taken as the smallest
+    write-minus-emission (both processes read CLOCK_MONOTONIC; the emulator is never early)."""
     tab = read_table(rec)
     nonce = tab.column("nonce").to_numpy().astype(np.int64)
     rows = np.genfromtxt(truth_csv, delimiter=",", names=True, dtype=None, encoding="ascii")
@@ -159,6 +161,12 @@ def truth_recording(rec: Path, truth_csv: Path, out: Path) -> int:
     keep = np.isin(nonce, unique)
     t = np.array([round(lookup[int(v)] * 1e9) for v in nonce[keep]], np.int64)
     n = len(t)
+    write = np.asarray(rows["write_ns"], np.int64)[is_nonce]
+    written = write >= 0
+    offset = int(np.min(write[written] - np.round(emit[written] * 1e9).astype(np.int64)))
+    delay = (tab.column("t_host_ns").to_numpy()[keep] - t - offset) / 1e6
+    q = np.percentile(delay, [50, 99, 100]) if n else np.zeros(3)
+    delays = {"median_ms": float(q[0]), "p99_ms": float(q[1]), "max_ms": float(q[2])}
     cols = {name: tab.column(name).to_numpy()[keep] for name in ("chip", "voltage_v", "freq_mhz", "point")}
     batch = make_event_batch(
         str(tab.column("board")[0]),
@@ -184,7 +192,7 @@ def truth_recording(rec: Path, truth_csv: Path, out: Path) -> int:
     path = out / "events-000000.arrows"
     with pa.OSFile(str(path), "wb") as f, pa.ipc.new_stream(f, EVENT_SCHEMA) as w:
         w.write_batch(batch.take(pa.array(order)))
-    return n
+    return n, delays
 
 
 def analyze(rec: Path, by: str) -> list[dict[str, Any]]:
@@ -211,8 +219,8 @@ def run_case(case: Case, seconds: float) -> dict[str, Any]:
         work = Path(tmp)
         with busy(2) if case.load == "loaded" else contextlib.nullcontext():
             rec, truth_csv = run_daemon(case, seconds, work)
-        matched = truth_recording(rec, truth_csv, work / "truth-rec")
-        out: dict[str, Any] = {**asdict(case), "config": case.config, "matched": matched}
+        matched, delays = truth_recording(rec, truth_csv, work / "truth-rec")
+        out: dict[str, Any] = {**asdict(case), "config": case.config, "matched": matched, "delay": delays}
         for by in ("point", "chip"):
             out[f"daemon_{by}"] = analyze(rec, by)
             out[f"truth_{by}"] = analyze(work / "truth-rec", by)
@@ -228,8 +236,9 @@ def table(results: list[dict[str, Any]]) -> str:
     """Markdown table: per configuration and grouping, verdict counts for the daemon and the truth."""
     lines = [
         "| configuration | by | runs | streams | events/stream | daemon: poisson / artifact / non-poisson "
-        "| truth: poisson / artifact / non-poisson | planted kind named (daemon / truth) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| truth: poisson / artifact / non-poisson | planted kind named (daemon / truth) "
+        "| delivery delay p99 / max (ms) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     key = lambda r: (r["knob"], r["chips"], r["emulator"], r["load"])  # noqa: E731
     for _, grp in itertools.groupby(sorted(results, key=key), key=key):
@@ -248,9 +257,15 @@ def table(results: list[dict[str, Any]]) -> str:
                 nd, nt = sum(names_kind(o, word) for o in d), sum(names_kind(o, word) for o in t)
                 named = f"{nd}/{len(d)} / {nt}/{len(t)}"
             ev = int(np.median([o["n_events"] for o in d])) if d else 0
+            dl = [r["delay"] for r in runs if "delay" in r]
+            delay = (
+                f"{np.median([x['p99_ms'] for x in dl]):.3g} / {max(x['max_ms'] for x in dl):.3g}"
+                if dl
+                else "-"
+            )
             lines.append(
                 f"| {runs[0]['config']} | {by} | {len(runs)} | {len(d)} | {ev} | {counts(d)} | {counts(t)} "
-                f"| {named} |"
+                f"| {named} | {delay} |"
             )
     return "\n".join(lines)
 
