@@ -213,6 +213,21 @@ def analyze(rec: Path, by: str) -> list[dict[str, Any]]:
     ]
 
 
+def format_check(rec: Path) -> bool:
+    """The recording keeps what the host knew (docs/recording-format.md): ``t_ns`` is the read time, every
+    read's events carry positions 0..k-1 and k nonces, and the wire estimate is never after the read."""
+    tab = read_table(rec)
+    t, th = tab.column("t_ns").to_numpy(), tab.column("t_host_ns").to_numpy()
+    if any(tab.column(c).null_count for c in ("t_wire_ns", "read_pos", "read_nonces")):
+        return False
+    rid = tab.column("read_id").to_numpy()
+    pos, k = tab.column("read_pos").to_numpy(), tab.column("read_nonces").to_numpy()
+    start = np.flatnonzero(np.concatenate(([True], rid[1:] != rid[:-1])))
+    sizes = np.diff(np.append(start, len(rid)))
+    ok_runs = bool(np.all(k[start] == sizes) and np.all(pos == np.arange(len(rid)) - np.repeat(start, sizes)))
+    return bool(np.array_equal(t, th) and ok_runs and np.all(tab.column("t_wire_ns").to_numpy() <= th))
+
+
 def run_case(case: Case, seconds: float) -> dict[str, Any]:
     """One run, analysed by point and by chip, recording and truth."""
     with tempfile.TemporaryDirectory(prefix="asicrc-cal-") as tmp:
@@ -221,6 +236,7 @@ def run_case(case: Case, seconds: float) -> dict[str, Any]:
             rec, truth_csv = run_daemon(case, seconds, work)
         matched, delays = truth_recording(rec, truth_csv, work / "truth-rec")
         out: dict[str, Any] = {**asdict(case), "config": case.config, "matched": matched, "delay": delays}
+        out["format_ok"] = format_check(rec)
         for by in ("point", "chip"):
             out[f"daemon_{by}"] = analyze(rec, by)
             out[f"truth_{by}"] = analyze(work / "truth-rec", by)

@@ -29,6 +29,7 @@ def _check_default(r: dict[str, Any]) -> None:
         assert all(o["verdict"] != "non-poisson" for o in daemon), (by, daemon)
         assert all(o["verdict"] == "poisson" for o in truth), (by, truth)
     assert r["matched"] >= 0.95 * sum(o["n_events"] for o in r["daemon_point"])
+    assert r["format_ok"], "t_ns is not the read time, or the read structure columns are inconsistent"
 
 
 @pytest.mark.parametrize(
