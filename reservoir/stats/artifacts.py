@@ -180,8 +180,12 @@ def _read_structure(
     else:
         p = float(sps.binom.sf(c_in - 1, n, p_below))
     gated = c_in >= READ_MIN_COUNT and c_in >= BATCH_MIN_RATIO * expected
+    # reads every mean interval + mean latency (the next event after a read comes Exp(mean) later, memoryless)
+    reads = n - c_in
+    latency = max(0.0, float(np.sum(gaps)) / reads - mean) if reads > 0 else 0.0
     ev = {
         "intervals_in_read": c_in,
+        "read_latency_s": round(latency / 1e9, 9),
         "share_in_read": round(c_in / n, 5) if n else 0.0,
         "in_read_expected": round(expected, 2),
         "in_read_resolution_ns": int(delta),
@@ -233,7 +237,7 @@ def batch_delivery(
     subs = [(p_ts, gated_ts)]
     if same_read is not None and len(same_read) == n:
         p_rd, gated_rd, ev_rd = _read_structure(gaps, same_read, mean)
-        ev.update(ev_rd)
+        ev.update(ev_rd, read_structure_gated=gated_rd)
         subs.append((p_rd, gated_rd))
     if read_ids is not None and len(read_ids):
         _, counts = np.unique(read_ids, return_counts=True)
@@ -241,12 +245,16 @@ def batch_delivery(
         ev["read_batch_histogram"] = {str(k): int(v) for k, v in enumerate(hist) if k > 0 and v > 0}
         ev["mean_events_per_read"] = round(float(np.mean(counts)), 3)
     p_min, gated = min(subs, key=lambda s: s[0])
-    # the time scale below which the delivery made the timestamps: the poll period for real polling
-    # (several events per delivery), else the near-zero window or the in-read resolution
-    res = float(max(eps, ev.get("in_read_resolution_ns", 0)))
-    if mean_batch >= POLLING_MIN_BATCH and median_delivery:
-        res = max(res, median_delivery)
-    ev["resolution_s"] = res / 1e9
+    # spread of the delays the delivery added (ns): from the reads' mean latency when read_ids are known
+    # (an exponential latency's sd is its mean), else from the deliveries (runs of near-zero intervals:
+    # one every mean interval + mean delay) and, for real polling, the poll period's uniform spread
+    if "read_latency_s" in ev:
+        sd = ev["read_latency_s"] * 1e9
+    else:
+        sd = max(0.0, float(np.sum(gaps)) / len(sizes) - mean)
+        if mean_batch >= POLLING_MIN_BATCH and median_delivery:
+            sd = max(sd, median_delivery / np.sqrt(12.0))
+    ev["delay_sd_s"] = round(max(sd, float(eps)) / 1e9, 9)
     return Detection("polling", min(1.0, p_min * len(subs)), gated, ev)
 
 

@@ -1,11 +1,11 @@
 """Structure beyond a host artefact: the stream tested at the resolution the artefact leaves intact.
 
-A host artefact (batch delivery, a timestamp quantum, a link or delivery dead time) rewrites the intervals
-shorter than its time scale ``R``, so the interval tests (CV, KS, AD, Ljung-Box, the dead-time hole) no longer
-speak for the source. Counts in windows much longer than ``R`` barely move: a delivery that shifts each
-event by at most ~R changes a window count only when an event crosses the window's edge, a share ~R / W of
-them. The stream is therefore re-tested on window counts only, with windows of at least
-:data:`RESOLUTION_MULTIPLE` x R and :data:`MIN_WINDOW_MULTIPLE` mean intervals:
+A host artefact (batch delivery, a timestamp quantum, a link or delivery dead time) shifts events by amounts
+of spread ``R`` and rewrites the intervals shorter than that, so the interval tests (CV, KS, AD, Ljung-Box,
+the dead-time hole) no longer speak for the source. Counts in windows much longer than ``R`` barely move: a
+shift changes a window count only when an event crosses the window's edge. The stream is therefore re-tested
+on window counts only, in windows long enough that the edges' shifts cannot bias the Fano factor
+(:func:`min_window_s`):
 
 - ``beyond-fano``: the index-of-dispersion test at each such window (Bonferroni over windows);
 - ``beyond-ljung-box``: Ljung-Box over lags :data:`LB_FIRST_LAG`..:data:`LB_LAST_LAG` of the counts in the
@@ -36,6 +36,8 @@ I64 = NDArray[np.int64]
 RESOLUTION_MULTIPLE = 20.0
 #: ... and at least this many mean intervals (a dead time or a modulation shows in the Fano factor there).
 MIN_WINDOW_MULTIPLE = 10.0
+#: The Fano bias the shifts may cause is kept below 1/this of the Fano factor's null spread.
+BIAS_FRACTION = 4.0
 #: Ljung-Box lags on the counts of the shortest coarse window.
 LB_FIRST_LAG = 2
 LB_LAST_LAG = 10
@@ -50,7 +52,8 @@ TESTS = ("beyond-fano", "beyond-ljung-box")
 
 @dataclass
 class Beyond:
-    """Count statistics at the artefact's resolution; p-values under the Poisson null (nan: not defined)."""
+    """Count statistics at the artefact's resolution (``resolution_s``: the spread of its shifts, s); p-values
+    under the Poisson null (nan: not defined, e.g. no window both long enough and 20 times in the stream)."""
 
     resolution_s: float
     min_window_s: float
@@ -72,20 +75,37 @@ class Beyond:
 
 
 def resolution_s(d: Detection) -> float:
-    """Time scale (s) below which a detected artefact rewrote the timestamps."""
+    """Spread (s, a standard deviation) of the shifts a detected artefact gave the timestamps: q / sqrt(12)
+    for a quantum q, the delivery's delay spread for batch delivery, at most the hole for a dead time."""
     ev = d.evidence
     if d.name == "timestamp-quantum":
-        return float(ev.get("quantum_s", 0.0))
+        return float(ev.get("quantum_s", 0.0)) / float(np.sqrt(12.0))
     if d.name == "polling":
-        return float(ev.get("resolution_s", 0.0))
+        return float(ev.get("delay_sd_s", 0.0))
     if d.name == "dead-time":
         return float(ev.get("dead_time_s", 0.0))
     return 0.0
 
 
+def min_window_s(mean_interval_s: float, duration_s: float, sd_s: float) -> float:
+    """Shortest window (s) whose counts the artefact leaves usable.
+
+    A window's two edges, mapped back to the source's time, move by the delivery's shifts: the count's
+    variance grows by rate x 2 sd^2, the Fano factor by ~ 2 rate sd^2 / W. That bias must stay below
+    1 / :data:`BIAS_FRACTION` of the Fano factor's null spread sqrt(2 W / T) over the duration T, i.e.
+    W^{3/2} >= BIAS_FRACTION x 2 rate sd^2 sqrt(T / 2); and W >= :data:`RESOLUTION_MULTIPLE` sd and
+    :data:`MIN_WINDOW_MULTIPLE` mean intervals.
+    """
+    rate = 1.0 / mean_interval_s if mean_interval_s > 0 else 0.0
+    w_bias = (BIAS_FRACTION * 2.0 * rate * sd_s**2 * np.sqrt(duration_s / 2.0)) ** (2.0 / 3.0)
+    return float(max(MIN_WINDOW_MULTIPLE * mean_interval_s, RESOLUTION_MULTIPLE * sd_s, w_bias))
+
+
 def coarse(segments: Sequence[I64], mean_interval_s: float, res_s: float) -> Beyond:
-    """Window-count tests of a stream at resolution ``res_s`` (s); see the module docstring."""
-    w_min = max(MIN_WINDOW_MULTIPLE * mean_interval_s, RESOLUTION_MULTIPLE * res_s)
+    """Window-count tests of a stream whose timestamps were shifted with spread ``res_s`` (s); see the
+    module docstring and :func:`min_window_s`."""
+    dur = core.duration_s(segments)
+    w_min = min_window_s(mean_interval_s, dur, res_s)
     out = Beyond(resolution_s=res_s, min_window_s=w_min)
     longest = max((int(s[-1]) - int(s[0])) / core.NS for s in segments if len(s) > 1)
     windows = [w for w in core.fano_windows(mean_interval_s, longest) if w >= w_min * (1 - 1e-9)]

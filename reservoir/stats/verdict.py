@@ -355,7 +355,11 @@ def _artifacts(s: StreamStats, rejected: set[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     pol = "polling" in rejected
     qua = "timestamp-quantum" in rejected
-    if pol and (d["polling"].evidence.get("mean_batch_size", 1.0) >= artifacts.POLLING_MIN_BATCH or not qua):
+    pev = d["polling"].evidence
+    # reads that carried several events, or several events per delivery, are batching, not a clock grid
+    batched = pev.get("mean_batch_size", 1.0) >= artifacts.POLLING_MIN_BATCH
+    batched = batched or bool(pev.get("read_structure_gated"))
+    if pol and (batched or not qua):
         out.append(_art(d["polling"]))
     elif qua:
         out.append(_art(d["timestamp-quantum"]))
