@@ -7,8 +7,9 @@ Usage::
 
 Every test of every stream enters one multiple-comparison family (Holm by default: the family-wise error
 rate is at most ``alpha``; Benjamini-Hochberg controls the false-discovery rate instead). A test *rejects*
-when its adjusted p < alpha and, for the artefact detectors, its effect gate passes. Artefacts take
-precedence.
+when its adjusted p < alpha and, for the artefact detectors, its effect gate passes. A stream with an
+artefact is re-tested beyond it (:mod:`reservoir.stats.beyond`, a second family at alpha / 5): ``artifact``
+when nothing remains, else ``non-poisson`` with the remaining kind and the artefacts still listed.
 """
 
 from __future__ import annotations
