@@ -7,7 +7,8 @@ shift changes a window count only when an event crosses the window's edge. The s
 on window counts only, in windows long enough that the edges' shifts cannot bias the Fano factor
 (:func:`min_window_s`):
 
-- ``beyond-fano``: the index-of-dispersion test at each such window (Bonferroni over windows);
+- ``beyond-fano``: the index-of-dispersion test at windows of 1, 3, 10, ... x the shortest usable one that
+  fit at least 20 times (Bonferroni over windows);
 - ``beyond-ljung-box``: Ljung-Box over lags :data:`LB_FIRST_LAG`..:data:`LB_LAST_LAG` of the counts in the
   shortest such window (lag 1 is left out: an event that a delivery moves across a window edge makes
   neighbouring counts anti-correlated, and short-range interval correlation reaches the next window only).
@@ -15,7 +16,8 @@ on window counts only, in windows long enough that the edges' shifts cannot bias
 Kinds (docs/analyze.md): Fano below 1 -> ``regular/dead-time`` (only a regular source thins the counts'
 variance); counts correlated over several windows -> ``rate-drift/modulation``; Fano above 1 without
 long-range correlation of the counts -> ``serial-correlation`` (intervals that remember their neighbours
-raise the Fano factor to a plateau).
+raise the Fano factor to a plateau); with too few windows for the count Ljung-Box, a Fano excess is read as
+``rate-drift/modulation``.
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def coarse(segments: Sequence[I64], mean_interval_s: float, res_s: float) -> Bey
     w_min = min_window_s(mean_interval_s, dur, res_s)
     out = Beyond(resolution_s=res_s, min_window_s=w_min)
     longest = max((int(s[-1]) - int(s[0])) / core.NS for s in segments if len(s) > 1)
-    windows = [w for w in core.fano_windows(mean_interval_s, longest) if w >= w_min * (1 - 1e-9)]
+    # the shortest usable window, then the Fano ladder's steps (1, 3, 10, ... x) above it
+    windows = [w_min * m for m in core.FANO_MULTIPLES if w_min * m * core.FANO_MIN_WINDOWS <= longest]
     nan = float("nan")
     first: I64 | None = None
     for w in windows:
@@ -138,6 +141,8 @@ def kind(b: Beyond, rejected: set[str], alpha: float) -> str:
     sig = [w for w, p in b.fano_p.items() if p * len(b.fano_p) < level]
     if "beyond-fano" in rejected and any(b.fano[w] < 1 for w in sig):
         return "regular/dead-time"
-    if "beyond-ljung-box" in rejected:
+    if "beyond-ljung-box" in rejected or np.isnan(b.pvalues.get("beyond-ljung-box", float("nan"))):
+        # long-range count correlation; without enough windows to tell, a Fano excess over >= 10 mean
+        # intervals is read as drift, as the interval-level order does
         return "rate-drift/modulation"
     return "serial-correlation"
