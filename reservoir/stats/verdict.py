@@ -396,6 +396,8 @@ def summary(res: StreamResult) -> str:
         if ba["structure"]:
             fano = ", ".join(f"{v:.3g}" for v in ba["fano"].values())
             parts.append(f"beyond the artefact ({win}): {ba['kind']}, Fano {fano}")
+        elif not ba["fano"]:
+            parts.append(f"beyond the artefact: not testable ({win} do not fit 20 times)")
         else:
             parts.append(f"nothing beyond the artefact ({win})")
     if not res.artifacts and res.verdict == "non-poisson":

@@ -136,3 +136,12 @@ def test_calibration_full(delivery: cal.Delivery) -> None:
     assert cal.hits("poisson", delivery, range(200)) >= 190
     assert cal.hits("dead-time-5ms", delivery, range(100)) >= 90
     assert cal.hits("modulation-40%-2s", delivery, range(100)) >= 90
+
+
+def test_too_short_for_any_window_beyond_the_artifact_says_so() -> None:
+    # 1000 events/s read with a 16 ms latency for 20 s: windows that escape the shifts (~3.5 s) fit < 20 times
+    rng = np.random.default_rng(11)
+    d = synth.deliver_reads(synth.poisson(20_000, 1000.0, rng), 0.016, rng)
+    r = analyze_stream(d.t_ns, read_ids=d.read_id, surrogates=0)
+    assert r.verdict == "artifact" and r.beyond_artifact is not None
+    assert r.beyond_artifact["fano"] == {} and "not testable" in summary(r)
