@@ -50,8 +50,11 @@ NEAR_ZERO_NS = 2 * MS
 NEAR_ZERO_REL = 0.05
 #: Batch effect gate: near-zero intervals must exceed their locally expected count this many times.
 BATCH_MIN_RATIO = 2.0
-#: Fewest intervals inside one read for the read-structure test to call batch delivery.
+#: Fewest in-read intervals on one value for the read-structure test to call batch delivery.
 READ_MIN_COUNT = 5
+#: Bin (ns) of the in-read interval values: the daemon's spacing is exact to the nanosecond; 1 us leaves room
+#: for a baud that is not a round number.
+ATOM_BIN_NS = 1000
 #: Mean events per delivery above which a batch artefact is called polling rather than a fine quantum.
 POLLING_MIN_BATCH = 1.5
 #: Dead-time test uses the k-th smallest interval, k = 1 + n // this (tolerates a few stray short gaps).
@@ -161,32 +164,41 @@ def in_read_mask(read_ids: I64, lengths: list[int]) -> NDArray[np.bool_]:
 def _read_structure(
     gaps: I64, same_read: NDArray[np.bool_], mean: float
 ) -> tuple[float, bool, dict[str, Any]]:
-    """Intervals inside one transport read against the exponential null at the delivery's own resolution.
+    """Intervals inside one transport read: the host timed a read's frames once, so their intervals are 0
+    (one stamp per read) or a fabricated spacing (the daemon's wire-time correction): values piled on one
+    timestamp value, which a continuous interval density never does.
 
-    The host timed the frames of one read once: their intervals are 0 (one stamp per read) or a fabricated
-    spacing. Resolution delta = 95th percentile of the in-read intervals; a Poisson train puts
-    n (1 - e^{-delta/mean}) intervals below delta (the global mean: no share of the excess is in it).
-    One-sided binomial p; gate: at least :data:`READ_MIN_COUNT` in-read intervals and
-    :data:`BATCH_MIN_RATIO` x the expectation."""
+    Test: the in-read intervals in the most common :data:`ATOM_BIN_NS` bin (``in_read_at_mode``) against
+    the count an exponential with the stream's mean puts in that bin among all n intervals
+    (``in_read_expected``: it holds none of the excess tested); one-sided binomial p, Bonferroni over the
+    bins the in-read intervals occupy. Gate: >= :data:`READ_MIN_COUNT` and >= :data:`BATCH_MIN_RATIO` x
+    the expectation."""
     n = len(gaps)
-    c_in = int(np.count_nonzero(same_read))
-    delta = float(np.quantile(gaps[same_read], 0.95)) if c_in else 0.0
-    p_below = float(-np.expm1(-delta / mean)) if mean > 0 else 0.0
-    expected = n * p_below
-    if c_in == 0:
-        p = 1.0
-    elif p_below <= 0.0:
-        p = 0.0
-    else:
-        p = float(sps.binom.sf(c_in - 1, n, p_below))
-    gated = c_in >= READ_MIN_COUNT and c_in >= BATCH_MIN_RATIO * expected
-    ev = {
-        "intervals_in_read": c_in,
-        "share_in_read": round(c_in / n, 5) if n else 0.0,
-        "in_read_expected": round(expected, 2),
-        "in_read_resolution_ns": int(delta),
-    }
-    return p, gated, ev
+    inr = gaps[same_read]
+    c_in = len(inr)
+    ev: dict[str, Any] = {"intervals_in_read": c_in, "share_in_read": round(c_in / n, 5) if n else 0.0}
+    # reads come every mean interval + mean latency (after a read the next event is Exp(mean) away)
+    reads = n - c_in
+    latency = max(0.0, float(np.sum(gaps)) / reads - mean) if reads > 0 else 0.0
+    ev["read_latency_s"] = round(latency / 1e9, 9)
+    if c_in == 0 or mean <= 0:
+        return 1.0, False, ev
+    bins = (inr + ATOM_BIN_NS // 2) // ATOM_BIN_NS
+    vals, counts = np.unique(bins, return_counts=True)
+    mode = int(vals[np.argmax(counts)])
+    c_mode = int(np.max(counts))
+    lo = max(0.0, mode * ATOM_BIN_NS - ATOM_BIN_NS / 2)
+    hi = mode * ATOM_BIN_NS + ATOM_BIN_NS / 2
+    p_bin = float(np.exp(-lo / mean) - np.exp(-hi / mean))
+    expected = n * p_bin
+    p = min(1.0, float(sps.binom.sf(c_mode - 1, n, p_bin)) * len(vals))
+    ev.update(
+        in_read_mode_ns=mode * ATOM_BIN_NS,
+        in_read_at_mode=c_mode,
+        in_read_expected=round(expected, 3),
+        in_read_resolution_ns=int(np.quantile(inr, 0.95)),
+    )
+    return p, c_mode >= READ_MIN_COUNT and c_mode >= BATCH_MIN_RATIO * expected, ev
 
 
 def batch_delivery(
@@ -233,7 +245,7 @@ def batch_delivery(
     subs = [(p_ts, gated_ts)]
     if same_read is not None and len(same_read) == n:
         p_rd, gated_rd, ev_rd = _read_structure(gaps, same_read, mean)
-        ev.update(ev_rd)
+        ev.update(ev_rd, read_structure_gated=gated_rd)
         subs.append((p_rd, gated_rd))
     if read_ids is not None and len(read_ids):
         _, counts = np.unique(read_ids, return_counts=True)
@@ -241,12 +253,16 @@ def batch_delivery(
         ev["read_batch_histogram"] = {str(k): int(v) for k, v in enumerate(hist) if k > 0 and v > 0}
         ev["mean_events_per_read"] = round(float(np.mean(counts)), 3)
     p_min, gated = min(subs, key=lambda s: s[0])
-    # the time scale below which the delivery made the timestamps: the poll period for real polling
-    # (several events per delivery), else the near-zero window or the in-read resolution
-    res = float(max(eps, ev.get("in_read_resolution_ns", 0)))
-    if mean_batch >= POLLING_MIN_BATCH and median_delivery:
-        res = max(res, median_delivery)
-    ev["resolution_s"] = res / 1e9
+    # spread of the delays the delivery added (ns): from the reads' mean latency when read_ids are known
+    # (an exponential latency's sd is its mean), else from the deliveries (runs of near-zero intervals:
+    # one every mean interval + mean delay) and, for real polling, the poll period's uniform spread
+    if "read_latency_s" in ev:
+        sd = ev["read_latency_s"] * 1e9
+    else:
+        sd = max(0.0, float(np.sum(gaps)) / len(sizes) - mean)
+        if mean_batch >= POLLING_MIN_BATCH and median_delivery:
+            sd = max(sd, median_delivery / np.sqrt(12.0))
+    ev["delay_sd_s"] = round(max(sd, float(eps)) / 1e9, 9)
     return Detection("polling", min(1.0, p_min * len(subs)), gated, ev)
 
 

@@ -1,13 +1,14 @@
 """Structure beyond a host artefact: the stream tested at the resolution the artefact leaves intact.
 
-A host artefact (batch delivery, a timestamp quantum, a link or delivery dead time) rewrites the intervals
-shorter than its time scale ``R``, so the interval tests (CV, KS, AD, Ljung-Box, the dead-time hole) no longer
-speak for the source. Counts in windows much longer than ``R`` barely move: a delivery that shifts each
-event by at most ~R changes a window count only when an event crosses the window's edge, a share ~R / W of
-them. The stream is therefore re-tested on window counts only, with windows of at least
-:data:`RESOLUTION_MULTIPLE` x R and :data:`MIN_WINDOW_MULTIPLE` mean intervals:
+A host artefact (batch delivery, a timestamp quantum, a link or delivery dead time) shifts events by amounts
+of spread ``R`` and rewrites the intervals shorter than that, so the interval tests (CV, KS, AD, Ljung-Box,
+the dead-time hole) no longer speak for the source. Counts in windows much longer than ``R`` barely move: a
+shift changes a window count only when an event crosses the window's edge. The stream is therefore re-tested
+on window counts only, in windows long enough that the edges' shifts cannot bias the Fano factor
+(:func:`min_window_s`):
 
-- ``beyond-fano``: the index-of-dispersion test at each such window (Bonferroni over windows);
+- ``beyond-fano``: the index-of-dispersion test at windows of 1, 3, 10, ... x the shortest usable one that
+  fit at least 20 times (Bonferroni over windows);
 - ``beyond-ljung-box``: Ljung-Box over lags :data:`LB_FIRST_LAG`..:data:`LB_LAST_LAG` of the counts in the
   shortest such window (lag 1 is left out: an event that a delivery moves across a window edge makes
   neighbouring counts anti-correlated, and short-range interval correlation reaches the next window only).
@@ -15,7 +16,8 @@ them. The stream is therefore re-tested on window counts only, with windows of a
 Kinds (docs/analyze.md): Fano below 1 -> ``regular/dead-time`` (only a regular source thins the counts'
 variance); counts correlated over several windows -> ``rate-drift/modulation``; Fano above 1 without
 long-range correlation of the counts -> ``serial-correlation`` (intervals that remember their neighbours
-raise the Fano factor to a plateau).
+raise the Fano factor to a plateau); with too few windows for the count Ljung-Box, a Fano excess is read as
+``rate-drift/modulation``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ I64 = NDArray[np.int64]
 RESOLUTION_MULTIPLE = 20.0
 #: ... and at least this many mean intervals (a dead time or a modulation shows in the Fano factor there).
 MIN_WINDOW_MULTIPLE = 10.0
+#: The Fano bias the shifts may cause is kept below 1/this of the Fano factor's null spread.
+BIAS_FRACTION = 4.0
 #: Ljung-Box lags on the counts of the shortest coarse window.
 LB_FIRST_LAG = 2
 LB_LAST_LAG = 10
@@ -50,7 +54,8 @@ TESTS = ("beyond-fano", "beyond-ljung-box")
 
 @dataclass
 class Beyond:
-    """Count statistics at the artefact's resolution; p-values under the Poisson null (nan: not defined)."""
+    """Count statistics at the artefact's resolution (``resolution_s``: the spread of its shifts, s); p-values
+    under the Poisson null (nan: not defined, e.g. no window both long enough and 20 times in the stream)."""
 
     resolution_s: float
     min_window_s: float
@@ -72,23 +77,41 @@ class Beyond:
 
 
 def resolution_s(d: Detection) -> float:
-    """Time scale (s) below which a detected artefact rewrote the timestamps."""
+    """Spread (s, a standard deviation) of the shifts a detected artefact gave the timestamps: q / sqrt(12)
+    for a quantum q, the delivery's delay spread for batch delivery, at most the hole for a dead time."""
     ev = d.evidence
     if d.name == "timestamp-quantum":
-        return float(ev.get("quantum_s", 0.0))
+        return float(ev.get("quantum_s", 0.0)) / float(np.sqrt(12.0))
     if d.name == "polling":
-        return float(ev.get("resolution_s", 0.0))
+        return float(ev.get("delay_sd_s", 0.0))
     if d.name == "dead-time":
         return float(ev.get("dead_time_s", 0.0))
     return 0.0
 
 
+def min_window_s(mean_interval_s: float, duration_s: float, sd_s: float) -> float:
+    """Shortest window (s) whose counts the artefact leaves usable.
+
+    A window's two edges, mapped back to the source's time, move by the delivery's shifts: the count's
+    variance grows by rate x 2 sd^2, the Fano factor by ~ 2 rate sd^2 / W. That bias must stay below
+    1 / :data:`BIAS_FRACTION` of the Fano factor's null spread sqrt(2 W / T) over the duration T, i.e.
+    W^{3/2} >= BIAS_FRACTION x 2 rate sd^2 sqrt(T / 2); and W >= :data:`RESOLUTION_MULTIPLE` sd and
+    :data:`MIN_WINDOW_MULTIPLE` mean intervals.
+    """
+    rate = 1.0 / mean_interval_s if mean_interval_s > 0 else 0.0
+    w_bias = (BIAS_FRACTION * 2.0 * rate * sd_s**2 * np.sqrt(duration_s / 2.0)) ** (2.0 / 3.0)
+    return float(max(MIN_WINDOW_MULTIPLE * mean_interval_s, RESOLUTION_MULTIPLE * sd_s, w_bias))
+
+
 def coarse(segments: Sequence[I64], mean_interval_s: float, res_s: float) -> Beyond:
-    """Window-count tests of a stream at resolution ``res_s`` (s); see the module docstring."""
-    w_min = max(MIN_WINDOW_MULTIPLE * mean_interval_s, RESOLUTION_MULTIPLE * res_s)
+    """Window-count tests of a stream whose timestamps were shifted with spread ``res_s`` (s); see the
+    module docstring and :func:`min_window_s`."""
+    dur = core.duration_s(segments)
+    w_min = min_window_s(mean_interval_s, dur, res_s)
     out = Beyond(resolution_s=res_s, min_window_s=w_min)
     longest = max((int(s[-1]) - int(s[0])) / core.NS for s in segments if len(s) > 1)
-    windows = [w for w in core.fano_windows(mean_interval_s, longest) if w >= w_min * (1 - 1e-9)]
+    # the shortest usable window, then the Fano ladder's steps (1, 3, 10, ... x) above it
+    windows = [w_min * m for m in core.FANO_MULTIPLES if w_min * m * core.FANO_MIN_WINDOWS <= longest]
     nan = float("nan")
     first: I64 | None = None
     for w in windows:
@@ -118,6 +141,8 @@ def kind(b: Beyond, rejected: set[str], alpha: float) -> str:
     sig = [w for w, p in b.fano_p.items() if p * len(b.fano_p) < level]
     if "beyond-fano" in rejected and any(b.fano[w] < 1 for w in sig):
         return "regular/dead-time"
-    if "beyond-ljung-box" in rejected:
+    if "beyond-ljung-box" in rejected or np.isnan(b.pvalues.get("beyond-ljung-box", float("nan"))):
+        # long-range count correlation; without enough windows to tell, a Fano excess over >= 10 mean
+        # intervals is read as drift, as the interval-level order does
         return "rate-drift/modulation"
     return "serial-correlation"

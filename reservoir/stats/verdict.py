@@ -7,8 +7,9 @@ Usage::
 
 Every test of every stream enters one multiple-comparison family (Holm by default: the family-wise error
 rate is at most ``alpha``; Benjamini-Hochberg controls the false-discovery rate instead). A test *rejects*
-when its adjusted p < alpha and, for the artefact detectors, its effect gate passes. Artefacts take
-precedence.
+when its adjusted p < alpha and, for the artefact detectors, its effect gate passes. A stream with an
+artefact is re-tested beyond it (:mod:`reservoir.stats.beyond`, a second family at alpha / 5): ``artifact``
+when nothing remains, else ``non-poisson`` with the remaining kind and the artefacts still listed.
 """
 
 from __future__ import annotations
@@ -355,7 +356,11 @@ def _artifacts(s: StreamStats, rejected: set[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     pol = "polling" in rejected
     qua = "timestamp-quantum" in rejected
-    if pol and (d["polling"].evidence.get("mean_batch_size", 1.0) >= artifacts.POLLING_MIN_BATCH or not qua):
+    pev = d["polling"].evidence
+    # reads that carried several events, or several events per delivery, are batching, not a clock grid
+    batched = pev.get("mean_batch_size", 1.0) >= artifacts.POLLING_MIN_BATCH
+    batched = batched or bool(pev.get("read_structure_gated"))
+    if pol and (batched or not qua):
         out.append(_art(d["polling"]))
     elif qua:
         out.append(_art(d["timestamp-quantum"]))
@@ -391,6 +396,8 @@ def summary(res: StreamResult) -> str:
         if ba["structure"]:
             fano = ", ".join(f"{v:.3g}" for v in ba["fano"].values())
             parts.append(f"beyond the artefact ({win}): {ba['kind']}, Fano {fano}")
+        elif not ba["fano"]:
+            parts.append(f"beyond the artefact: not testable ({win} do not fit 20 times)")
         else:
             parts.append(f"nothing beyond the artefact ({win})")
     if not res.artifacts and res.verdict == "non-poisson":
