@@ -1,5 +1,5 @@
-"""``asicrc analyze`` on a recording whose events came through a busy reader (read_id, t_host_ns and the
-daemon's spacing in t_ns): the batching is named from the read structure, and a modulation is still found
+"""``asicrc analyze`` on a recording whose events came through a busy reader (read_id, the read time in
+t_ns = t_host_ns and the daemon's spacing in t_wire_ns, docs/recording-format.md): the batching is named from the read structure, and a modulation is still found
 beyond it (docs/analyze.md, "Structure beyond an artefact")."""
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def _batch(board: str, d: synth.Delivered) -> pa.RecordBatch:
     return make_event_batch(
         board,
         t_host_ns=d.t_host_ns,
-        t_ns=d.t_ns,
+        t_ns=d.t_host_ns,
+        t_wire_ns=d.t_ns,
         chip=np.zeros(n, np.int16),
         core=np.zeros(n, np.int16),
         small_core=np.zeros(n, np.int8),
@@ -52,7 +53,7 @@ def test_batched_recording_names_the_batching_and_what_lies_beyond(
     rec.add(_batch("flat", synth.deliver_reads(flat, 0.002, rng, spacing_ns=110_000)))
     rec.add(_batch("wavy", synth.deliver_reads(wavy, 0.002, rng, spacing_ns=110_000)))
     rec.close()
-    for clock in ("corrected", "host"):
+    for clock in ("wire", "host"):
         assert main(["analyze", str(run), "--json", "--clock", clock]) == 0
         out = {o["stream"]: o for o in json.loads(capsys.readouterr().out)}
         flat_r, wavy_r = out["flat"], out["wavy"]
