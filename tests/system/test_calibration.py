@@ -55,8 +55,8 @@ def test_calibration_matrix_has_no_false_non_poisson() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("knob", list(cal.KNOBS))
 def test_planted_kinds_are_named_through_the_daemon(knob: str) -> None:
-    results = [cal.run_case(cal.Case(1, "child", "idle", 300 + s, knob), 60.0) for s in range(2)]
-    print(cal.table(results))
+    """~20,000 events (200 s at ~100/s, one chip): the planted kind is named by point and by chip."""
+    r = cal.run_case(cal.Case(1, "child", "idle", 200, knob), 200.0)
+    print(cal.table([r]))
     word = cal.KNOBS[knob][1]
-    for r in results:
-        assert all(cal.names_kind(o, word) for o in r["daemon_point"] + r["daemon_chip"]), r
+    assert all(cal.names_kind(o, word) for o in r["daemon_point"] + r["daemon_chip"]), r

@@ -1,6 +1,7 @@
 """``asicrc analyze`` on a recording whose events came through a busy reader (read_id, the read time in
-t_ns = t_host_ns and the daemon's spacing in t_wire_ns, docs/recording-format.md): the batching is named from the read structure, and a modulation is still found
-beyond it (docs/analyze.md, "Structure beyond an artefact")."""
+t_ns = t_host_ns and the daemon's spacing in t_wire_ns, docs/recording-format.md): the batching is named
+from the read structure, and a modulation is still found beyond it (docs/analyze.md, "Structure beyond an
+artefact")."""
 
 from __future__ import annotations
 
