@@ -181,6 +181,11 @@ def _read_structure(
     reads = n - c_in
     latency = max(0.0, float(np.sum(gaps)) / reads - mean) if reads > 0 else 0.0
     ev["read_latency_s"] = round(latency / 1e9, 9)
+    # a read of m events waited ~(m - 1) mean intervals and delayed its events uniformly over that wait:
+    # the mean squared delay sum m ((m - 1) mean)^2 / 3 / n sees rare long stalls a mean latency hides
+    m = np.diff(np.concatenate(([-1], np.flatnonzero(~same_read), [len(same_read)]))).astype(np.float64)
+    stall = float(np.sqrt(np.sum(m * (m - 1) ** 2) / (3.0 * np.sum(m)))) * mean
+    ev["read_stall_rms_s"] = round(stall / 1e9, 9)
     if c_in == 0 or mean <= 0:
         return 1.0, False, ev
     bins = (inr + ATOM_BIN_NS // 2) // ATOM_BIN_NS
@@ -257,7 +262,7 @@ def batch_delivery(
     # (an exponential latency's sd is its mean), else from the deliveries (runs of near-zero intervals:
     # one every mean interval + mean delay) and, for real polling, the poll period's uniform spread
     if "read_latency_s" in ev:
-        sd = ev["read_latency_s"] * 1e9
+        sd = max(ev["read_latency_s"], ev["read_stall_rms_s"]) * 1e9
     else:
         sd = max(0.0, float(np.sum(gaps)) / len(sizes) - mean)
         if mean_batch >= POLLING_MIN_BATCH and median_delivery:

@@ -148,3 +148,20 @@ def test_too_short_for_any_window_beyond_the_artifact_says_so() -> None:
     r = analyze_stream(d.t_ns, read_ids=d.read_id, surrogates=0)
     assert r.verdict == "artifact" and r.beyond_artifact is not None
     assert r.beyond_artifact["fano"] == {} and "not testable" in summary(r)
+
+
+def test_rare_read_stalls_widen_the_windows_beyond_the_batching() -> None:
+    # a reader that answers within 0.5 ms but stalls 0.3 s every ~3 s (a busy host): the mean latency hides
+    # the stalls, the read sizes do not; the held Poisson stream stays an artefact
+    rng = np.random.default_rng(12)
+    t = synth.poisson(20_000, RATE, rng)
+    d = synth.deliver_reads(t, 0.0005, rng, latency="fixed")
+    host, rid = d.t_host_ns.copy(), d.read_id.copy()
+    for s0 in np.arange(1.0, t[-1] / 1e9 - 1.0, 3.0):
+        sel = (t >= s0 * 1e9) & (t < (s0 + 0.3) * 1e9)
+        host[sel], rid[sel] = int((s0 + 0.3) * 1e9), rid[sel][0]
+    order = np.argsort(host, kind="stable")
+    r = analyze_stream(host[order], read_ids=rid[order], surrogates=0)
+    ev = r.artifacts[0]["evidence"]
+    assert ev["read_latency_s"] < 0.01 < ev["read_stall_rms_s"] == ev["delay_sd_s"]
+    assert r.verdict == "artifact", summary(r)
