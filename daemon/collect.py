@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from daemon.event_format import LEGACY_NAMES, upgrade_events
 from daemon.events import EVENT_SCHEMA, Subscription
 from daemon.mqtt import decode_events
 from daemon.mqtt_link import MqttLink, MqttSettings
@@ -69,8 +70,11 @@ def parse_topic(topic: str, root: str) -> tuple[str, str, str] | None:
 def relabel_events(table: pa.Table, host: str) -> list[pa.RecordBatch]:
     """Batches of ``table`` (must be in :data:`EVENT_SCHEMA`) with every board renamed ``<host>/<board>``.
 
-    Raises ``ValueError`` naming the difference when the schema is not the event schema.
+    Raises ``ValueError`` naming the difference when the schema is not the event schema (an older format's
+    is upgraded, :func:`daemon.event_format.upgrade_events`).
     """
+    if tuple(table.schema.names) == LEGACY_NAMES:
+        table = upgrade_events(table)
     if not table.schema.equals(EVENT_SCHEMA):
         got = {f.name: str(f.type) for f in table.schema}
         want = {f.name: str(f.type) for f in EVENT_SCHEMA}

@@ -241,6 +241,7 @@ class SimulateConfig:
     # planted input-dependent dynamics, "KIND=GAIN" and "KIND.NAME=VALUE" (simulator/plant.py), none default
     plant: tuple[str, ...] = ()
     plant_param: tuple[str, ...] = ()
+    truth_dir: str = ""  # "" = off; else each board's ground truth <dir>/<name>-truth.csv at stop
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,10 @@ EVENT_SCHEMA: pa.Schema = pa.schema(
         pa.field("ticket_diff", pa.float32(), nullable=False),
         pa.field("read_id", pa.int64(), nullable=False),
         pa.field("point", pa.int32(), nullable=False),
+        # format 2 (daemon/event_format.py); null = unknown (not given by the producer)
+        pa.field("t_wire_ns", pa.int64(), nullable=True),
+        pa.field("read_pos", pa.int32(), nullable=True),
+        pa.field("read_nonces", pa.int32(), nullable=True),
     ]
 )
 
@@ -69,6 +73,8 @@ EVENT_DTYPES: dict[str, np.dtype[Any]] = {
 
 #: Columns :func:`make_event_batch` fills when omitted, and their value.
 EVENT_DEFAULTS: dict[str, int | float | bool] = {"point": -1, "share_diff": 0.0, "version_bits": 0}
+#: Nullable columns :func:`make_event_batch` fills with nulls (unknown) when omitted.
+EVENT_OPTIONAL: frozenset[str] = frozenset(f.name for f in EVENT_SCHEMA if f.nullable)
 
 
 class EventBatchError(ValueError):
@@ -114,8 +120,10 @@ def make_event_batch(board: str, **columns: np.ndarray | int | float | bool) -> 
     """One record batch of nonce events of ``board`` in :data:`EVENT_SCHEMA`.
 
     Every column of the schema except ``board`` must be given as a 1-D numpy array (or a scalar, broadcast),
-    except those in :data:`EVENT_DEFAULTS`. Integer arrays are range-checked before narrowing; a bool column
-    accepts bool only. Raises :class:`EventBatchError` naming the column.
+    except those in :data:`EVENT_DEFAULTS` and the nullable :data:`EVENT_OPTIONAL` (null when omitted:
+    unknown). ``t_ns`` is the raw read time (the daemon gives ``t_host_ns``; docs/recording-format.md).
+    Integer arrays are range-checked before narrowing; a bool column accepts bool only. Raises
+    :class:`EventBatchError` naming the column.
     """
     unknown = set(columns) - set(EVENT_DTYPES)
     if unknown:
@@ -134,6 +142,9 @@ def make_event_batch(board: str, **columns: np.ndarray | int | float | bool) -> 
             value = columns[name]
         elif name in EVENT_DEFAULTS:
             value = EVENT_DEFAULTS[name]
+        elif name in EVENT_OPTIONAL:
+            arrays.append(pa.nulls(n, field.type))
+            continue
         else:
             raise EventBatchError(f"missing event column {name!r}")
         arrays.append(pa.array(_coerce(name, value, n), type=field.type))

@@ -406,9 +406,9 @@ async def run_modulate(
 
 
 async def run_hold(plan: PlanConfig, target: PlanTarget, *, sleep: Sleep = asyncio.sleep) -> None:
-    """Hold one setpoint for ``duration_s`` (0 = until cancelled)."""
+    """Hold one setpoint for ``duration_s`` (0 = until cancelled); it is the plan's one point, index 0."""
     sp = Setpoint(plan.hold_voltage_v, plan.hold_freq_mhz, plan.hold_ticket_diff)
-    while target.request(sp, -1).outcome == "refused":
+    while target.request(sp, 0).outcome == "refused":
         await target.wait_ready()
     target.progress(plan.name, "hold", 0, 1, plan.duration_s or None)
     if plan.duration_s > 0:

@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pyarrow as pa
 
+from daemon.event_format import FORMAT_VERSION
 from daemon.events import EVENT_SCHEMA, LOG_SCHEMA, Subscription, is_log_batch
 from daemon.recording import (
     FILE_MODE,
@@ -139,6 +140,7 @@ class Recorder:
             self.meta.setdefault("run_id", self.run_dir.name)
             self.meta.setdefault("host", socket.gethostname())
             self.meta.setdefault("version", _version())
+            self.meta.setdefault("format", FORMAT_VERSION)  # docs/recording-format.md
             self.meta.setdefault("start_unix_ns", time.time_ns())
             self.meta.setdefault("start_monotonic_ns", time.monotonic_ns())
             self.meta.setdefault("boards", [{"name": b} for b in self._boards])

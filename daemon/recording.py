@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from daemon.event_format import LEGACY_NAMES, upgrade_events
 from daemon.events import EVENT_SCHEMA, LOG_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -285,21 +286,23 @@ def iter_batches(run_dir: Path, kind: str = "events") -> Iterator[pa.RecordBatch
     """Every record batch of every finished segment, in order (memory: one batch at a time).
 
     Each batch is validated (``validate(full=True)``) before it is returned; a damaged segment raises
-    :class:`ValueError` naming the segment (the batches before it were already yielded).
+    :class:`ValueError` naming the segment (the batches before it were already yielded). Event batches of an
+    older format are returned in the current one (:func:`daemon.event_format.upgrade_events`).
     """
     schema = EVENT_SCHEMA if kind == "events" else LOG_SCHEMA
     for path in segments(run_dir, kind):
         with pa.OSFile(str(path), "rb") as f:
             try:
                 reader = pa.ipc.open_stream(f)
-                if not reader.schema.equals(schema):
+                legacy = kind == "events" and tuple(reader.schema.names) == LEGACY_NAMES
+                if not reader.schema.equals(schema) and not legacy:
                     raise ValueError(f"schema is not the {kind} schema: {reader.schema}")
                 for i, batch in enumerate(reader):
                     try:
                         batch.validate(full=True)
                     except pa.ArrowException as exc:
                         raise ValueError(f"batch {i} is damaged: {exc}") from exc
-                    yield batch
+                    yield upgrade_events(batch) if legacy else batch
             except (pa.ArrowException, ValueError, OSError) as exc:  # pyarrow: OSError for a bad flatbuffer
                 raise ValueError(f"corrupted recording segment {path}: {exc}") from exc
 

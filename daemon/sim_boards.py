@@ -86,7 +86,9 @@ async def start_sim_boards(
     firehose_rate: float | None = None,
     record_truth: bool = False,
 ) -> list[SimBoard]:
-    """Start ``n`` emulated boards (seeds ``sim.seed + i``) with their symlinks under ``directory``."""
+    """Start ``n`` emulated boards (seeds ``sim.seed + i``) with their symlinks under ``directory``; with
+    ``sim.truth_dir`` each writes its ground truth to ``<truth_dir>/<name>-truth.csv`` when stopped
+    (``SimulatedBoard.write_truth``: modelled emission times and the host write time of every reply)."""
     await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
     out = []
     for i in range(n):
@@ -98,7 +100,8 @@ async def start_sim_boards(
             board_kind=SIM_BOARD_KIND,
             raw_firmware=sim.raw_firmware,
             firehose_rate=firehose_rate,
-            record_truth=record_truth,
+            record_truth=record_truth or bool(sim.truth_dir),
+            truth_path=str(Path(sim.truth_dir) / f"sim{i}-truth.csv") if sim.truth_dir else None,
             link_dir=str(directory),
             name=f"sim{i}",
             plants=parse_plants(sim.plant, sim.plant_param),

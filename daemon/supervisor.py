@@ -8,8 +8,9 @@ returns. Start-up writes the envelope's safe output before anything else.
 
 Hot path: after bring-up the chain's per-frame reader is stopped and the supervisor reads the transport
 itself with the vectorised :class:`drivers.reply_batch.ReplyBatchDecoder`; per read it keeps numpy columns
-(raw read time, serialization-corrected time, read id, ids, setpoint in force) and publishes one Arrow batch
-per ``batch_interval_s`` (docs/recording-format.md).
+(raw read time, read id, position in the read, nonces in the read, the separate serialization-corrected
+estimate, ids, setpoint in force) and publishes one Arrow batch per ``batch_interval_s``
+(docs/recording-format.md).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 from daemon.board_control import BoardControl, NullControl, fan_reading
 from daemon.bringup import STAGE_CHAIN, STAGE_CONTROL, STAGE_OPEN, BringUpWatch
 from daemon.config import BoardConfig, TimingConfig
+from daemon.event_format import read_structure
 from daemon.events import Pipeline, make_event_batch
 from daemon.jobs import JobSource
 from daemon.plans import PointAccumulator, PointSummary
@@ -50,9 +52,9 @@ MAX_PENDING_BYTES = 262_144
 NO_SETPOINT = Setpoint(0.0, 0.0, 0.0)
 #: Chip-id register, read as a liveness probe when the link has been quiet for half the silence timeout.
 REG_CHIP_ID = 0x00
-#: Cap on the serialization correction of ``t_ns`` (ns): 1 ms, i.e. 390 bytes at 3.125 Mbaud or ~11 bytes at
-#: the 115,200 reset baud. Bytes that arrive together (an FTDI latency-timer flush, a late read) did not
-#: necessarily stream behind the frame at line rate, so a long tail is no evidence of an early frame.
+#: Cap on the serialization correction of ``t_wire_ns`` (ns): 1 ms, i.e. 390 bytes at 3.125 Mbaud or ~11
+#: bytes at the 115,200 reset baud. Bytes that arrive together (an FTDI latency-timer flush, a late read) did
+#: not necessarily stream behind the frame at line rate, so a long tail is no evidence of an early frame.
 MAX_CORRECTION_NS = 1_000_000
 #: Telemetry reads that may fail in a row before the board is treated as lost (reconnect, safe values).
 TELEMETRY_FAILURES_MAX = 3
@@ -164,7 +166,7 @@ class BoardSupervisor:
         self._windows: list[PointAccumulator] = []
         self._decoder = ReplyBatchDecoder()
         self._stream_end = 0
-        self._prev_read_ns: int | None = None  # t_host_ns of the last read decoded (floor of the next t_ns)
+        self._prev_read_ns: int | None = None  # t_host_ns of the last read decoded (floor of t_wire_ns)
         self._crc_base = 0
         self._dropped_base = 0
         self._ready = asyncio.Event()
@@ -338,11 +340,13 @@ class BoardSupervisor:
     def _decode_pending(self) -> dict[str, np.ndarray] | None:
         """Decode the kept reads in one vectorised pass; columns of the nonce replies (None: no nonce).
 
-        A frame belongs to the read that delivered its last byte: ``t_host_ns`` is that read's time and
-        ``t_ns`` subtracts the wire time of the bytes after the frame in that read (at that read's baud),
-        with two bounds: the correction is at most :data:`MAX_CORRECTION_NS`, and ``t_ns`` is never earlier
-        than the previous read's ``t_host_ns`` on this transport (the frame was not complete when that read
-        returned without its last byte). The first read of a session has only the cap.
+        A frame belongs to the read that delivered its last byte: ``t_ns`` = ``t_host_ns`` is that read's
+        time, as measured; ``read_pos`` / ``read_nonces`` are its position among the read's nonce frames and
+        their number. The estimate ``t_wire_ns`` (a separate column, never the analysis time) subtracts the
+        wire time of the bytes after the frame in that read (at that read's baud), with two bounds: the
+        correction is at most :data:`MAX_CORRECTION_NS`, and ``t_wire_ns`` is never earlier than the previous
+        read's ``t_host_ns`` on this transport (the frame was not complete when that read returned without
+        its last byte). The first read of a session has only the cap.
         """
         reads = self._pending[:]
         self._pending.clear()  # in place: the stream loop holds this list
@@ -371,9 +375,12 @@ class BoardSupervisor:
         baud = np.fromiter((r[1] for r in reads), np.int64, len(reads))[ri]
         sps = [r[2] or NO_SETPOINT for r in reads]
         self.counters.nonces += n_nonce
+        pos, per_read = read_structure(ri)
         return {
             "t_host_ns": t_host,
-            "t_ns": serialization_corrected(t_host, prev[ri], ends[ri] - fe, baud),
+            "t_wire_ns": serialization_corrected(t_host, prev[ri], ends[ri] - fe, baud),
+            "read_pos": pos,
+            "read_nonces": per_read,
             "read_id": np.fromiter((r[0].read_id for r in reads), np.int64, len(reads))[ri],
             "nonce": rb.value[m],
             "b7": rb.b7[m],
@@ -399,7 +406,10 @@ class BoardSupervisor:
         batch = make_event_batch(
             self.name,
             t_host_ns=cols["t_host_ns"],
-            t_ns=cols["t_ns"],
+            t_ns=cols["t_host_ns"],
+            t_wire_ns=cols["t_wire_ns"],
+            read_pos=cols["read_pos"],
+            read_nonces=cols["read_nonces"],
             chip=(((nonce >> np.uint32(17)) & np.uint32(0xFF)) // per).astype(np.int16),
             core=((nonce >> np.uint32(25)) & np.uint32(0x7F)).astype(np.int16),
             small_core=(b7 & np.uint8(0x07)).astype(np.int8),

@@ -53,6 +53,10 @@ class Knobs:
     modulation_amplitude: float = 0.0
     #: ... and its period (s); keep it >> the physics step (10 ms).
     modulation_period_s: float = 10.0
+    #: Serial correlation of each chip's successive intervals (0 = off): the EAR(1) process of Gaver and
+    #: Lewis (1980), ``e_n = rho * e_(n-1)`` plus, with probability ``1 - rho``, a fresh unit exponential, in
+    #: rate-integrated time. Intervals stay exponential with lag-k autocorrelation ``rho**k``.
+    serial_correlation: float = 0.0
 
 
 @dataclass(slots=True)
@@ -123,6 +127,7 @@ class ChainCore:
         self._searchers = [NonceSearcher(r) for r in self._rngs]
         self._np_rng = np.random.default_rng([seed, 0xD21F])
         self._hazard = np.array([r.expovariate(1.0) for r in self._rngs])
+        self._last_draw = self._hazard.copy()  # the previous unit interval per chip (serial correlation)
         self._dead_until = np.zeros(chips)
         self._rate = np.zeros(chips)
         self._p_invalid = np.zeros(chips)
@@ -415,7 +420,7 @@ class ChainCore:
                 e -= (t1 - t) * rate
                 break
             self._nonce(i, te)
-            e = rng.expovariate(1.0)
+            e = self._next_unit_interval(i, rng)
             t = te
             if dead > 0:
                 t += dead
@@ -423,6 +428,17 @@ class ChainCore:
                     self._dead_until[i] = t
                     break
         self._hazard[i] = e
+
+    def _next_unit_interval(self, i: int, rng: random.Random) -> float:
+        """Chip ``i``'s next interval in rate-integrated time: a unit exponential, or EAR(1) (Knobs)."""
+        rho = self.knobs.serial_correlation
+        if rho <= 0:
+            return rng.expovariate(1.0)
+        e = rho * float(self._last_draw[i])
+        if rng.random() >= rho:
+            e += rng.expovariate(1.0)
+        self._last_draw[i] = e
+        return e
 
     def _threshold(self, tdiff: int) -> int:
         thr = self._thresholds.get(tdiff)

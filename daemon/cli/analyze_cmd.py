@@ -1,19 +1,22 @@
 """``asicrc analyze``: timing statistics, artefact detection and a verdict per stream (docs/analyze.md).
 
-    asicrc analyze RECORDING_DIR... [--by board|chip|point] [--json] [--report DIR]
+    asicrc analyze RECORDING_DIR... [--by board|chip|point] [--clock host|wire] [--json] [--report DIR]
     asicrc analyze --timestamps FILE [--json] [--report DIR]
 
 Reads the recording format of docs/recording-format.md (Arrow IPC stream segments ``events-*.arrows``; a torn
-``.part`` keeps its whole record batches; a damaged finished segment is an error naming it, which
-``asicrc record recover DIR`` sets aside). Several recordings are analysed side by side, their streams named
-``<run-id>/<stream>``. The statistics live in :mod:`reservoir.stats`. Bad input exits 2, a report that cannot
-be written after the result was printed exits 1 (daemon/cli/errors.py).
+``.part`` keeps its whole record batches; older formats are read as the current one; a damaged finished
+segment is an error naming it, which ``asicrc record recover DIR`` sets aside). ``--by point`` groups by the
+plan's point (the ``point`` column): each point's events at its setpoint are one stream; ramp steps and events
+outside any point are transitions, counted apart and not tested (:mod:`daemon.point_streams`). Several
+recordings are analysed side by side, their streams named ``<run-id>/<stream>``. The statistics live in
+:mod:`reservoir.stats`. Bad input exits 2, a report that cannot be written after the result was printed
+exits 1 (daemon/cli/errors.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import dataclasses
 import json
 import logging
 import sys
@@ -28,6 +31,8 @@ import pyarrow.compute as pc
 
 from daemon.cli.errors import RuntimeFailure, UsageError, check_output_dir, nonneg_int, open_unit
 from daemon.cli.progress import Feedback
+from daemon.event_format import FORMAT2_COLUMNS, LEGACY_NAMES, upgrade_events
+from daemon.point_streams import Transition, point_runs
 from reservoir.stats import (
     MIN_EVENTS,
     StreamResult,
@@ -46,6 +51,7 @@ SMALL_CORES = 894
 COLUMNS = (
     "t_ns",
     "t_host_ns",
+    "t_wire_ns",
     "board",
     "chip",
     "valid",
@@ -53,8 +59,15 @@ COLUMNS = (
     "freq_mhz",
     "ticket_diff",
     "read_id",
+    "read_pos",
+    "read_nonces",
+    "point",
     "power_w",
 )
+#: ``--clock`` choice -> event column ("corrected": the name of ``wire`` before recording format 2).
+CLOCKS = {"host": "t_ns", "wire": "t_wire_ns", "corrected": "t_wire_ns"}
+#: Per-event columns a stream keeps (for the verdict's evidence and the per-stream extras).
+STREAM_COLUMNS = ("valid", "freq_mhz", "ticket_diff", "read_id", "read_pos", "read_nonces", "power_w", "chip")
 
 
 class AnalyzeError(UsageError):
@@ -128,17 +141,23 @@ def read_recording(directory: Path, clock: str = "t_ns") -> dict[str, np.ndarray
         t = read_segment(f)
         if t is None or t.num_rows == 0:
             continue
+        if tuple(t.column_names) == LEGACY_NAMES:
+            t = upgrade_events(t)
         if clock not in t.column_names:
             raise AnalyzeError(f"{f}: no {clock!r} column (columns: {', '.join(t.column_names)})")
         for name in COLUMNS:
             if name not in t.column_names:
                 continue
             c = t.column(name)
+            if name in FORMAT2_COLUMNS and c.null_count:
+                continue  # unknown in this segment: the column is dropped for the whole recording
             if name == "board":
                 cols.setdefault(name, []).append(_strings(c))
             else:
                 cols.setdefault(name, []).append(c.to_numpy())
     if clock not in cols:
+        if clock == "t_wire_ns" and files:
+            raise AnalyzeError(f"{directory}: no serialization-corrected t_wire_ns (use --clock host)")
         raise AnalyzeError(f"{directory}: the segments hold no events")
     n = sum(len(a) for a in cols[clock])
     out = {k: np.concatenate(v) for k, v in cols.items() if sum(len(a) for a in v) == n}
@@ -154,35 +173,46 @@ def _strings(col: pa.ChunkedArray) -> np.ndarray:
     return out
 
 
-def group_streams(ev: dict[str, np.ndarray], by: str, clock: str = "t_ns") -> list[Stream]:
-    """Split events into streams by board, (board, chip) or (board, voltage, frequency); a stream's time
-    segments are its contiguous runs within its board's event order (intervals across runs are not used)."""
+def group_streams(
+    ev: dict[str, np.ndarray], by: str, clock: str = "t_ns", transitions: list[Transition] | None = None
+) -> list[Stream]:
+    """Split events into streams by board, (board, chip) or plan point (:func:`point_runs`); a point stream's
+    time segments are its contiguous runs within its board's event order (intervals across runs are not used).
+    With ``by="point"``, the events of no stream are appended to ``transitions`` (one entry per board)."""
     n = len(ev[clock])
     board = ev.get("board", np.full(n, "-", dtype=object))
     streams: dict[tuple[Any, ...], Stream] = {}
     for b in sorted(set(board.tolist())):
         idx = np.flatnonzero(board == b)
         if by == "board":
-            runs: list[tuple[tuple[Any, ...], np.ndarray]] = [((b,), idx)]
+            runs: list[tuple[tuple[Any, ...], np.ndarray]] = [((b,), np.arange(len(idx)))]
         elif by == "chip":
             if "chip" not in ev:
                 raise AnalyzeError("--by chip: the recording has no 'chip' column")
             chips = ev["chip"][idx]
-            runs = [((b, int(c)), idx[chips == c]) for c in np.unique(chips)]
+            runs = [((b, int(c)), np.flatnonzero(chips == c)) for c in np.unique(chips)]
         else:
             if "voltage_v" not in ev or "freq_mhz" not in ev:
                 raise AnalyzeError("--by point: the recording has no voltage_v/freq_mhz columns")
-            v = np.round(ev["voltage_v"][idx].astype(np.float64), 4)
-            f = np.round(ev["freq_mhz"][idx].astype(np.float64), 3)
-            cut = np.flatnonzero((np.diff(v) != 0) | (np.diff(f) != 0)) + 1
-            edges = [0, *cut.tolist(), len(idx)]
-            runs = [((b, float(v[i]), float(f[i])), idx[i:j]) for i, j in itertools.pairwise(edges)]
-        for key, sel in runs:
+            keys = ("voltage_v", "freq_mhz", "ticket_diff", "point")
+            sub: dict[str, np.ndarray] = {k: ev[k][idx] for k in keys if k in ev}
+            found, trans = point_runs(sub, ev[clock][idx], MIN_EVENTS)
+            runs = [((b, *key), sel) for key, sel in found]
+            if trans is not None and transitions is not None:
+                transitions.append(dataclasses.replace(trans, board=str(b)))
+        for key, pos in runs:
             st = streams.setdefault(key, Stream(name=_name(by, key), labels=_labels(by, key)))
-            st.segments.append(ev[clock][sel])
-            for c in ("valid", "freq_mhz", "ticket_diff", "read_id", "power_w", "chip", "voltage_v"):
-                if c in ev:
-                    st.cols.setdefault(c, []).append(ev[c][sel])
+            # a point's events are cut where another point or a transition came between them; a chip's
+            # events interleave with the other chips' and stay one segment
+            parts = np.split(pos, np.flatnonzero(np.diff(pos) != 1) + 1) if by == "point" else [pos]
+            for part in parts:
+                if not len(part):
+                    continue
+                sel = idx[part]
+                st.segments.append(ev[clock][sel])
+                for c in (*STREAM_COLUMNS, "voltage_v"):
+                    if c in ev:
+                        st.cols.setdefault(c, []).append(ev[c][sel])
     return list(streams.values())
 
 
@@ -191,7 +221,8 @@ def _name(by: str, key: tuple[Any, ...]) -> str:
         return str(key[0])
     if by == "chip":
         return f"{key[0]}/chip{key[1]}"
-    return f"{key[0]}@{key[1]:g}V/{key[2]:g}MHz"
+    point = f"/p{key[1]}" if key[1] >= 0 else ""
+    return f"{key[0]}{point}@{key[2]:g}V/{key[3]:g}MHz"
 
 
 def _labels(by: str, key: tuple[Any, ...]) -> dict[str, Any]:
@@ -199,7 +230,9 @@ def _labels(by: str, key: tuple[Any, ...]) -> dict[str, Any]:
     if by == "chip":
         out["chip"] = key[1]
     if by == "point":
-        out["voltage_v"], out["freq_mhz"] = key[1], key[2]
+        if key[1] >= 0:
+            out["point"] = key[1]
+        out["voltage_v"], out["freq_mhz"] = key[2], key[3]
     return out
 
 
@@ -276,14 +309,17 @@ def run(args: argparse.Namespace) -> int:
         return _run(args, feedback)
 
 
-def _read_all(dirs: list[Path], by: str, clock: str, feedback: Feedback) -> tuple[list[Stream], list[Any]]:
-    """Streams of every recording (named ``<run-id>/<stream>`` when there are several) and their events."""
+def _read_all(
+    dirs: list[Path], by: str, clock: str, feedback: Feedback, transitions: list[Transition]
+) -> tuple[list[Stream], list[Any]]:
+    """Streams of every recording (named ``<run-id>/<stream>`` when there are several) and their events;
+    with ``by="point"`` the untested transitions are appended to ``transitions``."""
     streams: list[Stream] = []
     evs: list[dict[str, np.ndarray]] = []
     for d in feedback.track(dirs, "reading recordings") if len(dirs) > 1 else dirs:
         feedback.step(f"reading {d}")
         ev = read_recording(d, clock)
-        found = group_streams(ev, by, clock)
+        found = group_streams(ev, by, clock, transitions)
         if len(dirs) > 1:
             for st in found:
                 st.name = f"{d.name}/{st.name}"
@@ -328,7 +364,8 @@ def _cluster_streams(args: argparse.Namespace, streams: list[Stream], feedback: 
 
 
 def _run(args: argparse.Namespace, feedback: Feedback) -> int:
-    clock = "t_host_ns" if args.clock == "host" else "t_ns"
+    clock = CLOCKS[args.clock]
+    transitions: list[Transition] = []
     streams: list[Stream]
     evs: list[dict[str, np.ndarray]] = []
     report_dir = check_output_dir(args.report, "--report") if args.report else None  # before computing
@@ -340,7 +377,7 @@ def _run(args: argparse.Namespace, feedback: Feedback) -> int:
         path = Path(args.timestamps)
         streams = [Stream(name=path.name, segments=[read_timestamps(path)])]
     elif args.recording:
-        streams, evs = _read_all([Path(r) for r in args.recording], args.by, clock, feedback)
+        streams, evs = _read_all([Path(r) for r in args.recording], args.by, clock, feedback, transitions)
     else:
         raise AnalyzeError("give RECORDING_DIR or --timestamps FILE")
     stats: list[StreamStats] = []
@@ -363,25 +400,32 @@ def _run(args: argparse.Namespace, feedback: Feedback) -> int:
             if len(streams) == 1:
                 raise AnalyzeError(str(exc)) from None
             skipped.append(str(exc))
-            log.warning("%s; skipped", exc)
             continue
         s.extra.update(stream_extras(st, s.rate_hz))
         stats.append(s)
         gaps[st.name] = np.concatenate([np.diff(g) for g in st.segments if len(g) > 1]) / 1e9
+    if skipped:
+        more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+        log.warning("%d stream(s) skipped: %s%s", len(skipped), "; ".join(skipped[:3]), more)
     if not stats:
         raise AnalyzeError(f"no stream has at least {MIN_EVENTS} events ({len(skipped)} streams skipped)")
+    notes = [f"transition {t.line()}" for t in transitions]
     results = decide(stats, alpha=args.alpha, correction=args.correction)
     feedback.close()
     if args.json:
         objs = [r.to_json() for r in results]
         doc = _finite(objs[0] if len(objs) == 1 else objs)
         print(json.dumps(doc, default=_json_default, allow_nan=False), flush=True)
+        for line in notes:
+            print(line, file=sys.stderr)
     else:
         print(_table(results), flush=True)
+        for line in notes:
+            print(line, flush=True)
     if report_dir is not None:
         with Feedback(args.quiet) as fb:
             fb.step(f"writing the report into {report_dir}")
-            path = _write_report(args, report_dir, results, gaps, evs, clock, skipped)
+            path = _write_report(args, report_dir, results, gaps, evs, clock, skipped, notes)
         print(f"report: {path}", file=sys.stderr)
     return 0
 
@@ -394,6 +438,7 @@ def _write_report(
     evs: list[dict[str, np.ndarray]],
     clock: str,
     skipped: list[str],
+    notes: list[str],
 ) -> Path:
     """The HTML report; a write failure is a :class:`RuntimeFailure` (the result is already printed)."""
     from reservoir.stats.report import write_report
@@ -414,7 +459,7 @@ def _write_report(
             report_dir,
             points=points,
             title=f"asicrc analyze {' '.join(args.recording) or args.timestamps}",
-            notes=[f"clock: {clock}; correction: {args.correction}; alpha: {args.alpha}"],
+            notes=[*notes, f"clock: {clock}; correction: {args.correction}; alpha: {args.alpha}"],
             warnings=skipped,
         )
     except OSError as exc:
@@ -484,7 +529,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--by", choices=("board", "chip", "point"), default="board", help="stream grouping")
     p.add_argument("--json", action="store_true", help="print JSON (one object, a list for several streams)")
     p.add_argument("--report", metavar="DIR", help="write an HTML report with PNG plots into DIR")
-    p.add_argument("--clock", choices=("corrected", "host"), default="corrected", help="t_ns or t_host_ns")
+    p.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="host",
+        help="host: t_ns, the raw read time (default); wire: t_wire_ns, the serialization-corrected estimate "
+        "(corrected: the same, its former name)",
+    )
     p.add_argument(
         "--correction", choices=("holm", "bh", "none"), default="holm", help="multiple comparisons"
     )

@@ -53,6 +53,13 @@ def _nonneg(text: str) -> float:
     return x
 
 
+def _unit(text: str) -> float:
+    x = float(text)
+    if not 0 <= x < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return x
+
+
 def register(subparsers: Any) -> None:
     """Add the ``sim`` subcommand."""
     p = subparsers.add_parser("sim", help="serve emulated BM1366 boards on ptys (prints the paths as JSON)")
@@ -99,6 +106,13 @@ def register(subparsers: Any) -> None:
         metavar="KIND.NAME=VALUE",
         help="a planted kind's parameter, repeatable (e.g. echo.tau_ms=300)",
     )
+    p.add_argument(
+        "--serial-correlation",
+        type=_unit,
+        default=0.0,
+        metavar="RHO",
+        help="lag-1 correlation of each chip's intervals (EAR(1), exponential intervals; 0 = off)",
+    )
     p.add_argument("--truth", default=None, metavar="PREFIX", help="write ground truth PREFIX<board>.csv")
     p.add_argument("--link-dir", default=None, help="symlinks <name>-data/-control here")
     p.add_argument("--stdin-control", action="store_true", help="read fault JSON lines from stdin")
@@ -115,6 +129,7 @@ def configs(args: argparse.Namespace) -> list[BoardConfig]:
         drift_period_s=args.drift[1] if args.drift else 60.0,
         modulation_amplitude=args.modulation[0] if args.modulation else 0.0,
         modulation_period_s=args.modulation[1] if args.modulation else 10.0,
+        serial_correlation=args.serial_correlation,
     )
     return [
         BoardConfig(

@@ -50,6 +50,11 @@ NEAR_ZERO_NS = 2 * MS
 NEAR_ZERO_REL = 0.05
 #: Batch effect gate: near-zero intervals must exceed their locally expected count this many times.
 BATCH_MIN_RATIO = 2.0
+#: Fewest in-read intervals on one value for the read-structure test to call batch delivery.
+READ_MIN_COUNT = 5
+#: Bin (ns) of the in-read interval values: the daemon's spacing is exact to the nanosecond; 1 us leaves room
+#: for a baud that is not a round number.
+ATOM_BIN_NS = 1000
 #: Mean events per delivery above which a batch artefact is called polling rather than a fine quantum.
 POLLING_MIN_BATCH = 1.5
 #: Dead-time test uses the k-th smallest interval, k = 1 + n // this (tolerates a few stray short gaps).
@@ -144,12 +149,75 @@ def batches(gaps: I64, eps: int) -> I64:
     return np.diff(edges).astype(np.int64)
 
 
-def batch_delivery(gaps: I64, read_ids: I64 | None = None) -> Detection:
-    """Polling / batch delivery: an excess of (near-)identical timestamps over the local exponential density.
+def in_read_mask(read_ids: I64, lengths: list[int]) -> NDArray[np.bool_]:
+    """Per interval (within each segment of ``lengths`` events): True when both events came in one read."""
+    out: list[NDArray[np.bool_]] = []
+    pos = 0
+    for m in lengths:
+        r = read_ids[pos : pos + m]
+        if m > 1:
+            out.append(r[1:] == r[:-1])
+        pos += m
+    return np.concatenate(out) if out else np.zeros(0, dtype=bool)
 
-    Count c0 of intervals < eps vs c1 in [eps, 3 eps): under any smooth interval density c0 / (c0 + c1) ~
-    (1 - e^{-r eps}) / (1 - e^{-3 r eps}); one-sided binomial p. Gate: c0 >= :data:`BATCH_MIN_RATIO` x its
-    expectation. ``read_ids`` (same id = same transport read), when given, add the read-batch histogram.
+
+def _read_structure(
+    gaps: I64, same_read: NDArray[np.bool_], mean: float
+) -> tuple[float, bool, dict[str, Any]]:
+    """Intervals inside one transport read: the host timed a read's frames once, so their intervals are 0
+    (one stamp per read) or a fabricated spacing (the daemon's wire-time correction): values piled on one
+    timestamp value, which a continuous interval density never does.
+
+    Test: the in-read intervals in the most common :data:`ATOM_BIN_NS` bin (``in_read_at_mode``) against
+    the count an exponential with the stream's mean puts in that bin among all n intervals
+    (``in_read_expected``: it holds none of the excess tested); one-sided binomial p, Bonferroni over the
+    bins the in-read intervals occupy. Gate: >= :data:`READ_MIN_COUNT` and >= :data:`BATCH_MIN_RATIO` x
+    the expectation."""
+    n = len(gaps)
+    inr = gaps[same_read]
+    c_in = len(inr)
+    ev: dict[str, Any] = {"intervals_in_read": c_in, "share_in_read": round(c_in / n, 5) if n else 0.0}
+    # reads come every mean interval + mean latency (after a read the next event is Exp(mean) away)
+    reads = n - c_in
+    latency = max(0.0, float(np.sum(gaps)) / reads - mean) if reads > 0 else 0.0
+    ev["read_latency_s"] = round(latency / 1e9, 9)
+    # a read of m events waited ~(m - 1) mean intervals and delayed its events uniformly over that wait:
+    # the mean squared delay sum m ((m - 1) mean)^2 / 3 / n sees rare long stalls a mean latency hides
+    m = np.diff(np.concatenate(([-1], np.flatnonzero(~same_read), [len(same_read)]))).astype(np.float64)
+    stall = float(np.sqrt(np.sum(m * (m - 1) ** 2) / (3.0 * np.sum(m)))) * mean
+    ev["read_stall_rms_s"] = round(stall / 1e9, 9)
+    if c_in == 0 or mean <= 0:
+        return 1.0, False, ev
+    bins = (inr + ATOM_BIN_NS // 2) // ATOM_BIN_NS
+    vals, counts = np.unique(bins, return_counts=True)
+    mode = int(vals[np.argmax(counts)])
+    c_mode = int(np.max(counts))
+    lo = max(0.0, mode * ATOM_BIN_NS - ATOM_BIN_NS / 2)
+    hi = mode * ATOM_BIN_NS + ATOM_BIN_NS / 2
+    p_bin = float(np.exp(-lo / mean) - np.exp(-hi / mean))
+    expected = n * p_bin
+    p = min(1.0, float(sps.binom.sf(c_mode - 1, n, p_bin)) * len(vals))
+    ev.update(
+        in_read_mode_ns=mode * ATOM_BIN_NS,
+        in_read_at_mode=c_mode,
+        in_read_expected=round(expected, 3),
+        in_read_resolution_ns=int(np.quantile(inr, 0.95)),
+    )
+    return p, c_mode >= READ_MIN_COUNT and c_mode >= BATCH_MIN_RATIO * expected, ev
+
+
+def batch_delivery(
+    gaps: I64, read_ids: I64 | None = None, same_read: NDArray[np.bool_] | None = None
+) -> Detection:
+    """Polling / batch delivery, from the timestamps and, when given, from the read structure.
+
+    Timestamps: the count c0 of intervals < eps vs c1 in [eps, 3 eps); any smooth interval density gives
+    c0 / (c0 + c1) ~ p0 = (1 - e^{-r eps}) / (1 - e^{-3 r eps}) (one-sided binomial p), and c0's
+    expectation is taken from c1 alone, c1 p0 / (1 - p0), so that it holds none of the excess tested (the
+    ratio is unbounded). Read structure (``same_read``: per interval, both events in one read, from the
+    ``read_id`` column): see :func:`_read_structure`. The detection's p is the Bonferroni minimum over the
+    two sub-tests; it is gated when the smaller-p sub-test's gate passes. ``read_ids`` add the read-batch
+    histogram to the evidence.
     """
     n = len(gaps)
     if n < 2:
@@ -161,29 +229,46 @@ def batch_delivery(gaps: I64, read_ids: I64 | None = None) -> Detection:
     lam = 1.0 / mean
     p0 = float(-np.expm1(-lam * eps) / -np.expm1(-3 * lam * eps))
     tot = c0 + c1
-    p = float(sps.binom.sf(c0 - 1, tot, p0)) if tot > 0 else 1.0
-    expected = p0 * tot
+    p_ts = float(sps.binom.sf(c0 - 1, tot, p0)) if tot > 0 else 1.0
+    expected = c1 * p0 / (1.0 - p0)
+    gated_ts = c0 >= 5 and c0 >= BATCH_MIN_RATIO * expected
     sizes = batches(gaps, eps)
     deliveries_gap = gaps[gaps >= eps]
+    mean_batch = float(np.mean(sizes))
+    median_delivery = float(np.median(deliveries_gap)) if len(deliveries_gap) else None
     ev: dict[str, Any] = {
         "near_zero_ns": eps,
         "near_zero_gaps": c0,
         "near_zero_expected": round(expected, 2),
+        "near_zero_ratio": round(c0 / expected, 3) if expected > 0 else None,
         "zero_gap_fraction": round(float(np.mean(gaps == 0)), 5),
-        "mean_batch_size": round(float(np.mean(sizes)), 3),
+        "mean_batch_size": round(mean_batch, 3),
         "max_batch_size": int(np.max(sizes)),
         "fraction_events_batched": round(float(np.sum(sizes[sizes > 1])) / float(np.sum(sizes)), 4),
-        "median_delivery_interval_s": round(float(np.median(deliveries_gap)) / 1e9, 6)
-        if len(deliveries_gap)
-        else None,
+        "median_delivery_interval_s": round(median_delivery / 1e9, 6) if median_delivery else None,
     }
+    subs = [(p_ts, gated_ts)]
+    if same_read is not None and len(same_read) == n:
+        p_rd, gated_rd, ev_rd = _read_structure(gaps, same_read, mean)
+        ev.update(ev_rd, read_structure_gated=gated_rd)
+        subs.append((p_rd, gated_rd))
     if read_ids is not None and len(read_ids):
         _, counts = np.unique(read_ids, return_counts=True)
         hist = np.bincount(counts)
         ev["read_batch_histogram"] = {str(k): int(v) for k, v in enumerate(hist) if k > 0 and v > 0}
         ev["mean_events_per_read"] = round(float(np.mean(counts)), 3)
-    gated = c0 >= 5 and c0 >= BATCH_MIN_RATIO * max(expected, 1e-12)
-    return Detection("polling", p, gated, ev)
+    p_min, gated = min(subs, key=lambda s: s[0])
+    # spread of the delays the delivery added (ns): from the reads' mean latency when read_ids are known
+    # (an exponential latency's sd is its mean), else from the deliveries (runs of near-zero intervals:
+    # one every mean interval + mean delay) and, for real polling, the poll period's uniform spread
+    if "read_latency_s" in ev:
+        sd = max(ev["read_latency_s"], ev["read_stall_rms_s"]) * 1e9
+    else:
+        sd = max(0.0, float(np.sum(gaps)) / len(sizes) - mean)
+        if mean_batch >= POLLING_MIN_BATCH and median_delivery:
+            sd = max(sd, median_delivery / np.sqrt(12.0))
+    ev["delay_sd_s"] = round(max(sd, float(eps)) / 1e9, 9)
+    return Detection("polling", min(1.0, p_min * len(subs)), gated, ev)
 
 
 def dead_time(gaps: I64) -> Detection:

@@ -3,6 +3,8 @@ structure"). Every generator takes a numpy Generator and returns sorted int64 ns
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -83,3 +85,68 @@ def ear1(n: int, rate_hz: float, rho: float, rng: np.random.Generator) -> I64:
         prev = rho * prev + (e[i] if keep[i] else 0.0)
         x[i] = prev
     return np.cumsum(x).astype(np.int64)
+
+
+def link_serialised(t: I64, wire_s: float) -> I64:
+    """Wire-end times of replies emitted at ``t`` through a UART that sends one reply per ``wire_s`` (a reply
+    that finds the wire busy waits): a link dead time of one reply's wire time (110 us for 11 bytes at
+    1 Mbaud), events delayed, never lost."""
+    return delayed(t + int(wire_s * NS), wire_s)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """Events as a host reader records them (docs/recording-format.md): ``t_ns`` the (corrected) event time,
+    ``t_host_ns`` the time of the read that delivered it, ``read_id`` that read's number; int64 arrays."""
+
+    t_ns: I64
+    t_host_ns: I64
+    read_id: I64
+
+
+#: Serial wire time per byte (ns) at 1 Mbaud, 10 bits a byte; an 11-byte reply takes 110 us.
+WIRE_NS_PER_BYTE_1MBAUD = 10_000
+#: Cap of the daemon's serialization correction (ns), as daemon/supervisor.py applies it.
+MAX_SPACING_NS = 1_000_000
+
+
+def deliver_reads(
+    t: I64,
+    latency_s: float,
+    rng: np.random.Generator,
+    *,
+    spacing_ns: int = 0,
+    latency: str = "exponential",
+) -> Delivered:
+    """Deliver true event times ``t`` (sorted int64 ns) through a busy serial reader.
+
+    The reader sleeps until data arrive; the first event not yet read wakes it after a scheduling latency
+    (``latency="exponential"``: drawn per read, mean ``latency_s``; ``"fixed"``: exactly ``latency_s``), and
+    the read returns every event that arrived by then, all stamped with the read time (``t_host_ns``).
+    ``spacing_ns`` > 0 mimics the daemon's serialization correction: the k-th of m frames of one read gets
+    ``read time - (m - 1 - k) x spacing_ns`` (110,000 ns: one 11-byte reply at 1 Mbaud), capped at
+    :data:`MAX_SPACING_NS` and never before the previous read; ``spacing_ns=0`` keeps ``t_ns = t_host_ns``.
+    """
+    n = len(t)
+    host = np.empty(n, dtype=np.int64)
+    rid = np.empty(n, dtype=np.int64)
+    lat = latency_s * NS
+    # per-read latencies drawn in advance (at most one read per event)
+    lats = rng.exponential(lat, n) if latency == "exponential" else np.full(n, lat)
+    i = k = 0
+    while i < n:
+        r = int(t[i]) + int(lats[k])
+        j = int(np.searchsorted(t, r, side="right"))
+        host[i:j] = r
+        rid[i:j] = k
+        i, k = j, k + 1
+    if spacing_ns <= 0:
+        return Delivered(host.copy(), host, rid)
+    # frames after this one in its read (the daemon's "bytes after the frame", in replies)
+    last = np.flatnonzero(np.diff(rid, append=rid[-1] + 1))  # index of the last frame of each read
+    after = last[rid] - np.arange(n)
+    first_of_read = np.concatenate(([0], last[:-1] + 1))
+    prev_read = np.concatenate(([np.iinfo(np.int64).min], host[first_of_read][:-1]))[rid]
+    corr = np.minimum(after * spacing_ns, MAX_SPACING_NS)
+    t_ns = np.minimum(host, np.maximum(host - corr, prev_read))
+    return Delivered(t_ns.astype(np.int64), host, rid)

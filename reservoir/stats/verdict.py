@@ -7,8 +7,9 @@ Usage::
 
 Every test of every stream enters one multiple-comparison family (Holm by default: the family-wise error
 rate is at most ``alpha``; Benjamini-Hochberg controls the false-discovery rate instead). A test *rejects*
-when its adjusted p < alpha and, for the artefact detectors, its effect gate passes. Artefacts take
-precedence.
+when its adjusted p < alpha and, for the artefact detectors, its effect gate passes. A stream with an
+artefact is re-tested beyond it (:mod:`reservoir.stats.beyond`, a second family at alpha / 5): ``artifact``
+when nothing remains, else ``non-poisson`` with the remaining kind and the artefacts still listed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats as sps
 
-from reservoir.stats import artifacts, core, nulls
+from reservoir.stats import artifacts, beyond, core, nulls
+from reservoir.stats.explain import summary as summary  # re-exported: reservoir.stats.verdict.summary
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -67,6 +69,8 @@ class StreamStats:
     pvalues: dict[str, float]
     detections: dict[str, artifacts.Detection]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: window-count tests at the resolution of the largest gated artefact (None: no artefact candidate)
+    coarse: beyond.Beyond | None = None
 
 
 @dataclass
@@ -79,6 +83,8 @@ class StreamResult:
     verdict: Verdict
     kind: str | None
     artifacts: list[dict[str, Any]]
+    #: when an artefact is called: the tests of the stream beyond it (``structure``: any rejected, ``kind``)
+    beyond_artifact: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict: n_events, rate_hz, cv, cv_null95, fano, ks_p, verdict, kind, artifacts, ..."""
@@ -111,6 +117,7 @@ class StreamResult:
             "summary": summary(self),
             "kind": self.kind,
             "artifacts": self.artifacts,
+            "beyond_artifact": self.beyond_artifact,
             "evidence": {k: asdict(d) for k, d in s.detections.items()},
             **s.extra,
         }
@@ -144,7 +151,9 @@ def compute_stream(
     """All statistics of one stream of sorted int64 ns timestamps (or a list of contiguous segments).
 
     ``mc=False`` skips the Monte-Carlo p-values (CV, KS, AD get p = nan, not part of the family) and the
-    surrogates: the fast path. Raises :class:`TooFewEvents` below :data:`MIN_EVENTS` events.
+    surrogates: the fast path. ``read_ids`` (one per event, in the order of the segments' events: the
+    recording's ``read_id`` column) let the batch detector see which intervals lie inside one read. Raises
+    :class:`TooFewEvents` below :data:`MIN_EVENTS` events.
     """
     segs = core.as_segments(times_ns)
     n_events = sum(len(s) for s in segs)
@@ -170,7 +179,9 @@ def compute_stream(
             fano[w] = core.fano(c)
             fano_p[w] = core.fano_pvalue(fano[w], len(c))
             fano_band[w] = core.fano_null95(len(c))
-    xs = np.sort(g)
+    # a zero interval (two events in one host stamp) is read as half a nanosecond, the clock's resolution:
+    # Anderson-Darling's log F(0) would be -inf
+    xs = np.sort(np.maximum(g, 0.5 / core.NS))
     ks_d = float(core.ks_exp(xs))
     ad_a2 = float(core.ad_exp(xs))
     lb_q, lb_p, acf = core.ljung_box(g)
@@ -182,11 +193,14 @@ def compute_stream(
         "ad": nulls.ad_pvalue(ad_a2, n) if mc else nan,
         "ljung-box": lb_p,
     }
+    same_read = None
+    if read_ids is not None and len(read_ids) == n_events:
+        same_read = artifacts.in_read_mask(np.asarray(read_ids, dtype=np.int64), [len(x) for x in segs])
     dets = {
         d.name: d
         for d in (
             artifacts.quantum(gi),
-            artifacts.batch_delivery(gi, read_ids),
+            artifacts.batch_delivery(gi, read_ids, same_read),
             artifacts.dead_time(gi),
         )
     }
@@ -197,6 +211,8 @@ def compute_stream(
     if len(tau) >= MIN_EVENTS:
         tau_d = float(core.ks_exp(np.sort(tau)))
         rescaling.update(cv=core.cv(tau), ks_d=tau_d, ks_p=nulls.ks_pvalue(tau_d, len(tau)) if mc else nan)
+    res = [beyond.resolution_s(d) for d in dets.values() if d.gated]
+    coarse = beyond.coarse(segs, mean, max(res)) if res else None
     rng = np.random.default_rng([seed, n])
     shuffle = _shuffle_band(g * core.NS, list(fano), surrogates if mc else 0, rng)
     return StreamStats(
@@ -218,6 +234,7 @@ def compute_stream(
         pvalues=pvalues,
         detections=dets,
         extra={"time_rescaling": rescaling, **(extra or {})},
+        coarse=coarse,
     )
 
 
@@ -231,6 +248,11 @@ def _kind(s: StreamStats, rejected: set[str]) -> str:
     )
     if long_high and not ("ljung-box" in rejected and _short_range(s)):
         return "rate-drift/modulation"
+    long_low = "fano" in rejected and any(
+        s.fano[w] < 1 and w >= LONG_WINDOW_MULTIPLE * s.mean_interval_s for w in sig_w
+    )
+    if long_low:  # only a regular source thins the variance of long-window counts; correlation raises it
+        return "regular/dead-time"
     if "ljung-box" in rejected:
         return "serial-correlation"
     if ("cv" in rejected and s.cv < 1) or ("fano" in rejected and any(s.fano[w] < 1 for w in sig_w)):
@@ -265,13 +287,7 @@ def decide(
         for k, p in s.pvalues.items():
             if not np.isnan(p):
                 flat.append((i, k, p))
-    ps = [p for _, _, p in flat]
-    if correction == "holm":
-        adj = core.holm(ps)
-    elif correction == "bh":
-        adj = core.benjamini_hochberg(ps)
-    else:
-        adj = list(ps)
+    adj = _adjust([p for _, _, p in flat], correction)
     per: list[dict[str, float]] = [{} for _ in streams]
     for (i, k, _), a in zip(flat, adj):
         per[i][k] = a
@@ -288,7 +304,51 @@ def decide(
         else:
             verdict, kind = "poisson", None
         out.append(StreamResult(s, padj, sorted(rejected), verdict, kind, art))
+    _decide_beyond(out, alpha, correction)
     return out
+
+
+def _decide_beyond(
+    results: list[StreamResult], alpha: float, correction: Literal["holm", "bh", "none"]
+) -> None:
+    """Second stage, for the streams with an artefact: the window-count tests beyond it, one family over
+    those streams at ``alpha`` x :data:`beyond.ALPHA_FRACTION`. A rejection turns ``artifact`` into
+    ``non-poisson`` with the kind of what remains; the artefacts stay listed."""
+    flat = [
+        (i, k, p)
+        for i, r in enumerate(results)
+        if r.artifacts and r.stats.coarse is not None
+        for k, p in r.stats.coarse.pvalues.items()
+        if not np.isnan(p)
+    ]
+    adj = _adjust([p for _, _, p in flat], correction)
+    per: dict[int, dict[str, float]] = {}
+    for (i, k, _), a in zip(flat, adj):
+        per.setdefault(i, {})[k] = a
+    level = alpha * beyond.ALPHA_FRACTION
+    for i, r in enumerate(results):
+        if not r.artifacts:
+            continue
+        c = r.stats.coarse
+        padj = per.get(i, {})
+        rej = {k for k, a in padj.items() if a < level}
+        info: dict[str, Any] = {"structure": bool(rej), "kind": None, "rejected": sorted(rej)}
+        info["p_adjusted"] = padj
+        info["level"] = level
+        if c is not None:
+            info.update(c.to_json())
+            if rej:
+                info["kind"] = beyond.kind(c, rej, alpha)
+                r.verdict, r.kind = "non-poisson", info["kind"]
+        r.beyond_artifact = info
+
+
+def _adjust(ps: list[float], correction: Literal["holm", "bh", "none"]) -> list[float]:
+    if correction == "holm":
+        return core.holm(ps)
+    if correction == "bh":
+        return core.benjamini_hochberg(ps)
+    return list(ps)
 
 
 def _artifacts(s: StreamStats, rejected: set[str]) -> list[dict[str, Any]]:
@@ -297,7 +357,11 @@ def _artifacts(s: StreamStats, rejected: set[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     pol = "polling" in rejected
     qua = "timestamp-quantum" in rejected
-    if pol and (d["polling"].evidence.get("mean_batch_size", 1.0) >= artifacts.POLLING_MIN_BATCH or not qua):
+    pev = d["polling"].evidence
+    # reads that carried several events, or several events per delivery, are batching, not a clock grid
+    batched = pev.get("mean_batch_size", 1.0) >= artifacts.POLLING_MIN_BATCH
+    batched = batched or bool(pev.get("read_structure_gated"))
+    if pol and (batched or not qua):
         out.append(_art(d["polling"]))
     elif qua:
         out.append(_art(d["timestamp-quantum"]))
@@ -308,32 +372,6 @@ def _artifacts(s: StreamStats, rejected: set[str]) -> list[dict[str, Any]]:
 
 def _art(d: artifacts.Detection) -> dict[str, Any]:
     return {"name": d.name, "p": d.p, "evidence": d.evidence}
-
-
-def summary(res: StreamResult) -> str:
-    """One line of evidence behind a verdict, e.g. ``quantum 16 ms (FTDI latency timer default)``."""
-    parts: list[str] = []
-    for a in res.artifacts:
-        ev = a["evidence"]
-        if a["name"] == "timestamp-quantum":
-            zero = f"{ev['zero_gap_fraction']:.1%} zero gaps"
-            parts.append(f"quantum {ev['quantum_s'] * 1e3:.3g} ms ({ev['mechanism']}), {zero}")
-        elif a["name"] == "polling":
-            poll = ev.get("median_delivery_interval_s")
-            period = f", deliveries every {poll:.3g} s" if poll else ""
-            parts.append(f"batches of {ev['mean_batch_size']:.3g} events on average{period}")
-        else:
-            parts.append(f"dead time {ev['dead_time_s'] * 1e3:.3g} ms ({ev['link'] or ev['mechanism']})")
-    if not parts and res.verdict == "non-poisson":
-        s = res.stats
-        dt = s.detections["dead-time"].evidence
-        if "dead-time" in res.rejected:
-            parts.append(f"dead time {dt['dead_time_s'] * 1e3:.3g} ms, events lost (no pile-up)")
-        if s.fano:
-            lo, hi = min(s.fano.values()), max(s.fano.values())
-            parts.append(f"Fano {lo:.3g}-{hi:.3g}")
-        parts.append(f"tests rejected: {', '.join(res.rejected)}")
-    return "; ".join(parts)
 
 
 def analyze_stream(times_ns: I64 | Sequence[I64], **kwargs: Any) -> StreamResult:

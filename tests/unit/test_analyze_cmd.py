@@ -132,6 +132,9 @@ def test_recording_by_chip_and_point(tmp_path: Path, capsys: pytest.CaptureFixtu
     rec = make_recording(tmp_path, torn_part=False)
     chips = _json(capsys, ["analyze", str(rec), "--by", "chip", "--json"])
     assert {o["stream"] for o in chips} == {"a/chip0", "a/chip1", "b/chip0"}
+    # a chip's events interleave with the other chip's: one stream over the whole span, at half the rate
+    a0 = next(o for o in chips if o["stream"] == "a/chip0")
+    assert a0["n_events"] > 1000 and a0["duration_s"] > 0.9 * 3000 / 5.0
     pts = _json(capsys, ["analyze", str(rec), "--by", "point", "--json"])
     names = {o["stream"] for o in pts}
     assert "a@1.15V/485MHz" in names and len(names) == 5
@@ -255,6 +258,9 @@ def test_clock_host_sees_the_host_grid(tmp_path: Path, capsys: pytest.CaptureFix
     rec = tmp_path / "rec"
     rec.mkdir()
     _write(rec / "events-000000.arrows", tab)
-    assert _json(capsys, ["analyze", str(rec), "--json"])["verdict"] == "poisson"
-    host_res = _json(capsys, ["analyze", str(rec), "--json", "--clock", "host"])
-    assert host_res["verdict"] == "artifact" and host_res["kind"] == "timestamp-quantum"
+    # a format 1 recording: its t_ns (here the exact times) is read as t_wire_ns, t_ns is the read time
+    assert _json(capsys, ["analyze", str(rec), "--json", "--clock", "wire"])["verdict"] == "poisson"
+    assert _json(capsys, ["analyze", str(rec), "--json", "--clock", "corrected"])["verdict"] == "poisson"
+    for argv in ([], ["--clock", "host"]):
+        host_res = _json(capsys, ["analyze", str(rec), "--json", *argv])
+        assert host_res["verdict"] == "artifact" and host_res["kind"] == "timestamp-quantum"

@@ -242,5 +242,5 @@ async def test_hold_for_a_duration() -> None:
     t = FakeTarget()
     plan = PlanConfig(name="h", kind="hold", hold_voltage_v=1.2, hold_freq_mhz=485.0, duration_s=5.0)
     await run_hold(plan, t, sleep=t.sleep)
-    assert t.requests == [(Setpoint(1.2, 485.0, 256.0), -1)]
+    assert t.requests == [(Setpoint(1.2, 485.0, 256.0), 0)]
     assert t.clock.t_ns == 5_000_000_000

@@ -211,6 +211,27 @@ def test_planted_drift_is_detectable() -> None:
     assert counts.var(ddof=1) / counts.mean() > 3.0  # Fano >> 1 at 1 s windows
 
 
+def test_planted_serial_correlation_keeps_exponential_intervals() -> None:
+    """EAR(1) at rho 0.4: lag-1 autocorrelation ~0.4, lag 5 ~0.01, CV still ~1 (exponential marginal)."""
+    core, host, _ = mining_chain(knobs=Knobs(serial_correlation=0.4))
+    core.advance(host.t + 60.0)
+    gaps = intervals(core.nonce_log)
+    n = len(gaps)
+    assert n > 3000
+    z = (gaps - gaps.mean()) / gaps.std()
+    acf = [float(np.mean(z[:-k] * z[k:])) for k in (1, 5)]
+    assert abs(acf[0] - 0.4) < 5 / np.sqrt(n) and abs(acf[1]) < 5 / np.sqrt(n)
+    assert abs(gaps.std() / gaps.mean() - 1) < 0.1
+
+
+def test_knobs_off_leave_the_default_stream_unchanged() -> None:
+    a, ha, _ = mining_chain(seed=3)
+    b, hb, _ = mining_chain(seed=3, knobs=Knobs(serial_correlation=0.0))
+    a.advance(ha.t + 5.0)
+    b.advance(hb.t + 5.0)
+    assert [r.t for r in a.nonce_log] == [r.t for r in b.nonce_log]
+
+
 def test_pll_change_has_relock_dead_time() -> None:
     core, host, _ = mining_chain()
     core.advance(host.t + 1.0)

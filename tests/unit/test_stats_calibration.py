@@ -126,12 +126,23 @@ def test_power_full(name: str) -> None:
     assert _power(name, 100) >= 95
 
 
-def test_artifact_takes_precedence_over_structure() -> None:
+def test_drift_beyond_a_quantum_artifact_is_reported_with_the_artifact() -> None:
+    # a 16 ms grid rewrites intervals below ~16 ms, not counts in windows of >= 20 x 16 ms: the drift seen
+    # there is the source's, so the verdict names it and still lists the quantum
     rng = np.random.default_rng(3)
     t = synth.grid(synth.modulated(N_POWER, RATE, 0.5, 2000.0, rng), 0.016, rng)
     r = analyze_stream(t, surrogates=0)
-    assert r.verdict == "artifact"
-    assert "fano" in r.rejected  # the drift is seen, but the host could have made structure: not reported
+    assert (r.verdict, r.kind) == ("non-poisson", "rate-drift/modulation")
+    assert [a["name"] for a in r.artifacts] == ["timestamp-quantum"]
+    assert r.beyond_artifact is not None and r.beyond_artifact["structure"]
+    assert r.beyond_artifact["min_window_s"] >= 20 * 0.016
+
+
+def test_quantum_artifact_alone_stays_an_artifact() -> None:
+    rng = np.random.default_rng(3)
+    r = analyze_stream(_grid(rng), surrogates=0)
+    assert (r.verdict, r.kind) == ("artifact", "timestamp-quantum")
+    assert r.beyond_artifact is not None and not r.beyond_artifact["structure"]
 
 
 def test_fine_clock_resolution_is_not_an_artifact() -> None:

@@ -99,7 +99,7 @@ def test_writable_freq_never_above_the_request_nor_below_the_floor() -> None:
         assert chipmath.pll_for_frequency(w).freq_mhz == pytest.approx(w)
 
 
-async def test_replies_become_event_columns_with_corrected_times() -> None:
+async def test_replies_become_event_columns_with_read_times_and_structure() -> None:
     sup, pipe, _ = make_sup()
     sub = pipe.subscribe("t", 16, logs=False)
     host, _dev = loopback_pair(baud=1_000_000)
@@ -124,7 +124,9 @@ async def test_replies_become_event_columns_with_corrected_times() -> None:
     c = batch.to_pydict()
     wire_11 = 11 * 10 * 1000  # ns for 11 bytes at 1 Mbaud
     assert c["t_host_ns"] == [5_000_000_000, 5_000_000_000, 5_200_000_000]
-    assert c["t_ns"] == [5_000_000_000 - wire_11, 5_000_000_000, 5_200_000_000]
+    assert c["t_ns"] == c["t_host_ns"]  # the raw read time; the correction is a separate column
+    assert c["t_wire_ns"] == [5_000_000_000 - wire_11, 5_000_000_000, 5_200_000_000]
+    assert c["read_pos"] == [0, 1, 0] and c["read_nonces"] == [2, 2, 1]
     assert c["read_id"][0] == c["read_id"][1] != c["read_id"][2]
     assert c["core"][0] == 5 and c["chip"][0] == 1 and c["small_core"][0] == 3
     assert c["job_id"] == [0, 0x40, 0]

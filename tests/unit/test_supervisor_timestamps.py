@@ -1,5 +1,6 @@
-"""Timestamps: serialization-corrected times bounded by the previous read and capped (synthetic reads), and
-the PLL write times the supervisor exposes."""
+"""Timestamps: the raw read time and the read structure kept per event, the separate serialization-corrected
+estimate bounded by the previous read and capped (synthetic reads), and the PLL write times the supervisor
+exposes."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ def _frames(n: int) -> bytes:
     return b"".join(NonceReply(0x100 + i, 0, 0, 0).encode() for i in range(n))
 
 
-async def _stream(sup: BoardSupervisor, reads: list[tuple[bytes, int]], publish_after: int = -1) -> list[int]:
-    """Feed ``reads`` (data, t_host_ns) through the stream loop; the t_ns column of what is published."""
+async def _stream(
+    sup: BoardSupervisor, reads: list[tuple[bytes, int]], publish_after: int = -1, col: str = "t_wire_ns"
+) -> list[int]:
+    """Feed ``reads`` (data, t_host_ns) through the stream loop; column ``col`` of what is published."""
     pipe = sup.pipeline
     sub = pipe.subscribe("t", 64, logs=False)
     host, _dev = loopback_pair(baud=BAUD)
@@ -43,9 +46,34 @@ async def _stream(sup: BoardSupervisor, reads: list[tuple[bytes, int]], publish_
     sup._publish()
     out: list[int] = []
     while (b := sub.get_nowait()) is not None:
-        out += b.column("t_ns").to_pylist()
+        out += b.column(col).to_pylist()
     pipe.unsubscribe("t")
     return out
+
+
+async def test_each_event_keeps_its_read_time_and_its_place_in_the_read() -> None:
+    """t_ns is the raw read time (no fabricated spacing); read_pos / read_nonces give the read structure."""
+    t0, t1 = 5_000_000_000, 5_000_300_000
+    reads = [(_frames(1), t0), (_frames(30), t1), (_frames(2), t1 + 7)]
+    got = {}
+    for col in ("t_ns", "t_host_ns", "read_id", "read_pos", "read_nonces"):
+        sup, _, _ = make_sup()
+        got[col] = await _stream(sup, reads, col=col)
+    assert got["t_ns"] == got["t_host_ns"] == [t0] + [t1] * 30 + [t1 + 7] * 2
+    assert got["read_pos"] == [0, *range(30), 0, 1]
+    assert got["read_nonces"] == [1] + [30] * 30 + [2, 2]
+    rid = got["read_id"]
+    assert len(set(rid)) == 3 and rid == sorted(rid)
+
+
+async def test_a_frame_split_over_two_reads_belongs_to_the_read_of_its_last_byte() -> None:
+    data = _frames(3)
+    cut = FRAME + 4  # the second frame's first 4 bytes come with the first read
+    sup, _, _ = make_sup()
+    reads = [(data[:cut], 1_000_000), (data[cut:], 2_000_000)]
+    assert await _stream(sup, reads, col="t_ns") == [1_000_000, 2_000_000, 2_000_000]
+    sup, _, _ = make_sup()
+    assert await _stream(sup, reads, col="read_pos") == [0, 0, 1]
 
 
 async def test_a_batched_read_never_stamps_before_the_previous_read() -> None:
