@@ -29,7 +29,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from daemon.cli.errors import RuntimeFailure, UsageError, check_output_dir, nonneg_int, open_unit
+from daemon.cli.errors import (
+    RuntimeFailure,
+    UsageError,
+    check_output_dir,
+    cluster_errors,
+    nonneg_int,
+    open_unit,
+)
 from daemon.cli.progress import Feedback
 from daemon.event_format import FORMAT2_COLUMNS, LEGACY_NAMES, upgrade_events
 from daemon.point_streams import Transition, point_runs
@@ -342,7 +349,7 @@ def _check_cluster_spec(spec: str) -> None:
 def _cluster_streams(args: argparse.Namespace, streams: list[Stream], feedback: Feedback) -> list[Any]:
     """``--cluster``: each stream's statistics as one Dask task (same arguments and seeds as the serial
     loop); a StreamStats or the stream's TooFewEvents per stream, in order (docs/cluster.md)."""
-    from reservoir.distributed import ClusterError, connect, map_calls
+    from reservoir.distributed import connect, map_calls
 
     calls = [
         (
@@ -352,15 +359,8 @@ def _cluster_streams(args: argparse.Namespace, streams: list[Stream], feedback: 
         for i, st in enumerate(streams)
     ]
     feedback.step(f"{len(streams)} stream(s) as tasks on {args.cluster}")
-    try:
-        with connect(args.cluster) as cluster:
-            return map_calls(cluster.client, compute_stream, calls, catch=(TooFewEvents,))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    except ImportError as exc:
-        raise UsageError(f"--cluster needs Dask distributed: pip install 'asicrc[cluster]' ({exc})") from exc
-    except ClusterError as exc:
-        raise RuntimeFailure(str(exc)) from exc
+    with cluster_errors(), connect(args.cluster) as cluster:
+        return map_calls(cluster.client, compute_stream, calls, catch=(TooFewEvents,))
 
 
 def _run(args: argparse.Namespace, feedback: Feedback) -> int:

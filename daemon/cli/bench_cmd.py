@@ -30,6 +30,7 @@ from daemon.cli.errors import (
     RuntimeFailure,
     UsageError,
     check_output_dir,
+    cluster_errors,
     plain,
     positive_float,
     positive_int,
@@ -209,14 +210,8 @@ def _open_cluster(args: argparse.Namespace) -> Any:
     """The Dask session of ``--cluster`` (None without it: Dask is then never imported)."""
     if args.cluster is None:
         return None
-    try:
+    with cluster_errors():
         return connect(args.cluster)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    except ImportError as exc:
-        raise UsageError(f"--cluster needs Dask distributed: pip install 'asicrc[cluster]' ({exc})") from exc
-    except ClusterError as exc:
-        raise RuntimeFailure(str(exc)) from exc
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,6 +19,8 @@ import argparse
 import math
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 EXIT_OK = 0
@@ -148,3 +150,19 @@ def _existing_ancestor(path: Path) -> Path:
         if p.exists():
             return p
     return Path("/")  # pragma: no cover - the root always exists
+
+
+@contextmanager
+def cluster_errors() -> Iterator[None]:
+    """Within the block, ``--cluster`` failures become CLI errors: a bad address or a missing Dask install
+    is a :class:`UsageError` (exit 2), a lost cluster a :class:`RuntimeFailure` (exit 1); docs/cluster.md."""
+    from reservoir.distributed import ClusterError  # Dask itself is imported only when a cluster is opened
+
+    try:
+        yield
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    except ImportError as exc:
+        raise UsageError(f"--cluster needs Dask distributed: pip install 'asicrc[cluster]' ({exc})") from exc
+    except ClusterError as exc:
+        raise RuntimeFailure(str(exc)) from exc

@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from daemon.board_control import NullControl
 from daemon.config import BoardConfig, SafetyLimits, TimingConfig
 from daemon.events import Pipeline
-from daemon.safety import Telemetry
 from daemon.state import BoardState
 from daemon.supervisor import BoardSupervisor, HealthError, _run_all
 from drivers.chain import Chain
@@ -37,27 +37,6 @@ class Clock:
         return self.t_ns
 
 
-class Control:
-    """A board's regulator and fan that accept everything (no reset line)."""
-
-    reset_line = None
-
-    async def connect(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def set_core_voltage(self, volts: float) -> None:
-        return None
-
-    async def set_fan(self, pct: float) -> None:
-        return None
-
-    async def read_telemetry(self) -> Telemetry:
-        return Telemetry()
-
-
 def _sup(clock: Clock, sleep: Callable[[float], Awaitable[None]]) -> BoardSupervisor:
     board = BoardConfig(name="b0", kind="gamma", data_port="/dev/null", chips=1, safety=SafetyLimits())
     sup = BoardSupervisor(
@@ -66,7 +45,7 @@ def _sup(clock: Clock, sleep: Callable[[float], Awaitable[None]]) -> BoardSuperv
         Pipeline(clock=clock),
         BoardState("b0", chips=1),
         LoopbackTransport,
-        control=Control(),
+        control=NullControl(),
         clock=clock,
         sleep=sleep,
     )
