@@ -44,7 +44,7 @@ from reservoir.spiking.simulate import encoding_scale, simulate_fixed, spike_pro
 BRIAN2_VENV = ROOT / ".venv-brian2"
 BRIAN2_SCRIPT = Path(__file__).with_name("brian2_lif.py")
 BRIAN2_REQS = ["brian2>=2.9,<3", "numpy<=2.2", "cython", "setuptools"]
-# Reference figures (docs/science.md), neuron-steps per second on a 2-core machine.
+# Reference figures (docs/methods.md), neuron-steps per second on a 2-core machine.
 REF_NUMPY_M = 57.0  # NumPy + scipy.sparse batched LIF, N = 1000, batch 500
 REF_BRIAN2_M = {1000: 17.5, 8000: 6.6}
 TARGET_M = 100.0  # torch, N = 1000 batched

@@ -4,7 +4,7 @@ Every function returns new tensors and never mutates its inputs. Shapes are neur
 that a sparse ``(n, n_pre)`` weight matrix multiplies a spike matrix without transposes. Time is in steps of
 ``DT_MS``; voltages and currents are in the paper's arbitrary units (threshold 20).
 
-Model (docs/science.md; Ivanov & Michmizos 2021, code ``combra-lab/NALSM`` where docs/science.md is silent):
+Model (docs/methods.md; Ivanov & Michmizos 2021, code ``combra-lab/NALSM`` where docs/methods.md is silent):
 
 - synaptic current: ``i <- d_u i + (d_u / tau_u) W S(t-1)`` with ``d_u = exp(-1/tau_u)``, i.e. a spike at t0
   delivers ``w exp(-(t - t0)/tau_u) / tau_u`` at every later step t (NALSM_LIF_v2.py ``currents``);
@@ -24,18 +24,18 @@ from typing import NamedTuple
 
 import torch
 
-DT_MS = 1.0  # integration step (docs/science.md)
-# LIF constants (docs/science.md "Liquid state machine and NALSM").
+DT_MS = 1.0  # integration step (docs/methods.md)
+# LIF constants (docs/methods.md "Liquid state machine and NALSM").
 TAU_V_MS = 64.0
 V_TH = 20.0
 V_RESET = 0.0
 T_REF_MS = 2.0
 TAU_U_MS = 1.0
-# STDP constants (docs/science.md; NALSM_STDP.py stdp_a_const=0.1, stdp_tau=10).
+# STDP constants (docs/methods.md; NALSM_STDP.py stdp_a_const=0.1, stdp_tau=10).
 STDP_A = 0.1
 STDP_TAU_MS = 10.0
 ETA_PLUS = 0.15
-# Astrocyte constants (docs/science.md; NALSM_RUN_MAIN_SIM_MNIST.py ASTRO_TAU_IN=100).
+# Astrocyte constants (docs/methods.md; NALSM_RUN_MAIN_SIM_MNIST.py ASTRO_TAU_IN=100).
 TAU_ASTRO_MS = 100.0
 A0 = 0.15
 B_ASTRO = 0.15

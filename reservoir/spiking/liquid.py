@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-# Connection constants from docs/science.md / the NALSM paper (Table of liquid parameters).
+# Connection constants from docs/methods.md / the NALSM paper (Table of liquid parameters).
 LAMBDA = 3.0  # grid units
 C_EE, C_EI, C_IE, C_II = 0.2, 0.1, 0.3, 0.05  # first letter = presynaptic type
 FRACTION_EXC = 0.8

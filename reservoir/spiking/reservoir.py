@@ -38,7 +38,7 @@ from reservoir.spiking.simulate import (
 F64 = NDArray[np.float64]
 
 KINDS = ("lsm", "lsm-stdp", "nalsm")
-DEFAULT_SIZE = 1000  # docs/science.md: NALSM1000 / LSM1000
+DEFAULT_SIZE = 1000  # docs/methods.md: NALSM1000 / LSM1000
 DEFAULT_BATCH = 250  # samples simulated at once (NALSM uses 250 for 1000-neuron liquids)
 DEFAULT_N_INIT = 500  # stage-1 samples; the paper uses 50000 x 20 ms on MNIST (too slow for a CPU default)
 DEFAULT_BF_SAMPLES = 20  # samples per call whose rasters feed the branching factor (NALSM records 20/batch)

@@ -20,9 +20,9 @@ from reservoir.spiking.liquid import SYN_INH, Liquid, csr_weights, dense_weights
 from reservoir.spiking.plastic import SUB_BATCH, PlasticRates, PlasticTables, draw_input_spikes, run_plastic
 from reservoir.spiking.stage1 import run_stage1
 
-PRESENTATION_MS = 250  # per-sample presentation (docs/science.md)
-INIT_SAMPLE_MS = 20  # per-sample duration of the NALSM weight initialisation stage (docs/science.md)
-PLASTICITY_DECAY = 0.99  # per-ms decay of eta, w_astro, b_astro and A during a presentation (docs/science.md)
+PRESENTATION_MS = 250  # per-sample presentation (docs/methods.md)
+INIT_SAMPLE_MS = 20  # per-sample duration of the NALSM weight initialisation stage (docs/methods.md)
+PLASTICITY_DECAY = 0.99  # per-ms decay of eta, w_astro, b_astro and A during a presentation (docs/methods.md)
 
 
 def encoding_scale(x: np.ndarray) -> float:

@@ -23,7 +23,7 @@ I64 = NDArray[np.int64]
 
 MS = 1_000_000  # ns per millisecond
 
-#: Known host timestamp quanta (ns -> mechanism); docs/science.md: FTDI latency timer 16 ms; Linux HZ ticks.
+#: Known host timestamp quanta (ns -> mechanism); docs/methods.md: FTDI latency timer 16 ms; Linux HZ ticks.
 NAMED_QUANTA_NS: dict[int, str] = {
     1 * MS: "USB full-speed frame / 1 kHz timer tick",
     2 * MS: "FTDI latency timer setting",

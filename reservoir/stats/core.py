@@ -18,7 +18,7 @@ I64 = NDArray[np.int64]
 
 NS = 1_000_000_000  # nanoseconds per second
 
-#: Fano windows as multiples of the mean interval: log-spaced, 1 to 10^4 (docs/science.md: "across window
+#: Fano windows as multiples of the mean interval: log-spaced, 1 to 10^4 (docs/methods.md: "across window
 #: lengths")
 FANO_MULTIPLES: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
 #: A window length is used only when the stream holds at least this many whole windows (chi-square validity).

@@ -79,7 +79,7 @@ def cv_pvalue(cv: float, n: int, reps: int | None = None) -> float:
 
 
 def cv_null95(n: int, reps: int | None = None) -> tuple[float, float]:
-    """Central 95 % interval of the CV of ``n`` exponential intervals (docs/science.md: 0.54-1.48 at n =
+    """Central 95 % interval of the CV of ``n`` exponential intervals (docs/methods.md: 0.54-1.48 at n =
     10)."""
     table = null_tables(n, reps)[0]
     lo, hi = np.quantile(table, [0.025, 0.975])

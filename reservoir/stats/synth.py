@@ -1,4 +1,4 @@
-"""Event streams with known truth, for calibration tests and benchmarks (docs/science.md, "Artefacts that fake
+"""Event streams with known truth, for calibration tests and benchmarks (docs/methods.md, "Artefacts that fake
 structure"). Every generator takes a numpy Generator and returns sorted int64 ns timestamps."""
 
 from __future__ import annotations

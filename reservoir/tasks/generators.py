@@ -1,4 +1,4 @@
-"""Benchmark generators written from their definitions (see docs/science.md): NARMA10, i.i.d. memory input,
+"""Benchmark generators written from their definitions (see docs/methods.md): NARMA10, i.i.d. memory input,
 Mackey-Glass (RK4 with linear history interpolation)."""
 
 from __future__ import annotations

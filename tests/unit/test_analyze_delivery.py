@@ -13,32 +13,13 @@ import pyarrow as pa
 import pytest
 
 from daemon.cli import main
-from daemon.events import make_event_batch
 from daemon.recorder import Recorder
 from reservoir.stats import synth
+from tests.unit.held_events import held_point_batch
 
 
 def _batch(board: str, d: synth.Delivered) -> pa.RecordBatch:
-    n = len(d.t_ns)
-    return make_event_batch(
-        board,
-        t_host_ns=d.t_host_ns,
-        t_ns=d.t_host_ns,
-        t_wire_ns=d.t_ns,
-        chip=np.zeros(n, np.int16),
-        core=np.zeros(n, np.int16),
-        small_core=np.zeros(n, np.int8),
-        job_id=np.zeros(n, np.uint8),
-        nonce=np.arange(n, dtype=np.uint32),
-        version_bits=np.zeros(n, np.uint16),
-        share_diff=np.full(n, 512.0),
-        valid=np.ones(n, bool),
-        voltage_v=np.full(n, 1.2),
-        freq_mhz=np.full(n, 485.0),
-        ticket_diff=np.full(n, 256.0),
-        read_id=d.read_id,
-        point=np.zeros(n, np.int32),
-    )
+    return held_point_batch(board, d.t_host_ns, d.read_id, point=0, t_wire_ns=d.t_ns)
 
 
 def test_batched_recording_names_the_batching_and_what_lies_beyond(

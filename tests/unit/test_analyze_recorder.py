@@ -11,36 +11,16 @@ import pyarrow as pa
 import pytest
 
 from daemon.cli import main
-from daemon.events import make_event_batch
 from daemon.recorder import Recorder
 from reservoir.stats import synth
+from tests.unit.held_events import held_point_batch
 
 
 def _batches(board: str, t: np.ndarray, read_id: np.ndarray, size: int = 400) -> list[pa.RecordBatch]:
     out = []
     for i in range(0, len(t), size):
         sl = slice(i, i + size)
-        n = len(t[sl])
-        out.append(
-            make_event_batch(
-                board,
-                t_host_ns=t[sl],
-                t_ns=t[sl],
-                chip=np.zeros(n, np.int16),
-                core=np.zeros(n, np.int16),
-                small_core=np.zeros(n, np.int8),
-                job_id=np.zeros(n, np.uint8),
-                nonce=np.arange(n, dtype=np.uint32),
-                version_bits=np.zeros(n, np.uint16),
-                share_diff=np.full(n, 512.0),
-                valid=np.ones(n, bool),
-                voltage_v=np.full(n, 1.2),
-                freq_mhz=np.full(n, 485.0),
-                ticket_diff=np.full(n, 256.0),
-                read_id=read_id[sl],
-                point=np.full(n, -1, np.int32),
-            )
-        )
+        out.append(held_point_batch(board, t[sl], read_id[sl], point=-1))
     return out
 
 

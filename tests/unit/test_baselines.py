@@ -28,7 +28,7 @@ def test_delay_line_is_a_shift_register() -> None:
 
 def test_delay_line_narma10_floor() -> None:
     s = run_bench(narma10_task(n_train=2000, n_test=1000), "delay-line", size=20).summary
-    # the linear memory floor: NRMSE near 0.4 (docs/science.md), far from both perfect and chance
+    # the linear memory floor: NRMSE near 0.4 (docs/methods.md), far from both perfect and chance
     assert 0.3 < s["nrmse"] < 0.6
 
 

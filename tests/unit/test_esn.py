@@ -9,7 +9,7 @@ from reservoir.bench import run_bench
 from reservoir.esn import ESN, ESNParams
 from reservoir.registry import ReservoirSpec, make_reservoir
 
-#: reservoirpy-measured NMSE anchors on NARMA10 (4000 train / 1000 test), docs/science.md.
+#: reservoirpy-measured NMSE anchors on NARMA10 (4000 train / 1000 test), docs/methods.md.
 NARMA_ANCHORS = {100: 0.103, 200: 0.050, 400: 0.030}
 
 

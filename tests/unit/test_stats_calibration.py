@@ -15,7 +15,7 @@ from scipy import stats as sps
 from reservoir.stats import analyze_stream, summary, synth
 from reservoir.stats.verdict import StreamResult
 
-RATE = 5.0  # events/s, as docs/science.md's simulations
+RATE = 5.0  # events/s, as docs/methods.md's simulations
 N_POWER = 20_000
 
 Gen = Callable[[np.random.Generator], np.ndarray]

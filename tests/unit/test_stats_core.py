@@ -1,4 +1,4 @@
-"""Statistics core: closed-form statistics against scipy, null intervals against docs/science.md,
+"""Statistics core: closed-form statistics against scipy, null intervals against docs/methods.md,
 corrections."""
 
 from __future__ import annotations
