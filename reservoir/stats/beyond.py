@@ -14,10 +14,11 @@ on window counts only, in windows long enough that the edges' shifts cannot bias
   neighbouring counts anti-correlated, and short-range interval correlation reaches the next window only).
 
 Kinds (docs/analyze.md): Fano below 1 -> ``regular/dead-time`` (only a regular source thins the counts'
-variance); counts correlated over several windows -> ``rate-drift/modulation``; Fano above 1 without
+variance); counts correlated over several windows -> a rate change (``modulation`` when periodic, else
+``rate-drift``); Fano above 1 without
 long-range correlation of the counts -> ``serial-correlation`` (intervals that remember their neighbours
 raise the Fano factor to a plateau); with too few windows for the count Ljung-Box, a Fano excess is read as
-``rate-drift/modulation``.
+a rate change.
 """
 
 from __future__ import annotations
@@ -135,14 +136,15 @@ def coarse(segments: Sequence[I64], mean_interval_s: float, res_s: float) -> Bey
     return out
 
 
-def kind(b: Beyond, rejected: set[str], alpha: float) -> str:
-    """Kind of the structure left beyond the artefact, from the rejected ``beyond-*`` tests."""
+def kind(b: Beyond, rejected: set[str], alpha: float, rate_change: str = "rate-drift") -> str:
+    """Kind of the structure left beyond the artefact, from the rejected ``beyond-*`` tests; a rate change is
+    named ``rate_change`` (``rate-drift`` or ``modulation``, from :mod:`reservoir.stats.periodic`)."""
     level = alpha * ALPHA_FRACTION
     sig = [w for w, p in b.fano_p.items() if p * len(b.fano_p) < level]
     if "beyond-fano" in rejected and any(b.fano[w] < 1 for w in sig):
         return "regular/dead-time"
     if "beyond-ljung-box" in rejected or np.isnan(b.pvalues.get("beyond-ljung-box", float("nan"))):
         # long-range count correlation; without enough windows to tell, a Fano excess over >= 10 mean
-        # intervals is read as drift, as the interval-level order does
-        return "rate-drift/modulation"
+        # intervals is read as a rate change, as the interval-level order does
+        return rate_change
     return "serial-correlation"

@@ -43,12 +43,12 @@ SOURCES: dict[str, tuple[Source, str | None]] = {
     "dead-time-5ms": (lambda n, rng: synth.dead_time(n, 2 * RATE_HZ, 0.005, rng), "regular/dead-time"),
     "modulation-40%-2s": (
         lambda n, rng: synth.modulated(n, RATE_HZ, 0.4, 2.0, rng),
-        "rate-drift/modulation",
+        "modulation",
     ),
     # +-50 % over a 400 s period: the ~200 s stream sees half a period, a slow drift
     "drift-50%-400s": (
         lambda n, rng: synth.modulated(n, RATE_HZ, 0.5, 400.0, rng),
-        "rate-drift/modulation",
+        "rate-drift",
     ),
     # exponential AR(1) intervals, lag-1 correlation 0.2
     "serial-correlation": (lambda n, rng: synth.ear1(n, RATE_HZ, 0.2, rng), "serial-correlation"),

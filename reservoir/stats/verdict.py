@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats as sps
 
-from reservoir.stats import artifacts, beyond, core, nulls
+from reservoir.stats import artifacts, beyond, core, nulls, periodic
 from reservoir.stats.explain import summary as summary  # re-exported: reservoir.stats.verdict.summary
 
 I64 = NDArray[np.int64]
@@ -71,6 +71,14 @@ class StreamStats:
     extra: dict[str, Any] = field(default_factory=dict)
     #: window-count tests at the resolution of the largest gated artefact (None: no artefact candidate)
     coarse: beyond.Beyond | None = None
+    #: the strongest periodic component of the long-window counts: tells modulation from drift
+    periodicity: periodic.Periodicity | None = None
+
+    @property
+    def rate_change(self) -> str:
+        """``modulation`` when the counts carry a periodic component, else ``rate-drift``."""
+        p = self.periodicity
+        return "modulation" if p is not None and p.periodic else "rate-drift"
 
 
 @dataclass
@@ -118,6 +126,7 @@ class StreamResult:
             "kind": self.kind,
             "artifacts": self.artifacts,
             "beyond_artifact": self.beyond_artifact,
+            "periodicity": asdict(s.periodicity) if s.periodicity is not None else None,
             "evidence": {k: asdict(d) for k, d in s.detections.items()},
             **s.extra,
         }
@@ -213,6 +222,8 @@ def compute_stream(
         rescaling.update(cv=core.cv(tau), ks_d=tau_d, ks_p=nulls.ks_pvalue(tau_d, len(tau)) if mc else nan)
     res = [beyond.resolution_s(d) for d in dets.values() if d.gated]
     coarse = beyond.coarse(segs, mean, max(res)) if res else None
+    w_per = coarse.min_window_s if coarse is not None else LONG_WINDOW_MULTIPLE * mean
+    per = periodic.periodicity(core.window_counts(segs, w_per), w_per)
     rng = np.random.default_rng([seed, n])
     shuffle = _shuffle_band(g * core.NS, list(fano), surrogates if mc else 0, rng)
     return StreamStats(
@@ -235,6 +246,7 @@ def compute_stream(
         detections=dets,
         extra={"time_rescaling": rescaling, **(extra or {})},
         coarse=coarse,
+        periodicity=per,
     )
 
 
@@ -247,7 +259,7 @@ def _kind(s: StreamStats, rejected: set[str]) -> str:
         s.fano[w] > 1 and w >= LONG_WINDOW_MULTIPLE * s.mean_interval_s for w in sig_w
     )
     if long_high and not ("ljung-box" in rejected and _short_range(s)):
-        return "rate-drift/modulation"
+        return s.rate_change
     long_low = "fano" in rejected and any(
         s.fano[w] < 1 and w >= LONG_WINDOW_MULTIPLE * s.mean_interval_s for w in sig_w
     )
@@ -258,7 +270,7 @@ def _kind(s: StreamStats, rejected: set[str]) -> str:
     if ("cv" in rejected and s.cv < 1) or ("fano" in rejected and any(s.fano[w] < 1 for w in sig_w)):
         return "regular/dead-time"
     if "fano" in rejected:
-        return "rate-drift/modulation"
+        return s.rate_change
     return "non-exponential"
 
 
@@ -338,7 +350,7 @@ def _decide_beyond(
         if c is not None:
             info.update(c.to_json())
             if rej:
-                info["kind"] = beyond.kind(c, rej, alpha)
+                info["kind"] = beyond.kind(c, rej, alpha, r.stats.rate_change)
                 r.verdict, r.kind = "non-poisson", info["kind"]
         r.beyond_artifact = info
 

@@ -43,6 +43,6 @@ def test_batched_recording_names_the_batching_and_what_lies_beyond(
         ev = flat_r["artifacts"][0]["evidence"]
         assert ev["intervals_in_read"] > 0 and ev["read_structure_gated"]
         assert flat_r["beyond_artifact"]["structure"] is False
-        assert (wavy_r["verdict"], wavy_r["kind"]) == ("non-poisson", "rate-drift/modulation")
+        assert (wavy_r["verdict"], wavy_r["kind"]) == ("non-poisson", "modulation")
         assert "polling" in [a["name"] for a in wavy_r["artifacts"]]
         assert wavy_r["beyond_artifact"]["structure"] is True

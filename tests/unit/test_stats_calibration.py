@@ -99,8 +99,8 @@ SCENARIOS: dict[str, tuple[Gen, Callable[[StreamResult], bool]]] = {
     "polling-2s": (_poll_fixed_2s, _is("artifact", "polling")),
     "dead-time-50ms": (_dead, _is("non-poisson", "regular/dead-time")),
     "delayed-50ms": (_delayed, _is("artifact", "dead-time")),
-    "slow-drift": (_drift, _is("non-poisson", "rate-drift/modulation")),
-    "modulation": (_modulation, _is("non-poisson", "rate-drift/modulation")),
+    "slow-drift": (_drift, _is("non-poisson", "rate-drift")),
+    "modulation": (_modulation, _is("non-poisson", "modulation")),
     "serial-correlation": (_ear1, _is("non-poisson", "serial-correlation")),
 }
 
@@ -132,7 +132,7 @@ def test_drift_beyond_a_quantum_artifact_is_reported_with_the_artifact() -> None
     rng = np.random.default_rng(3)
     t = synth.grid(synth.modulated(N_POWER, RATE, 0.5, 2000.0, rng), 0.016, rng)
     r = analyze_stream(t, surrogates=0)
-    assert (r.verdict, r.kind) == ("non-poisson", "rate-drift/modulation")
+    assert (r.verdict, r.kind) == ("non-poisson", "rate-drift")
     assert [a["name"] for a in r.artifacts] == ["timestamp-quantum"]
     assert r.beyond_artifact is not None and r.beyond_artifact["structure"]
     assert r.beyond_artifact["min_window_s"] >= 20 * 0.016

@@ -91,12 +91,12 @@ def test_link_dead_time_does_not_hide_a_modulation() -> None:
     rng = np.random.default_rng(8)
     t = synth.link_serialised(synth.modulated(20_000, RATE, 0.4, 2.0, rng), 110e-6)
     r = analyze_stream(t, surrogates=0)
-    assert (r.verdict, r.kind) == ("non-poisson", "rate-drift/modulation")
+    assert (r.verdict, r.kind) == ("non-poisson", "modulation")
     assert [a["name"] for a in r.artifacts] == ["dead-time"]
     assert r.artifacts[0]["evidence"]["mechanism"] == "link"
     assert r.beyond_artifact is not None and r.beyond_artifact["structure"]
     js = r.to_json()
-    assert js["beyond_artifact"]["kind"] == "rate-drift/modulation"
+    assert js["beyond_artifact"]["kind"] == "modulation"
     assert "beyond the artefact" in summary(r) and "dead time 0.11 ms" in summary(r)
 
 
