@@ -8,8 +8,8 @@
 
 A TPS546 board's STATUS_WORD is read with every telemetry: a latched fault (over-current, over-voltage,
 over-temperature, or the output off while commanded on) becomes ``Telemetry.regulator_fault``
-(:func:`drivers.parts.tps546.latch_fault`), which the safety envelope turns into its ``fault`` state; an output
-current above the regulator's configured IOUT_OC_WARN becomes a one-time ``Telemetry.warnings`` line.
+(:func:`drivers.parts.tps546.latch_fault`), which the safety envelope turns into its ``fault`` state; an
+output current above the regulator's configured IOUT_OC_WARN becomes a one-time ``Telemetry.warnings`` line.
 
 Fan duty and tach are not safety inputs, so they are not in :class:`~daemon.safety.Telemetry`: a control
 that measures them keeps the reading taken with the last telemetry in ``last_fan`` (:func:`fan_reading`).
@@ -225,7 +225,8 @@ class PartsControl:
         self._iout_warned = True
         fault = parts.config.iout_oc_fault_limit
         return (
-            f"output current {iout:.1f} A above the regulator's IOUT_OC_WARN {warn:g} A (latch-off at {fault:g} A)",
+            f"output current {iout:.1f} A above the regulator's IOUT_OC_WARN {warn:g} A"
+            f" (latch-off at {fault:g} A)",
         )
 
 
