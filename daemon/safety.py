@@ -14,7 +14,7 @@
   in range for ``brownout_recover_s`` the board is re-initialised (``Output.reinit``) and resumes.
   A regulator fault latch (``Telemetry.regulator_fault``, e.g. the TPS546 shut its output off on over-current)
   is the ``fault`` state: output off, frequency floor, reset held, every plan/command refused; it never
-  resumes by itself (only a daemon restart clears it, docs/operations.md "Regulator faults").
+  resumes by itself (only a daemon restart clears it, docs/daemon.md "Safety behaviour").
 
 Invariant (property-tested): every :class:`Output` has the frequency inside [freq_min, freq_max] and the
 core voltage either 0 (off) or inside [core_voltage_min, core_voltage_max]; upward frequency moves never

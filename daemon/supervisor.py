@@ -567,7 +567,7 @@ class BoardSupervisor:
             for acc in self._windows:
                 acc.add_telemetry(t)
             reason = self.envelope.observe(t)
-            for w in t.warnings:  # e.g. output current above the regulator's warn limit (docs/operations.md)
+            for w in t.warnings:  # e.g. output current above the regulator's warn limit (docs/daemon.md)
                 log.warning("board %s: %s", self.name, w)
                 self.pipeline.log(self.name, "safety", {"warning": w, "telemetry": t.as_dict()})
             st.set_trips(self.envelope.trips)

@@ -66,6 +66,9 @@ def test_four_chips_at_the_high_point_latch_the_regulator_and_the_daemon_names_i
     time.sleep(1.0)  # ten telemetry periods later: still off, still the same fault, still no reconnect
     _assert_fault_state(c, t_trip)
     _assert_recording(c)
+    (run,) = c.runs()
+    warnings = [r["payload"]["warning"] for r in _logs(run) if "warning" in r["payload"]]
+    assert len(warnings) == 1 and "IOUT_OC_WARN 25 A" in warnings[0]  # the run-time current check
 
 
 def test_an_injected_latch_is_the_same_named_fault(child_factory: Callable[..., Child]) -> None:

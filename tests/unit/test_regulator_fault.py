@@ -1,6 +1,6 @@
-"""Regulator faults: STATUS_WORD decoding (ESP-Miner's mask), the emulated TPS546 latching on the power model's
-current or on an injected fault, PartsControl naming the fault, and the safety envelope's ``fault`` state
-(property-tested: after a latch nothing is switched on again)."""
+"""Regulator faults: STATUS_WORD decoding (ESP-Miner's mask), the emulated TPS546 latching on the power
+model's current or on an injected fault, PartsControl naming the fault, and the safety envelope's ``fault``
+state (property-tested: after a latch nothing is switched on again)."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ async def test_four_chips_at_the_high_point_latch_the_regulator_and_the_control_
 
 
 async def test_one_chip_runs_without_a_fault_and_an_off_output_is_not_one() -> None:
-    core, dev, ctl = _board(1)
+    core, _dev, ctl = _board(1)
     await ctl.connect()
     assert (await ctl.read_telemetry()).regulator_fault is None  # off after start-up, as commanded
     core.feed(write_reg(0x08, PLL_485).encode(), 0.0)
