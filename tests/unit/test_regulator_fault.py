@@ -4,6 +4,8 @@ state (property-tested: after a latch nothing is switched on again)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -114,6 +116,18 @@ def test_the_emulators_current_model_puts_four_chips_at_the_high_point_over_the_
     assert f is not None and chain_current_a(4, 1.1, f) < 25.0 <= chain_current_a(4, 1.1, f + 5.0)
     with pytest.raises(ValueError):
         chain_current_a(0, 1.2, 485.0)
+
+
+def test_the_calibration_bench_holds_four_chips_under_the_warn_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import bench_calibration as cal
+
+    assert cal.hold_point(1, 100) == cal.HOLD
+    for seed in range(100, 105):  # the seeds the bench uses
+        assert cal.hold_point(4, seed) == cal.HOLD_4
+    monkeypatch.setattr(cal, "HOLD_4", cal.HOLD)  # 4 chips at the 1-chip point: refused, naming the current
+    with pytest.raises(ValueError, match=r"4 chips at .* A, not under the regulator's IOUT_OC_WARN 25.0 A"):
+        cal.hold_point(4, 100)
 
 
 def test_envelope_latch_is_off_held_refusing_and_never_resumes() -> None:
