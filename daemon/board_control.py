@@ -7,9 +7,10 @@
 * :class:`BoardSpec` / :func:`serial_factory`: how the daemon reaches one board (ports, control, timing).
 
 A TPS546 board's STATUS_WORD is read with every telemetry: a latched fault (over-current, over-voltage,
-over-temperature, or the output off while commanded on) becomes ``Telemetry.regulator_fault``
-(:func:`drivers.parts.tps546.latch_fault`), which the safety envelope turns into its ``fault`` state; an
-output current above the regulator's configured IOUT_OC_WARN becomes a one-time ``Telemetry.warnings`` line.
+over-temperature, or the output off while commanded on, on two reads in a row) becomes
+``Telemetry.regulator_fault`` (:func:`drivers.parts.tps546.latch_fault`), which the safety envelope turns into
+its ``fault`` state; an output current above the regulator's configured IOUT_OC_WARN becomes a one-time
+``Telemetry.warnings`` line.
 
 Fan duty and tach are not safety inputs, so they are not in :class:`~daemon.safety.Telemetry`: a control
 that measures them keeps the reading taken with the last telemetry in ``last_fan`` (:func:`fan_reading`).
@@ -121,6 +122,7 @@ class PartsControl:
         self._output_on = False
         self._output_cmds = 0
         self._iout_warned = False
+        self._off_seen = False  # the previous steady read showed the output off (and nothing else)
 
     @property
     def reset_line(self) -> ResetLine | None:
@@ -153,6 +155,7 @@ class PartsControl:
     async def set_core_voltage(self, volts: float) -> None:
         p = self._parts()
         self._output_cmds += 1
+        self._off_seen = False
         if volts <= 0.0:
             self._output_on = False  # before the write: an OFF bit read from here on is expected
         try:
@@ -194,6 +197,10 @@ class PartsControl:
         self.last_fan = FanReading(None if t.fan_pct is None else t.fan_pct / 100.0, rpm)
         steady = on and cmds == self._output_cmds  # commanded on before and after, no switch in between
         fault = None if t.status_word is None else latch_fault(t.status_word, steady)
+        if fault == "regulator_output_off":  # an output still starting (TON_RISE) reads OFF: needs two reads
+            fault, self._off_seen = (fault if self._off_seen else None), True
+        else:
+            self._off_seen = False
         if fault is not None:
             log.error(
                 "regulator fault %s: STATUS_WORD 0x%04X %s",

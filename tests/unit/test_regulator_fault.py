@@ -99,6 +99,21 @@ async def test_an_injected_latch_is_the_same_named_fault() -> None:
     assert (await ctl.read_telemetry()).regulator_fault == "regulator_overcurrent"
 
 
+async def test_an_output_off_while_commanded_on_is_a_fault_on_the_second_read() -> None:
+    core, dev, ctl = _board(1)
+    await ctl.connect()
+    await ctl.set_core_voltage(1.2)
+    vr = dev.devices[0x24]
+    assert isinstance(vr, TPS546D24A)
+    vr.write(bytes([0x01, 0x00]), 0.0)  # the output goes off without the host's command (no OC, OV or OT)
+    assert not core.physics.powered
+    assert (await ctl.read_telemetry()).regulator_fault is None  # once may be an output still starting
+    assert (await ctl.read_telemetry()).regulator_fault == "regulator_output_off"
+    await ctl.set_core_voltage(1.2)  # a new command starts the count again
+    vr.write(bytes([0x01, 0x00]), 0.0)
+    assert (await ctl.read_telemetry()).regulator_fault is None
+
+
 async def test_ultra_boards_have_no_status_word_and_no_fault() -> None:
     core = ChainCore(chips=1, seed=0)
     dev = BitaxeRawDevice(core, "ultra")
