@@ -1,8 +1,10 @@
 """End-to-end calibration of ``asicrc analyze``: the real daemon on the emulator at a held point, against the
 emulator's own ground truth for the very same events (docs/analyze.md, "End-to-end calibration").
 
-Each run: ``asicrc run --config`` as a subprocess with a ``hold`` plan (1.20 V, 485 MHz, ticket difficulty 1:
-~100 nonces/s per chip) for ``--seconds``, on an emulated board with 1 or 4 chips, the emulator either in the
+Each run: ``asicrc run --config`` as a subprocess with a ``hold`` plan (1 chip: 1.20 V, 485 MHz, ticket
+difficulty 1, ~100 nonces/s; 4 chips: 1.10 V, 300 MHz, ~62 nonces/s per chip, ~19 A in the emulator's power
+model, inside the single-phase regulator's IOUT_OC_WARN 25 A, see :data:`HOLD_4`) for ``--seconds``, on an
+emulated board with 1 or 4 chips, the emulator either in the
 daemon's process (``--simulate 1``, ``[simulate] truth_dir``) or in its own (``asicrc sim --truth`` plus
 ``[[boards]]`` on its ptys), on an idle host or one loaded with two busy processes. The recording is analysed
 with ``asicrc analyze --by point`` and ``--by chip``; the ground truth (modelled emission time of every
@@ -45,9 +47,16 @@ sys.path.insert(0, str(ROOT))
 
 from daemon.events import EVENT_SCHEMA, make_event_batch  # noqa: E402
 from daemon.recording import read_table  # noqa: E402
+from drivers.parts.tps546_config import Tps546Config  # noqa: E402
+from simulator.power_budget import chain_current_a  # noqa: E402
 
 #: The held point: ~101 nonces/s per chip (485e6 * 894 / 2^32).
 HOLD = {"hold_voltage_v": 1.2, "hold_freq_mhz": 485.0, "hold_ticket_diff": 1.0}
+#: The 4-chip held point: 4 chips at :data:`HOLD` draw ~35 A in the emulator's power model, above the
+#: single-phase TPS546's IOUT_OC_FAULT 30 A (ESP-Miner's configuration, latch-off), so the regulator would
+#: switch the board off. 1.10 V (the envelope's floor) and 300 MHz draw ~18.5-19.1 A (seeds 100-105, fan
+#: 100 %), under 80 % of IOUT_OC_WARN 25 A; ~62 nonces/s per chip (300e6 * 894 / 2^32), ~250/s in all.
+HOLD_4 = {"hold_voltage_v": 1.1, "hold_freq_mhz": 300.0, "hold_ticket_diff": 1.0}
 #: Planted kinds: ``asicrc sim`` arguments, and the word the analyser's kind must contain to name it.
 KNOBS: dict[str, tuple[list[str], str]] = {
     "dead-time": (["--dead-time", "0.003"], "dead-time"),
@@ -73,7 +82,19 @@ enabled = false
 [[plans]]
 name = "hold"
 kind = "hold"
-""" + "".join(f"{k} = {v}\n" for k, v in HOLD.items())
+"""
+
+
+def hold_point(chips: int, seed: int) -> dict[str, float]:
+    """The held point for ``chips``; ValueError when the emulated chain would draw IOUT_OC_WARN or more."""
+    hold = HOLD if chips == 1 else HOLD_4
+    amps = chain_current_a(chips, hold["hold_voltage_v"], hold["hold_freq_mhz"], seed=seed)
+    warn = Tps546Config().iout_oc_warn_limit
+    if amps >= warn:
+        raise ValueError(
+            f"{chips} chips at {hold}: {amps:.1f} A, not under the regulator's IOUT_OC_WARN {warn} A"
+        )
+    return hold
 
 
 @dataclass(frozen=True)
@@ -113,7 +134,7 @@ def run_daemon(case: Case, seconds: float, work: Path) -> tuple[Path, Path]:
     state, truth = work / "state", work / "truth"
     truth.mkdir(parents=True)
     cfg = work / "asicrc.toml"
-    text = CONFIG
+    text = CONFIG + "".join(f"{k} = {v}\n" for k, v in hold_point(case.chips, case.seed).items())
     sim: subprocess.Popen[str] | None = None
     argv = _python("run", "--config", str(cfg), "--state-dir", str(state), "--duration", str(seconds))
     if case.emulator == "inproc":

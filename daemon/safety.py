@@ -12,6 +12,9 @@
   least ``cool_down_s`` and below limit - hysteresis, ``derate`` lower (ESP-Miner: 100 mV, 100 MHz), clamped
   into the envelope. Input voltage outside its range is a brown-out: safe state, and once it has been back
   in range for ``brownout_recover_s`` the board is re-initialised (``Output.reinit``) and resumes.
+  A regulator fault latch (``Telemetry.regulator_fault``, e.g. the TPS546 shut its output off on over-current)
+  is the ``fault`` state: output off, frequency floor, reset held, every plan/command refused; it never
+  resumes by itself (only a daemon restart clears it, docs/daemon.md "Safety behaviour").
 
 Invariant (property-tested): every :class:`Output` has the frequency inside [freq_min, freq_max] and the
 core voltage either 0 (off) or inside [core_voltage_min, core_voltage_max]; upward frequency moves never
@@ -52,6 +55,7 @@ class Mode(enum.StrEnum):
     OVERHEAT = "overheat"
     BROWNOUT = "brownout"
     SHUTDOWN = "shutdown"
+    FAULT = "fault"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,20 +108,31 @@ class Output:
 
 @dataclass(frozen=True, slots=True)
 class Telemetry:
-    """One telemetry reading (None = not measured). Units: C, W, V."""
+    """One telemetry reading (None = not measured). Units: C, W, V, A.
+
+    ``regulator_fault``: a latched regulator fault the board reports (a reason name such as
+    ``regulator_overcurrent``); ``warnings``: one-line notices to log once (e.g. output current above the
+    regulator's warn limit), not safety inputs.
+    """
 
     chip_temp_c: float | None = None
     regulator_temp_c: float | None = None
     power_w: float | None = None
     input_voltage_v: float | None = None
+    output_current_a: float | None = None
+    regulator_fault: str | None = None
+    warnings: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, float | None]:
-        return {
+        d = {
             "chip_temp_c": self.chip_temp_c,
             "regulator_temp_c": self.regulator_temp_c,
             "power_w": self.power_w,
             "input_voltage_v": self.input_voltage_v,
         }
+        if self.output_current_a is not None:
+            d["output_current_a"] = self.output_current_a
+        return d
 
     def __str__(self) -> str:
         return ", ".join(f"{k} {v:.1f}" for k, v in self.as_dict().items() if v is not None)
@@ -154,6 +169,7 @@ class SafetyEnvelope:
         self._vmax_cap = limits.core_voltage_max_v
         self._fmax_cap = limits.freq_max_mhz
         self._last_telemetry = Telemetry()
+        self.fault_reason: str | None = None
 
     # ------------------------------------------------------------------ limits
 
@@ -190,6 +206,8 @@ class SafetyEnvelope:
             return self._refuse("not_finite")
         if self.mode is Mode.SHUTDOWN and request.source is not Source.SHUTDOWN:
             return self._refuse("shutdown")
+        if self.mode is Mode.FAULT:  # a latched regulator: nothing switches it on again (module docstring)
+            return self._refuse("fault")
         if self.mode is not Mode.NORMAL and request.source in (Source.PLAN, Source.COMMAND):
             # remember nothing: plans re-request after resume; the refusal is counted and logged
             return self._refuse(str(self.mode))
@@ -236,10 +254,19 @@ class SafetyEnvelope:
 
     def shutdown(self) -> Decision:
         """Go to the safe floor (immediately at the next tick) and refuse everything after."""
+        off = self.mode is Mode.FAULT or self._target.voltage_v == 0.0
         self.mode = Mode.SHUTDOWN
-        self._target = self._floor(self._target.ticket_diff)
+        floor = self._floor(self._target.ticket_diff)
+        self._target = replace(floor, voltage_v=0.0) if off else floor  # an output that is off stays off
         self._out = self._target
         return Decision(self._target, "applied", "shutdown")
+
+    @property
+    def status(self) -> str:
+        """Board status text for a tripped envelope: ``overheat``, ``fault: <reason>`` or ``safe``."""
+        if self.mode is Mode.FAULT:
+            return f"fault: {self.fault_reason}"
+        return "overheat" if self.mode is Mode.OVERHEAT else "safe"
 
     def clear_derate(self) -> None:
         """Lift the post-overheat caps (an explicit operator command)."""
@@ -263,8 +290,11 @@ class SafetyEnvelope:
         vin_bad = t.input_voltage_v is not None and not (
             lim.input_voltage_min_v <= t.input_voltage_v <= lim.input_voltage_max_v
         )
-        if self.mode is Mode.SHUTDOWN:
+        if self.mode in (Mode.SHUTDOWN, Mode.FAULT):
             return None
+        if t.regulator_fault is not None:
+            self.latch(t.regulator_fault)
+            return t.regulator_fault
         if vin_bad:
             self._vin_ok_since_ns = None
             if self.mode is not Mode.BROWNOUT:
@@ -282,11 +312,19 @@ class SafetyEnvelope:
 
     def fault(self, reason: str) -> None:
         """A fault reported by the board itself (e.g. the chain vanished): treat as a brown-out."""
-        if self.mode is Mode.SHUTDOWN:
+        if self.mode in (Mode.SHUTDOWN, Mode.FAULT):
             return
         self.trips[reason] += 1
         self._enter(Mode.BROWNOUT, self._clock())
         self._vin_ok_since_ns = self._clock()
+
+    def latch(self, reason: str) -> None:
+        """A latched regulator fault: output off, reset held, everything refused, no resume (module doc)."""
+        if self.mode in (Mode.SHUTDOWN, Mode.FAULT):
+            return
+        self.trips[reason] += 1
+        self.fault_reason = reason
+        self._enter(Mode.FAULT, self._clock())
 
     def _cool_ns(self) -> int:
         return int(self.limits.cool_down_s * 1e9)
@@ -297,7 +335,8 @@ class SafetyEnvelope:
         self.mode = mode
         self._tripped_ns = now
         lim = self.limits
-        v = 0.0 if (mode is Mode.OVERHEAT and lim.overheat_voltage_off) else lim.core_voltage_min_v
+        off = mode is Mode.FAULT or (mode is Mode.OVERHEAT and lim.overheat_voltage_off)
+        v = 0.0 if off else lim.core_voltage_min_v
         self._target = Setpoint(v, lim.freq_min_mhz, self._target.ticket_diff)
         self._out = self._target  # emergency: straight down, no ramp
 
@@ -358,10 +397,11 @@ class SafetyEnvelope:
         if v != 0.0:
             v = _clamp(v, lim.core_voltage_min_v, lim.core_voltage_max_v)
         self._out = Setpoint(v, f, tgt.ticket_diff)
-        tripped = self.mode in (Mode.OVERHEAT, Mode.BROWNOUT)
+        tripped = self.mode in (Mode.OVERHEAT, Mode.BROWNOUT, Mode.FAULT)
         fan = 100.0 if tripped or self.mode is Mode.SHUTDOWN else DEFAULT_FAN_PCT
         reinit, self._pending_reinit = self._pending_reinit, False
-        return Output(self._out, fan, self.mode is Mode.OVERHEAT, self.mode, reinit)
+        hold = self.mode in (Mode.OVERHEAT, Mode.FAULT)
+        return Output(self._out, fan, hold, self.mode, reinit)
 
     def reset_output(self) -> None:
         """After a reconnect the board is at its reset state: ramp again from the floor."""

@@ -452,7 +452,7 @@ class BoardSupervisor:
                 else:
                     self._ready.clear()
             else:
-                st.status = "overheat" if out.mode is Mode.OVERHEAT else "safe"
+                st.status = env.status
                 self._ready.clear()
             now = self.clock()
             if now - self._last_publish_ns >= batch_ns:
@@ -567,6 +567,9 @@ class BoardSupervisor:
             for acc in self._windows:
                 acc.add_telemetry(t)
             reason = self.envelope.observe(t)
+            for w in t.warnings:  # e.g. output current above the regulator's warn limit (docs/daemon.md)
+                log.warning("board %s: %s", self.name, w)
+                self.pipeline.log(self.name, "safety", {"warning": w, "telemetry": t.as_dict()})
             st.set_trips(self.envelope.trips)
             if reason is not None:
                 for acc in self._windows:

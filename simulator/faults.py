@@ -13,6 +13,7 @@ Kinds and their fields:
 ``overheat``    chip ``chip`` (or all) jumps to ``temp_c`` and cools with the thermal time constant
 ``i2c_nack``    the next ``n`` I2C reads from address ``addr`` (default 0x24, the regulator) are NACKed
                 (the control port answers the firmware's ``I2C ... Error`` message)
+``vr_latch``    the TPS546 regulator latches its output off as on an over-current fault (gamma boards)
 ==============  ====================================================================================
 """
 
@@ -31,6 +32,7 @@ KINDS = (
     "chip_reset",
     "overheat",
     "i2c_nack",
+    "vr_latch",
 )
 
 

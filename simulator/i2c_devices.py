@@ -135,7 +135,9 @@ class TPS546D24A(_Registers):
     OPERATION switches the output (the CONTROL pin is taken as asserted); output = VOUT_COMMAND (clamped to
     VOUT_MIN..VOUT_MAX) x VOUT_SCALE_LOOP / :data:`TPS546_BOARD_SCALE`; an output current above
     IOUT_OC_FAULT_LIMIT with a latch-off response (bits 7-6 = 11, 5-3 = 000) switches it off until OPERATION
-    is written off again.
+    is written off again. The current is evaluated whenever READ_IOUT or STATUS_WORD is read (the part
+    monitors it continuously; the emulator looks when asked); :meth:`latch` injects the same latch.
+    STATUS_WORD: OFF (bit 6) while the output is off, IOUT_OC (bit 4) and IOUT/POUT (bit 14) while latched.
     """
 
     VOUT_EXP = -9
@@ -199,6 +201,16 @@ class TPS546D24A(_Registers):
         elif reg == 0x20:
             self.stored[0x20] = bytes([self.VOUT_MODE])  # read-only in this model
 
+    def output_current_a(self, t: float) -> float:
+        """The chain's current (A) at simulated time ``t`` from the power model (0 when the output is off)."""
+        p = self.chip_power_w(t)
+        return p / self.core.physics.volts if self.core.physics.volts > 0.05 else 0.0
+
+    def latch(self, t: float) -> None:
+        """Latch the output off as an over-current fault does (fault injection ``vr_latch``)."""
+        self.oc_latched = True
+        self._update_power(t)
+
     def _check_overcurrent(self, amps: float, t: float) -> None:
         limit = from_linear11(int.from_bytes(self.stored[0x46][:2], "little"))
         response = self.stored[0x47][0]
@@ -216,8 +228,7 @@ class TPS546D24A(_Registers):
             core.advance_physics(t)
             return round(core.physics.volts / 2.0**self.VOUT_EXP).to_bytes(2, "little")
         if reg == 0x8C:
-            p = self.chip_power_w(t)
-            amps = p / core.physics.volts if core.physics.volts > 0.05 else 0.0
+            amps = self.output_current_a(t)
             self._check_overcurrent(amps, t)
             return linear11(amps).to_bytes(2, "little")
         if reg == 0x8D:
@@ -225,7 +236,8 @@ class TPS546D24A(_Registers):
             loss = p * (1 / REGULATOR_EFFICIENCY - 1)
             return linear11(core.params.ambient_c + 10.0 + 8.0 * loss).to_bytes(2, "little")
         if reg == 0x79:
-            status = (0x0040 if not self.on else 0) | (0x0010 if self.oc_latched else 0)
+            self._check_overcurrent(self.output_current_a(t), t)
+            status = (0x0040 if not self.on else 0) | (0x4010 if self.oc_latched else 0)
             return status.to_bytes(2, "little")
         if reg == 0xAD:
             return self.DEVICE_ID

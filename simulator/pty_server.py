@@ -34,6 +34,7 @@ from typing import Any
 from simulator.bitaxe_raw import DEFAULT_FIRMWARE, BitaxeRawDevice
 from simulator.chain import ChainCore, Knobs
 from simulator.faults import Fault, StreamFaults
+from simulator.i2c_devices import TPS546D24A
 from simulator.link import FTDI_LATENCY_S, GroundTruth, make_link
 from simulator.mining import DEFAULT_DIFFICULTY_SCALE
 from simulator.physics import PhysicsParams
@@ -330,6 +331,11 @@ class SimulatedBoard:
             core.overheat(f.temp_c, f.chip, t)
         elif f.kind == "i2c_nack":
             self.device.nack_reads(f.addr, f.n)
+        elif f.kind == "vr_latch":
+            vr = self.device.devices.get(0x24)
+            if not isinstance(vr, TPS546D24A):
+                raise ValueError("vr_latch needs a board with a TPS546 regulator (gamma)")
+            vr.latch(t)
         elif f.kind == "disconnect":
             if f.mode == "silence":
                 self._silent_until = t + f.duration_s

@@ -22,6 +22,7 @@ from drivers.parts.emc2101 import EMC2101
 from drivers.parts.errors import PowerError
 from drivers.parts.ina260 import INA260
 from drivers.parts.tps546 import TPS546
+from drivers.parts.tps546_config import Tps546Config
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,8 @@ class Telemetry:
     """One reading. Volts, amps, watts, deg C, percent; None where the board has no sensor for it.
 
     ``vout`` is measured on TPS546 boards and the DAC setpoint on the Ultra; ``power_w`` is the regulator
-    output (TPS546: vout * iout) or the board input (Ultra: INA260).
+    output (TPS546: vout * iout) or the board input (Ultra: INA260). ``status_word``: the TPS546's
+    STATUS_WORD, read last (None on boards without one; :func:`drivers.parts.tps546.latch_fault`).
     """
 
     vin: float | None
@@ -39,6 +41,7 @@ class Telemetry:
     chip_temp_c: float | None
     vr_temp_c: float | None
     fan_pct: float | None
+    status_word: int | None = None
 
 
 class BoardPower(Protocol):
@@ -113,16 +116,19 @@ class UltraPower:
 
 
 class Tps546Power:
-    """Ultra 207, Supra 402+, Gamma."""
+    """Ultra 207, Supra 402+, Gamma. ``config``: the regulator's start-up configuration (ESP-Miner's)."""
 
-    def __init__(self, bus: I2CBus, board: BoardVersion | None = None) -> None:
+    def __init__(
+        self, bus: I2CBus, board: BoardVersion | None = None, config: Tps546Config | None = None
+    ) -> None:
         self.vr = TPS546(bus)
         self.fan = EMC2101(bus)
         self.board = board or board_version("gamma")
+        self.config = config or Tps546Config()
 
     async def start(self) -> None:
         # ESP-Miner's order: VCORE_init (TPS546_init) before Thermal_init (EMC2101_init)
-        await self.vr.configure()
+        await self.vr.configure(self.config)
         await self.fan.configure(self.board.emc_ideality, self.board.emc_beta)
 
     async def set_core_voltage(self, volts: float) -> None:
@@ -145,6 +151,7 @@ class Tps546Power:
             chip_temp_c=await _chip_temp(self.fan, self.board),
             vr_temp_c=await self.vr.read_temperature(),
             fan_pct=await self.fan.read_fan_percent(),
+            status_word=await self.vr.read_status(),  # last: a latch the readings above caused shows now
         )
 
 

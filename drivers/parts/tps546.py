@@ -73,6 +73,39 @@ def status_flags(word: int) -> list[str]:
     return [name for bit, name in STATUS_BITS.items() if word >> bit & 1]
 
 
+STATUS_OFF = 1 << 6
+STATUS_VOUT_OV = 1 << 5
+STATUS_IOUT_OC = 1 << 4
+STATUS_VIN_UV = 1 << 3
+STATUS_TEMPERATURE = 1 << 2
+#: The STATUS_WORD bits ESP-Miner's ``TPS546_check_status`` takes for a power fault (``TPS546.c``).
+FAULT_MASK = STATUS_OFF | STATUS_VOUT_OV | STATUS_IOUT_OC | STATUS_VIN_UV | STATUS_TEMPERATURE
+#: Latched-fault reasons in order of precedence (the first bit set names the fault).
+LATCH_REASONS: tuple[tuple[int, str], ...] = (
+    (STATUS_IOUT_OC, "regulator_overcurrent"),
+    (STATUS_VOUT_OV, "regulator_overvoltage"),
+    (STATUS_TEMPERATURE, "regulator_overtemp"),
+)
+
+
+def latch_fault(word: int, output_on: bool) -> str | None:
+    """The named regulator fault in STATUS_WORD ``word``, or None (docs/drivers.md "Regulator faults").
+
+    ESP-Miner's mask (:data:`FAULT_MASK`) with two refinements for a host that switches the output itself:
+    OFF is a fault only while the host has the output commanded on (``output_on``), and an input
+    under-voltage (VIN_UV without OC/OV/temperature) is left to the brown-out check on READ_VIN, which
+    re-initialises the board (CLEAR_FAULTS) once the input is back.
+    """
+    for bit, reason in LATCH_REASONS:
+        if word & bit:
+            return reason
+    if word & STATUS_VIN_UV:
+        return None
+    if word & STATUS_OFF and output_on:
+        return "regulator_output_off"
+    return None
+
+
 class TPS546:
     """The regulator on ``bus``; :meth:`set_vout` refuses anything outside ``[vmin, vmax]`` and refuses to
     switch the output on until :meth:`configure` has written and verified the start-up configuration."""

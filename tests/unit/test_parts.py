@@ -177,6 +177,7 @@ async def test_tps_board_telemetry() -> None:
         chip_temp_c=60.625,  # external diode, + 0 C on TPS546 boards
         vr_temp_c=pytest.approx(48.25),  # type: ignore[arg-type]
         fan_pct=100.0,
+        status_word=0,  # STATUS_WORD, read as ESP-Miner's TPS546_check_status does
     )
     assert isinstance(board, Tps546Power)
     board.vr.configured = True
