@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reservoir.features import FEATURES, LOG_EXP_SD, noise_floor, states_from_slots
-from reservoir.registry import ReservoirSpec
+from reservoir.spec import ReservoirSpec
 from reservoir.substrate import EventSlot, PoissonSubstrate, RateModelSubstrate, SlotSchedule, Substrate
 
 F64 = NDArray[np.float64]
