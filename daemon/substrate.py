@@ -30,11 +30,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import pyarrow as pa
 
 from daemon.board_control import BoardControl, PartsControl
 from daemon.config import BoardConfig, SafetyLimits, SimulateConfig, TimingConfig, load_config
-from daemon.events import Pipeline
+from daemon.events import Pipeline, event_slots
 from daemon.safety import Setpoint
 from daemon.sim_boards import SimBoard, start_sim_boards
 from daemon.state import BoardState
@@ -273,7 +272,7 @@ class BoardSubstrate:
             pipe.unsubscribe(name)
         lat = np.array([t - due[k] for k, t in written.items() if 0 <= k < n], dtype=np.int64)
         self.last_write_latency_ns = lat
-        return _split(batches, starts, slot_ns, temps, self.n_chips)
+        return event_slots(batches, starts, slot_ns, self.n_chips, temps)
 
 
 def slot_starts(due_ns: np.ndarray, written_ns: dict[int, int]) -> np.ndarray:
@@ -287,42 +286,6 @@ def slot_starts(due_ns: np.ndarray, written_ns: dict[int, int]) -> np.ndarray:
     has = w >= 0
     lat = int(np.median(w[has] - due[has])) if has.any() else 0
     out: np.ndarray = np.maximum.accumulate(np.where(has, w, due + lat))
-    return out
-
-
-def _split(
-    batches: list[pa.RecordBatch], starts: np.ndarray, slot_ns: int, temps: np.ndarray, n_chips: int
-) -> list[EventSlot]:
-    """Events into slots by ``t_ns``: slot k is [starts[k], starts[k+1]), the last one lasts ``slot_ns``."""
-    if batches:
-        tab = pa.Table.from_batches(batches)
-        t = tab.column("t_ns").to_numpy()
-        chip = tab.column("chip").to_numpy().astype(np.int16)
-        core = tab.column("core").to_numpy().astype(np.int16)
-        valid = tab.column("valid").to_numpy(zero_copy_only=False).astype(bool)
-        order = np.argsort(t, kind="stable")
-        t, chip, core, valid = t[order], chip[order], core[order], valid[order]
-    else:
-        t = np.zeros(0, np.int64)
-        chip = core = np.zeros(0, np.int16)
-        valid = np.zeros(0, bool)
-    ends = np.append(starts[1:], starts[-1] + slot_ns) if len(starts) else starts
-    lo = np.searchsorted(t, starts, side="left")
-    hi = np.searchsorted(t, ends, side="left")
-    out = []
-    for k in range(len(starts)):
-        a, b = int(lo[k]), int(hi[k])
-        out.append(
-            EventSlot(
-                t[a:b].astype(np.int64),
-                chip[a:b],
-                core[a:b],
-                valid[a:b],
-                np.full(n_chips, temps[k]),
-                int(starts[k]),
-                int(ends[k] - starts[k]),
-            )
-        )
     return out
 
 

@@ -90,4 +90,3 @@ def make_reservoir(name: str, spec: ReservoirSpec) -> object:
     except KeyError:
         raise ValueError(f"unknown reservoir {name!r}; choose from {', '.join(sorted(REGISTRY))}") from None
     return factory(spec)
-

@@ -11,7 +11,6 @@ import pytest
 pytest.importorskip("torch")
 
 from daemon.cli import main
-from reservoir.registry import ReservoirSpec, make_reservoir
 from tests.unit.test_spiking_idx import _write_mnist
 
 # small liquid, presentations long enough for the branching-factor window (2 x (25 + 4) ms)
