@@ -35,19 +35,15 @@ from daemon.board_control import BoardControl, PartsControl
 from daemon.config import BoardConfig, SafetyLimits, SimulateConfig, TimingConfig, load_config
 from daemon.events import Pipeline, event_slots
 from daemon.safety import Setpoint
-from daemon.sim_boards import SimBoard, start_sim_boards
+from daemon.sim_boards import EMULATOR_LIMITS, SIM_CHAIN_TIMING, SimBoard, check_plants, start_sim_boards
 from daemon.state import BoardState
 from daemon.supervisor import BoardSupervisor
 from drivers.chain import ChainTiming
 from drivers.transport import SerialTransport, Transport
 from reservoir.substrate import EventSlot, SlotSchedule
-from simulator.plant import parse_plants
 
 T = TypeVar("T")
 
-#: Emulator limits for modulation: the default envelope but with frequency steps up to 100 GHz/s (a step per
-#: slot is the point of the experiment; on hardware the configured limits apply unchanged).
-EMULATOR_LIMITS = SafetyLimits(freq_step_rate_mhz_s=100_000.0, cool_down_s=5.0)
 #: Shortest real-time slot (s): the accelerated clock is slowed down so a slot never lasts less than this on
 #: the host. Slots start at their PLL writes (module docstring), which removes the request-to-write latency
 #: (measured 2-8 ms real on a loaded 2-core host), but not the lateness after the write (the emulator
@@ -172,10 +168,7 @@ class BoardSubstrate:
                 chips=sim.chips,
                 safety=self.limits,
             )
-            valid_scale = sb.valid_scale
-            chain_timing = ChainTiming(
-                reset_hold_s=0.01, reset_settle_s=0.01, enum_gap_s=0.2, ramp_step_delay_s=0.01
-            )
+            valid_scale, chain_timing = sb.valid_scale, SIM_CHAIN_TIMING
         else:
             assert self.board is not None
             self._clock = ScaledClock(1.0)
@@ -306,7 +299,7 @@ def make_substrate(args: argparse.Namespace) -> BoardSubstrate:
             plant=tuple(getattr(args, "plant", None) or ()),
             plant_param=tuple(getattr(args, "plant_param", None) or ()),
         )
-        parse_plants(sim.plant, sim.plant_param)  # one-line ValueError before anything starts
+        check_plants(sim)  # one-line ValueError before anything starts
         return BoardSubstrate(sim=sim)
     path = getattr(args, "config", None)
     if not path:

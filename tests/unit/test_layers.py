@@ -172,6 +172,21 @@ def test_nothing_imports_the_command_line() -> None:
     assert bad == []
 
 
+#: The daemon modules that run the emulator (or parse its settings); docs/architecture.md §1.
+DAEMON_TO_SIMULATOR = ("daemon.sim_boards", "daemon.dry_run", "daemon.config")
+
+
+def test_the_daemon_reaches_the_emulator_through_few_doors() -> None:
+    doors = sorted(
+        mod
+        for mod, deps in import_graph().items()
+        if mod.startswith("daemon.")
+        and not mod.startswith("daemon.cli")
+        and any(d.startswith("simulator") for d in deps)
+    )
+    assert set(doors) <= set(DAEMON_TO_SIMULATOR), doors
+
+
 def test_reservoir_makers_import_only_the_spec() -> None:
     g = import_graph()
     importers = sorted(m for m, deps in g.items() if "reservoir.registry" in deps)
