@@ -1,4 +1,4 @@
-"""Reservoir names -> factories, and the interface every reservoir implements.
+"""Reservoir names -> factories, and the interface every reservoir implements (in :mod:`reservoir.spec`).
 
 A factory takes a :class:`ReservoirSpec` and returns an object implementing one or both of:
 
