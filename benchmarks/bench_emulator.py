@@ -20,9 +20,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drivers.frames import JobFrame, chain_inactive, set_address, write_reg
+from simulator.board_spec import BoardConfig
 from simulator.chain import ChainCore
 from simulator.mining import DEFAULT_DIFFICULTY_SCALE
-from simulator.pty_server import BoardConfig, SimulatedBoard
+from simulator.pty_server import SimulatedBoard
 
 #: One 3.125 Mbaud link at line rate: 3.125e6 / 110 bits per 11-byte reply (docs/protocol.md "Rates").
 LINK_REPLIES_PER_S = 3.125e6 / 110

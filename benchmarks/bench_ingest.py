@@ -103,7 +103,7 @@ def _emulator(
     """Child process: serve ``links`` firehose boards; answer 'stop' and 'stats' requests on ``conn``.
 
     ``needs_job``: a chip fires only while it holds a job (False for the bare reader, which sends none)."""
-    from simulator.pty_server import BoardConfig as SimCfg
+    from simulator.board_spec import BoardConfig as SimCfg
     from simulator.pty_server import SimulatedBoard
 
     async def main() -> None:

@@ -33,10 +33,9 @@ from daemon.plans import ProgressStore, SweepProgress, run_plan, write_json_atom
 from daemon.recorder import Recorder, RecorderPolicy, new_run_id
 from daemon.recording import make_dir, recover_all
 from daemon.safety import Setpoint, Source
-from daemon.sim_boards import SimBoard, inject_fault, start_sim_boards
+from daemon.sim_boards import SIM_CHAIN_TIMING, SimBoard, inject_fault, start_sim_boards
 from daemon.state import DaemonState
 from daemon.supervisor import BoardSupervisor
-from drivers.chain import ChainTiming
 from drivers.discovery import Candidate, list_candidates
 
 if TYPE_CHECKING:
@@ -54,10 +53,6 @@ MQTT_CLOSE_TIMEOUT_S = 5.0
 TASK_STOP_TIMEOUT_S = 5.0
 #: Grace for each board to reach its safe state at shutdown (s).
 SHUTDOWN_BOARD_TIMEOUT_S = 5.0
-#: Chain bring-up timing for emulated boards: the emulator answers at once, so the waits can be short.
-SIM_CHAIN_TIMING = ChainTiming(
-    reset_hold_s=0.01, reset_settle_s=0.01, enum_gap_s=0.2, ramp_step_delay_s=0.01, baud_switch_delay_s=0.01
-)
 
 
 class StartError(RuntimeError):

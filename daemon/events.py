@@ -16,14 +16,18 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from reservoir.substrate import EventSlot
+from reservoir.windows import window_events
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +174,24 @@ def make_log_batch(t_ns: int, board: str, kind: str, payload: Mapping[str, Any])
 def is_log_batch(batch: pa.RecordBatch) -> bool:
     """True for a batch made by :func:`make_log_batch` (subscribers receive events and logs interleaved)."""
     return bool(batch.schema.equals(LOG_SCHEMA))
+
+
+def event_slots(
+    batches: Sequence[pa.RecordBatch],
+    starts_ns: np.ndarray,
+    slot_ns: int,
+    n_chips: int,
+    temperature_c: np.ndarray | float = math.nan,
+) -> list[EventSlot]:
+    """The nonce events of ``batches`` cut into one slot per start by :func:`reservoir.windows.window_events`
+    (slot k = [starts[k], starts[k+1]), the last one ``slot_ns`` long; temperature in deg C)."""
+    if batches:
+        tab = pa.Table.from_batches(list(batches))
+        cols = [tab.column(c).to_numpy(zero_copy_only=False) for c in ("t_ns", "chip", "core", "valid")]
+    else:
+        cols = [np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros(0, np.int16), np.zeros(0, bool)]
+    t, chip, core, valid = cols
+    return window_events(t, chip, core, valid, starts_ns, slot_ns, n_chips, temperature_c)
 
 
 @dataclass(slots=True)

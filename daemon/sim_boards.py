@@ -7,6 +7,11 @@ bitaxe-raw I2C to the emulated TPS546/EMC2101), so nothing here is on the data p
 
 Fault hooks (overheat, brown-out, unplug) let demos and system tests exercise the safety paths; emulated time
 runs ``time_scale`` times faster than the host clock.
+
+This is the daemon's one door to the emulator (docs/architecture.md §1): the emulated board's facts come from
+:data:`simulator.board_spec.EMULATED_BOARD` and become the daemon's types here (:data:`SIM_CHAIN_TIMING`,
+:data:`EMULATOR_LIMITS`, :attr:`SimBoard.valid_scale`); ``run --simulate``, the asic substrate and the live
+service start emulated boards only through :func:`start_sim_boards`.
 """
 
 from __future__ import annotations
@@ -17,21 +22,31 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.config import SimFault, SimulateConfig
+from daemon.config import SafetyLimits, SimFault, SimulateConfig
+from drivers.chain import ChainTiming
+from simulator.board_spec import EMULATED_BOARD
+from simulator.board_spec import BoardConfig as SimBoardConfig
 from simulator.i2c_devices import linear11
 from simulator.plant import parse_plants
-from simulator.pty_server import BoardConfig as SimBoardConfig
 from simulator.pty_server import SimulatedBoard
 
 log = logging.getLogger(__name__)
 
 #: PMBus READ_VIN register of the emulated TPS546 (docs/protocol.md); the brown-out hook overrides its value.
-READ_VIN = 0x88
-TPS546_ADDR = 0x24
+READ_VIN = EMULATED_BOARD.read_vin_register
+TPS546_ADDR = EMULATED_BOARD.tps546_address
 #: Input voltage below which the emulated chain loses its state (chips back to reset, re-init needed), V.
-CHAIN_LOST_BELOW_V = 4.5
+CHAIN_LOST_BELOW_V = EMULATED_BOARD.chain_lost_below_v
 #: Emulated board design (TPS546 regulator + EMC2101, like a Bitaxe Gamma).
-SIM_BOARD_KIND = "gamma"
+SIM_BOARD_KIND = EMULATED_BOARD.kind
+#: Chain bring-up timing for emulated boards: the emulator answers at once, so the waits can be short.
+SIM_CHAIN_TIMING = ChainTiming(**EMULATED_BOARD.chain_timing())
+#: Safety limits for modulating an emulated board: the default envelope but with frequency steps as fast as
+#: the emulated PLL follows (a step per slot is the point of the experiment; on hardware the configured
+#: limits apply unchanged).
+EMULATOR_LIMITS = SafetyLimits(
+    freq_step_rate_mhz_s=EMULATED_BOARD.freq_step_rate_mhz_s, cool_down_s=EMULATED_BOARD.cool_down_s
+)
 
 
 class SimBoard:
@@ -57,7 +72,7 @@ class SimBoard:
     @property
     def valid_scale(self) -> float:
         """A nonce is valid when its share difficulty >= ticket difficulty * this (the emulator's scale)."""
-        return float(self.board.config.difficulty_scale)
+        return EMULATED_BOARD.valid_scale(self.board.config)
 
     def overheat(self, temp_c: float) -> None:
         """Force every chip to ``temp_c`` C (relaxes back with the emulated thermal time constant)."""
@@ -75,6 +90,11 @@ class SimBoard:
 
     async def stop(self) -> None:
         await self.board.stop()
+
+
+def check_plants(sim: SimulateConfig) -> None:
+    """One-line ``ValueError`` for bad planted dynamics in ``sim`` (before anything starts)."""
+    parse_plants(sim.plant, sim.plant_param)
 
 
 async def start_sim_boards(

@@ -30,25 +30,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import pyarrow as pa
 
 from daemon.board_control import BoardControl, PartsControl
 from daemon.config import BoardConfig, SafetyLimits, SimulateConfig, TimingConfig, load_config
-from daemon.events import Pipeline
+from daemon.events import Pipeline, event_slots
 from daemon.safety import Setpoint
-from daemon.sim_boards import SimBoard, start_sim_boards
+from daemon.sim_boards import EMULATOR_LIMITS, SIM_CHAIN_TIMING, SimBoard, check_plants, start_sim_boards
 from daemon.state import BoardState
 from daemon.supervisor import BoardSupervisor
 from drivers.chain import ChainTiming
 from drivers.transport import SerialTransport, Transport
 from reservoir.substrate import EventSlot, SlotSchedule
-from simulator.plant import parse_plants
 
 T = TypeVar("T")
 
-#: Emulator limits for modulation: the default envelope but with frequency steps up to 100 GHz/s (a step per
-#: slot is the point of the experiment; on hardware the configured limits apply unchanged).
-EMULATOR_LIMITS = SafetyLimits(freq_step_rate_mhz_s=100_000.0, cool_down_s=5.0)
 #: Shortest real-time slot (s): the accelerated clock is slowed down so a slot never lasts less than this on
 #: the host. Slots start at their PLL writes (module docstring), which removes the request-to-write latency
 #: (measured 2-8 ms real on a loaded 2-core host), but not the lateness after the write (the emulator
@@ -173,10 +168,7 @@ class BoardSubstrate:
                 chips=sim.chips,
                 safety=self.limits,
             )
-            valid_scale = sb.valid_scale
-            chain_timing = ChainTiming(
-                reset_hold_s=0.01, reset_settle_s=0.01, enum_gap_s=0.2, ramp_step_delay_s=0.01
-            )
+            valid_scale, chain_timing = sb.valid_scale, SIM_CHAIN_TIMING
         else:
             assert self.board is not None
             self._clock = ScaledClock(1.0)
@@ -273,7 +265,7 @@ class BoardSubstrate:
             pipe.unsubscribe(name)
         lat = np.array([t - due[k] for k, t in written.items() if 0 <= k < n], dtype=np.int64)
         self.last_write_latency_ns = lat
-        return _split(batches, starts, slot_ns, temps, self.n_chips)
+        return event_slots(batches, starts, slot_ns, self.n_chips, temps)
 
 
 def slot_starts(due_ns: np.ndarray, written_ns: dict[int, int]) -> np.ndarray:
@@ -287,42 +279,6 @@ def slot_starts(due_ns: np.ndarray, written_ns: dict[int, int]) -> np.ndarray:
     has = w >= 0
     lat = int(np.median(w[has] - due[has])) if has.any() else 0
     out: np.ndarray = np.maximum.accumulate(np.where(has, w, due + lat))
-    return out
-
-
-def _split(
-    batches: list[pa.RecordBatch], starts: np.ndarray, slot_ns: int, temps: np.ndarray, n_chips: int
-) -> list[EventSlot]:
-    """Events into slots by ``t_ns``: slot k is [starts[k], starts[k+1]), the last one lasts ``slot_ns``."""
-    if batches:
-        tab = pa.Table.from_batches(batches)
-        t = tab.column("t_ns").to_numpy()
-        chip = tab.column("chip").to_numpy().astype(np.int16)
-        core = tab.column("core").to_numpy().astype(np.int16)
-        valid = tab.column("valid").to_numpy(zero_copy_only=False).astype(bool)
-        order = np.argsort(t, kind="stable")
-        t, chip, core, valid = t[order], chip[order], core[order], valid[order]
-    else:
-        t = np.zeros(0, np.int64)
-        chip = core = np.zeros(0, np.int16)
-        valid = np.zeros(0, bool)
-    ends = np.append(starts[1:], starts[-1] + slot_ns) if len(starts) else starts
-    lo = np.searchsorted(t, starts, side="left")
-    hi = np.searchsorted(t, ends, side="left")
-    out = []
-    for k in range(len(starts)):
-        a, b = int(lo[k]), int(hi[k])
-        out.append(
-            EventSlot(
-                t[a:b].astype(np.int64),
-                chip[a:b],
-                core[a:b],
-                valid[a:b],
-                np.full(n_chips, temps[k]),
-                int(starts[k]),
-                int(ends[k] - starts[k]),
-            )
-        )
     return out
 
 
@@ -343,7 +299,7 @@ def make_substrate(args: argparse.Namespace) -> BoardSubstrate:
             plant=tuple(getattr(args, "plant", None) or ()),
             plant_param=tuple(getattr(args, "plant_param", None) or ()),
         )
-        parse_plants(sim.plant, sim.plant_param)  # one-line ValueError before anything starts
+        check_plants(sim)  # one-line ValueError before anything starts
         return BoardSubstrate(sim=sim)
     path = getattr(args, "config", None)
     if not path:

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reservoir.features import FEATURES, LOG_EXP_SD, noise_floor, states_from_slots
-from reservoir.registry import ReservoirSpec
+from reservoir.spec import ReservoirSpec
 from reservoir.substrate import EventSlot, PoissonSubstrate, RateModelSubstrate, SlotSchedule, Substrate
 
 F64 = NDArray[np.float64]
@@ -88,6 +88,33 @@ class NoiseStats:
         }
 
 
+def input_mask(seed: int, n_sub: int, d: int, kind: str = MASKS[0]) -> F64:
+    """The fixed random input mask (n_sub, d) of a seed (module docstring: ``positive`` or ``symmetric``)."""
+    m = np.random.default_rng(seed).uniform(-1.0, 1.0, (n_sub, d))
+    return np.abs(m) if kind == "positive" else m
+
+
+def mask_setpoints(u: F64, mask: F64, f_min: float, f_max: float) -> F64:
+    """Frequency setpoints (T * S,) in MHz for inputs ``u`` (T, d) in [-1, 1] through ``mask`` (S, d)."""
+    u = np.asarray(u, dtype=np.float64).reshape(len(u), -1)
+    x = np.clip(u @ mask.T / u.shape[1], -1.0, 1.0)  # (T, S)
+    mid, half = 0.5 * (f_min + f_max), 0.5 * (f_max - f_min)
+    return np.asarray(np.clip(mid + half * x, f_min, f_max).reshape(-1), dtype=np.float64)
+
+
+def slot_states(slots: list[EventSlot], n_steps: int, n_sub: int, n_chips: int, slot_ns: int) -> F64:
+    """State rows (n_steps, n_sub * n_chips * len(FEATURES)); counts scaled to the nominal ``slot_ns`` (a
+    substrate that starts each slot when its setpoint took effect returns slots of uneven ``duration_ns``)."""
+    S = states_from_slots(slots, n_steps, n_sub, n_chips)
+    d = np.array([s.duration_ns for s in slots], dtype=np.float64)
+    if np.all(d == slot_ns):
+        return S
+    scale = np.where(d > 0, slot_ns / np.maximum(d, 1.0), 1.0).reshape(n_steps, n_sub, 1)
+    view = S.reshape(n_steps, n_sub, n_chips, len(FEATURES))
+    view[..., FEATURES.index("count")] *= scale
+    return S
+
+
 class AsicReservoir:
     """SeriesReservoir and SampleReservoir over a :class:`Substrate` (see reservoir.registry)."""
 
@@ -120,16 +147,13 @@ class AsicReservoir:
 
     def _get_mask(self, d: int) -> F64:
         if self._mask is None or self._mask.shape[1] != d:
-            m = np.random.default_rng(self.seed).uniform(-1.0, 1.0, (self.n_sub, d))
-            self._mask = np.abs(m) if self.mask == "positive" else m
+            self._mask = input_mask(self.seed, self.n_sub, d, self.mask)
         return self._mask
 
     def setpoints(self, u: F64) -> F64:
         """Frequency setpoints (T * S,) in MHz for inputs u (T, d)."""
         u = np.asarray(u, dtype=np.float64).reshape(len(u), -1)
-        x = np.clip(u @ self._get_mask(u.shape[1]).T / u.shape[1], -1.0, 1.0)  # (T, S)
-        mid, half = 0.5 * (self.f_min + self.f_max), 0.5 * (self.f_max - self.f_min)
-        return np.asarray(np.clip(mid + half * x, self.f_min, self.f_max).reshape(-1), dtype=np.float64)
+        return mask_setpoints(u, self._get_mask(u.shape[1]), self.f_min, self.f_max)
 
     def reset(self) -> None:
         """Forget the noise-floor statistics (the substrate itself keeps running: a physical state)."""
@@ -149,14 +173,7 @@ class AsicReservoir:
     def _states(self, slots: list[EventSlot], n_steps: int) -> F64:
         """State rows; counts scaled to the nominal slot (a substrate that starts each slot when its
         setpoint took effect, as the daemon's does, returns slots of slightly uneven ``duration_ns``)."""
-        S = states_from_slots(slots, n_steps, self.n_sub, self.n_chips)
-        d = np.array([s.duration_ns for s in slots], dtype=np.float64)
-        if np.all(d == self.slot_ns):
-            return S
-        scale = np.where(d > 0, self.slot_ns / np.maximum(d, 1.0), 1.0).reshape(n_steps, self.n_sub, 1)
-        view = S.reshape(n_steps, self.n_sub, self.n_chips, len(FEATURES))
-        view[..., FEATURES.index("count")] *= scale
-        return S
+        return slot_states(slots, n_steps, self.n_sub, self.n_chips, self.slot_ns)
 
     def _remember(self, slots: list[EventSlot]) -> None:
         # running totals over every slot since reset() (the mean count is all the floor needs)

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reservoir.asic import AsicReservoir, make_poisson_asic
-from reservoir.registry import ReservoirSpec
+from reservoir.spec import ReservoirSpec
 
 F64 = NDArray[np.float64]
 

@@ -18,13 +18,8 @@ import scipy.stats
 from numpy.typing import NDArray
 
 from reservoir.readout import RidgeClassifierReadout, RidgeReadout
-from reservoir.registry import (
-    ReservoirSpec,
-    SampleReservoir,
-    SeriesReservoir,
-    UnsupportedTask,
-    make_reservoir,
-)
+from reservoir.registry import make_reservoir
+from reservoir.spec import ReservoirSpec, SampleReservoir, SeriesReservoir, UnsupportedTask
 from reservoir.tasks import (
     ClassificationTask,
     MinMaxScaler,
@@ -204,7 +199,7 @@ def run_bench(
         for i, seed in enumerate(seed_list):
             if progress:
                 progress(f"{tk.name} x {reservoir}: seed {seed} ({i + 1}/{len(seed_list)})")
-            outcomes.append(bench_seed(tk, reservoir, size, seed, options))
+            outcomes.append(bench_seed(tk, reservoir, size, seed, options, with_info=True))
     else:  # e.g. reservoir.distributed.seed_mapper: one task per seed, results in seed order
         if progress:
             progress(f"{tk.name} x {reservoir}: {len(seed_list)} seed(s) as tasks")

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numpy.typing import NDArray
 
-from reservoir.registry import ReservoirSpec
+from reservoir.spec import ReservoirSpec
 
 try:  # the kernel behind CSR @ vector, without scipy's per-call checks (falls back to W @ x)
     from scipy.sparse._sparsetools import csr_matvec as _csr_matvec

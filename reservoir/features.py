@@ -35,11 +35,6 @@ FEATURES: tuple[str, ...] = (
 LOG_EXP_SD = float(np.pi / np.sqrt(6.0))
 
 
-def slot_features(slot: EventSlot, n_chips: int) -> F64:
-    """Features (n_chips, len(FEATURES)) of one slot."""
-    return np.asarray(features_per_slot([slot], n_chips)[0], dtype=np.float64)
-
-
 def features_per_slot(slots: Sequence[EventSlot], n_chips: int) -> F64:
     """Features (n_slots, n_chips, len(FEATURES)), vectorised over all events of all slots."""
     n_slots = len(slots)

@@ -1,4 +1,4 @@
-"""Reservoir names -> factories, and the interface every reservoir implements.
+"""Reservoir names -> factories, and the interface every reservoir implements (in :mod:`reservoir.spec`).
 
 A factory takes a :class:`ReservoirSpec` and returns an object implementing one or both of:
 
@@ -28,80 +28,25 @@ which must export ``make_lsm(spec)``, ``make_lsm_stdp(spec)`` and ``make_nalsm(s
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-from numpy.typing import NDArray
+from reservoir.asic import make_asic
+from reservoir.baselines import make_delay_line, make_poisson_null
+from reservoir.esn import make_esn
+from reservoir.spec import Factory, ReservoirSpec, SampleReservoir, SeriesReservoir, UnsupportedTask
 
-F64 = NDArray[np.float64]
+__all__ = [
+    "NEURO_HINT",
+    "REGISTRY",
+    "Factory",
+    "ReservoirSpec",
+    "SampleReservoir",
+    "SeriesReservoir",
+    "UnsupportedTask",
+    "make_reservoir",
+    "register",
+]
 
 NEURO_HINT = "install the neuro extra: pip install '.[neuro]'"
-
-
-@runtime_checkable
-class SeriesReservoir(Protocol):
-    """A driven dynamical system producing one state row per input step."""
-
-    state_dim: int
-
-    def reset(self) -> None: ...
-
-    def run(self, u: F64) -> F64: ...
-
-
-@runtime_checkable
-class SampleReservoir(Protocol):
-    """A feature map for independent samples (classification)."""
-
-    def fit_transform(self, X: F64) -> F64: ...
-
-    def transform(self, X: F64) -> F64: ...
-
-
-class UnsupportedTask(ValueError):
-    """The reservoir does not implement the interface the task needs."""
-
-
-@dataclass(frozen=True)
-class ReservoirSpec:
-    """What a factory needs: ``n_inputs`` (d_in), ``size`` (N, the state size asked for; None = default),
-    ``seed``, ``kind`` ("series" or "samples") and free-form ``options`` (e.g. ``substrate`` for asic)."""
-
-    n_inputs: int
-    seed: int = 0
-    size: int | None = None
-    kind: str = "series"
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-Factory = Callable[[ReservoirSpec], object]
-
-
-def _esn(spec: ReservoirSpec) -> object:
-    from reservoir.esn import make_esn
-
-    return make_esn(spec)
-
-
-def _delay(spec: ReservoirSpec) -> object:
-    from reservoir.baselines import make_delay_line
-
-    return make_delay_line(spec)
-
-
-def _poisson(spec: ReservoirSpec) -> object:
-    from reservoir.baselines import make_poisson_null
-
-    return make_poisson_null(spec)
-
-
-def _asic(spec: ReservoirSpec) -> object:
-    from reservoir.asic import make_asic
-
-    return make_asic(spec)
 
 
 def _spiking(attr: str) -> Factory:
@@ -122,10 +67,10 @@ def _spiking(attr: str) -> Factory:
 
 #: Name -> factory. Add entries with :func:`register`.
 REGISTRY: dict[str, Factory] = {
-    "esn": _esn,
-    "delay-line": _delay,
-    "poisson-null": _poisson,
-    "asic": _asic,
+    "esn": make_esn,
+    "delay-line": make_delay_line,
+    "poisson-null": make_poisson_null,
+    "asic": make_asic,
     "lsm": _spiking("make_lsm"),
     "lsm-stdp": _spiking("make_lsm_stdp"),
     "nalsm": _spiking("make_nalsm"),
@@ -138,28 +83,10 @@ def register(name: str, factory: Factory) -> None:
 
 
 def make_reservoir(name: str, spec: ReservoirSpec) -> object:
-    """Instantiate a reservoir by name."""
+    """Instantiate a reservoir by name (a caller that wants the instances, e.g. for ``info()``, keeps the
+    returned object: :func:`reservoir.bench.bench_seed` with ``with_info``)."""
     try:
         factory = REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown reservoir {name!r}; choose from {', '.join(sorted(REGISTRY))}") from None
     return factory(spec)
-
-
-@contextmanager
-def recording(name: str) -> Iterator[list[object]]:
-    """Within the block, every reservoir built under ``name`` is also appended to the yielded list (so a
-    caller of :func:`make_reservoir` indirectly, e.g. the bench runner, can read ``info()`` afterwards)."""
-    built: list[object] = []
-    original = REGISTRY[name]
-
-    def factory(spec: ReservoirSpec) -> object:
-        res = original(spec)
-        built.append(res)
-        return res
-
-    REGISTRY[name] = factory
-    try:
-        yield built
-    finally:
-        REGISTRY[name] = original

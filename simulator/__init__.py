@@ -5,11 +5,12 @@ Public API: :class:`ChainCore` (no I/O, simulated seconds), :class:`SimulatedBoa
 :class:`Fault`, and :data:`DEFAULT_DIFFICULTY_SCALE`. See ``docs/emulator.md``.
 """
 
+from simulator.board_spec import BoardConfig
 from simulator.chain import ChainCore, Knobs
 from simulator.faults import Fault
 from simulator.mining import DEFAULT_DIFFICULTY_SCALE
 from simulator.physics import PhysicsParams
-from simulator.pty_server import BoardConfig, SimulatedBoard
+from simulator.pty_server import SimulatedBoard
 
 __all__ = [
     "DEFAULT_DIFFICULTY_SCALE",

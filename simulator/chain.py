@@ -19,14 +19,8 @@ import numpy as np
 from drivers.frames import CommandFrame, decode
 from drivers.registers import JOB_HEADER, Cmd
 from simulator.chip import REG_FAST_UART, ChipState
-from simulator.mining import (
-    DEFAULT_DIFFICULTY_SCALE,
-    Job,
-    NonceSearcher,
-    encode_reply,
-    share_threshold,
-    uart_baud,
-)
+from simulator.emission import Arrivals, NonceRecord, ReplyMaker
+from simulator.mining import DEFAULT_DIFFICULTY_SCALE, Job, encode_reply, uart_baud
 from simulator.physics import SMALL_CORES, ChainPhysics, PhysicsParams, error_fractions
 from simulator.plant import Plants, PlantSpec
 
@@ -57,16 +51,6 @@ class Knobs:
     #: Lewis (1980), ``e_n = rho * e_(n-1)`` plus, with probability ``1 - rho``, a fresh unit exponential, in
     #: rate-integrated time. Intervals stay exponential with lag-k autocorrelation ``rho**k``.
     serial_correlation: float = 0.0
-
-
-@dataclass(slots=True)
-class NonceRecord:
-    """Ground truth of one emitted nonce (kept when ``record_nonces``)."""
-
-    t: float
-    chip: int
-    nonce: int
-    valid: bool
 
 
 @dataclass
@@ -124,11 +108,9 @@ class ChainCore:
         self.truth_only = truth_only
         self.nonce_log: list[NonceRecord] = []
         self._rngs = [random.Random(f"asicrc-sim:{seed}:{i}") for i in range(chips)]
-        self._searchers = [NonceSearcher(r) for r in self._rngs]
+        self._replies = ReplyMaker(self._rngs, difficulty_scale)
         self._np_rng = np.random.default_rng([seed, 0xD21F])
-        self._hazard = np.array([r.expovariate(1.0) for r in self._rngs])
-        self._last_draw = self._hazard.copy()  # the previous unit interval per chip (serial correlation)
-        self._dead_until = np.zeros(chips)
+        self._arrivals = Arrivals(self._rngs, self.knobs.dead_time_s, self.knobs.serial_correlation)
         self._rate = np.zeros(chips)
         self._p_invalid = np.zeros(chips)
         self._drift = np.zeros(chips)
@@ -145,8 +127,6 @@ class ChainCore:
         self._addr_cursor: int | None = None
         self._reset_held = False
         self._browned = False
-        self._thresholds: dict[int, int] = {}
-        self._pool: dict[tuple[int, int, int, int], list[bytes]] = {}
         self._sync_chips()
 
     # ---- public state ---------------------------------------------------------------------------------
@@ -211,11 +191,7 @@ class ChainCore:
     def next_event_time(self) -> float:
         """Earliest time (s) a reply may be emitted, assuming rates hold until the next physics grid point."""
         best = self._out[0][0] if self._out else math.inf
-        active = self._rate > 0
-        if active.any():
-            start = np.maximum(self._dead_until[active], self._t)
-            nxt = float((start + self._hazard[active] / self._rate[active]).min())
-            best = min(best, max(nxt, self._t))
+        best = min(best, self._arrivals.next_time(self._rate, self._t))
         return min(best, self._next_grid) if math.isfinite(best) else self._next_grid
 
     def advance_physics(self, t: float) -> None:
@@ -333,7 +309,7 @@ class ChainCore:
             for c in self._targets(frame):
                 effect = c.write(frame.reg, frame.value)
                 if effect == "pll":
-                    self._dead_until[c.index] = max(self._dead_until[c.index], t + self.params.pll_relock_s)
+                    self._arrivals.hold(c.index, t + self.params.pll_relock_s)
             self._sync_chips()
         elif frame.cmd == Cmd.READ_REGISTER:
             te = t + CMD_REPLY_LATENCY_S
@@ -400,52 +376,7 @@ class ChainCore:
 
     def _consume(self, t0: float, t1: float) -> None:
         """Integrate the hazards over ``[t0, t1)`` at constant rates, emitting every nonce in it."""
-        rate = self._rate
-        start = np.maximum(self._dead_until, t0)
-        h = rate * np.maximum(t1 - start, 0.0)
-        fire = (h >= self._hazard) & (rate > 0)
-        self._hazard -= np.where(fire, 0.0, h)
-        for i in np.flatnonzero(fire):
-            self._fire_chip(int(i), float(start[i]), t1)
-
-    def _fire_chip(self, i: int, t: float, t1: float) -> None:
-        """Emit chip ``i``'s nonces in ``[t, t1)``; ``t`` is where its hazard clock starts in this segment."""
-        rate = float(self._rate[i])
-        rng = self._rngs[i]
-        dead = self.knobs.dead_time_s
-        e = float(self._hazard[i])
-        while True:
-            te = t + e / rate
-            if te >= t1:
-                e -= (t1 - t) * rate
-                break
-            self._nonce(i, te)
-            e = self._next_unit_interval(i, rng)
-            t = te
-            if dead > 0:
-                t += dead
-                if t >= t1:
-                    self._dead_until[i] = t
-                    break
-        self._hazard[i] = e
-
-    def _next_unit_interval(self, i: int, rng: random.Random) -> float:
-        """Chip ``i``'s next interval in rate-integrated time: a unit exponential, or EAR(1) (Knobs)."""
-        rho = self.knobs.serial_correlation
-        if rho <= 0:
-            return rng.expovariate(1.0)
-        e = rho * float(self._last_draw[i])
-        if rng.random() >= rho:
-            e += rng.expovariate(1.0)
-        self._last_draw[i] = e
-        return e
-
-    def _threshold(self, tdiff: int) -> int:
-        thr = self._thresholds.get(tdiff)
-        if thr is None:
-            thr = share_threshold(tdiff, self.difficulty_scale)
-            self._thresholds[tdiff] = thr
-        return thr
+        self._arrivals.consume(self._rate, t0, t1, self._nonce)
 
     def _nonce(self, i: int, t: float) -> None:
         chip = self.chips[i]
@@ -454,7 +385,7 @@ class ChainCore:
         job_id = job.job_id if job is not None else 0
         small = rng.getrandbits(3)
         if self.firehose_rate is not None:
-            self._emit(t, self._firehose_frame(chip, job_id, small))
+            self._emit(t, self._replies.firehose(chip, job_id, small))
             self.stats.nonces += 1
             return
         if job is None:
@@ -465,29 +396,11 @@ class ChainCore:
             self.stats.invalid += not valid
             self.nonce_log.append(NonceRecord(t, i, (rng.randrange(112) << 25) | rng.getrandbits(25), valid))
             return
-        nonce, field_, _ = self._searchers[i].find(
-            job, chip.vmask, chip.address, self._threshold(chip.ticket_diff), valid
-        )
+        nonce, reply = self._replies.share(chip, job, valid, small)
         if not valid:
             chip.nonce_errors += 1
             self.stats.invalid += 1
         self.stats.nonces += 1
         if self.record_nonces:
             self.nonce_log.append(NonceRecord(t, i, nonce, valid))
-        b7 = (job_id & 0xF8) | small
-        self._emit(t, encode_reply(nonce.to_bytes(4, "big"), 0, b7, field_, True, chip.reply_len))
-
-    def _firehose_frame(self, chip: ChipState, job_id: int, small: int) -> bytes:
-        """Random (NOT share-valid) nonce reply from a cached pool per (address, job, length, small core)."""
-        key = (chip.address, job_id, chip.reply_len, small)
-        pool = self._pool.get(key)
-        rng = self._rngs[chip.index]
-        if pool is None:
-            pool = []
-            for _ in range(64):
-                nonce = (rng.randrange(112) << 25) | (chip.address << 17) | rng.getrandbits(17)
-                field_ = rng.getrandbits(16) & (chip.vmask >> 13)
-                b7 = (job_id & 0xF8) | small
-                pool.append(encode_reply(nonce.to_bytes(4, "big"), 0, b7, field_, True, chip.reply_len))
-            self._pool[key] = pool
-        return pool[rng.getrandbits(6)]
+        self._emit(t, reply)

@@ -107,11 +107,6 @@ def share_threshold(ticket_diff: float, scale: float) -> int:
     return int(DIFF1_TARGET * need.denominator // need.numerator)
 
 
-def header_hash_value(header80: bytes) -> int:
-    """Double SHA-256 of an 80-byte header as a little-endian integer (Bitcoin convention)."""
-    return int.from_bytes(hashlib.sha256(hashlib.sha256(header80).digest()).digest(), "little")
-
-
 class _Cursor:
     """One big core's scan: its rolled version, midstate and the next low nonce bits to try."""
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import fcntl
 import logging
@@ -24,21 +23,17 @@ import os
 import random
 import struct
 import time
-import tty
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.bitaxe_raw import DEFAULT_FIRMWARE, BitaxeRawDevice
-from simulator.chain import ChainCore, Knobs
+from simulator.bitaxe_raw import BitaxeRawDevice
+from simulator.board_spec import BoardConfig
+from simulator.chain import ChainCore
 from simulator.faults import Fault, StreamFaults
 from simulator.i2c_devices import TPS546D24A
-from simulator.link import FTDI_LATENCY_S, GroundTruth, make_link
-from simulator.mining import DEFAULT_DIFFICULTY_SCALE
-from simulator.physics import PhysicsParams
-from simulator.plant import PlantSpec
+from simulator.link import GroundTruth, make_link
+from simulator.ptys import Pty, TimerFd
 
 log = logging.getLogger(__name__)
 
@@ -55,110 +50,6 @@ MAX_PENDING_OUT = 1 << 20
 TCGETS2 = 0x802C542A
 #: Largest host/chain baud mismatch a UART tolerates (8N1 sampling mid-bit over 10 bits: ~5 %).
 BAUD_TOLERANCE = 0.05
-#: timerfd constants from <sys/timerfd.h> / <time.h> (Linux): CLOCK_MONOTONIC is the clock of
-#: time.monotonic_ns; TFD_TIMER_ABSTIME arms at an absolute time.
-CLOCK_MONOTONIC = 1
-TFD_NONBLOCK = os.O_NONBLOCK
-TFD_CLOEXEC = os.O_CLOEXEC
-TFD_TIMER_ABSTIME = 1
-
-
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-class _Itimerspec(ctypes.Structure):
-    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
-
-
-class TimerFd:
-    """A one-shot CLOCK_MONOTONIC ``timerfd`` (Linux, via libc): readable at the armed deadline (ns).
-
-    An event loop watching it wakes within the kernel's hrtimer precision (tens of us) instead of asyncio's
-    1 ms timer granularity. Raises OSError where timerfd is unavailable.
-    """
-
-    def __init__(self) -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            self._settime = libc.timerfd_settime
-        except (OSError, AttributeError) as exc:
-            raise OSError(errno.ENOSYS, f"timerfd unavailable: {exc}") from exc
-        self._settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
-        fd = int(libc.timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC))
-        if fd < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"timerfd_create: {os.strerror(err)}")
-        self.fd = fd
-        self._spec = _Itimerspec()
-
-    def arm(self, deadline_ns: int) -> None:
-        """Fire once at ``deadline_ns`` (time.monotonic_ns scale); a deadline in the past fires at once."""
-        deadline_ns = max(deadline_ns, 1)  # 0 would disarm
-        self._spec.it_value.tv_sec, self._spec.it_value.tv_nsec = divmod(deadline_ns, 1_000_000_000)
-        if self._settime(self.fd, TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"timerfd_settime: {os.strerror(err)}")
-
-    def drain(self) -> None:
-        """Consume the expiry count so the fd is no longer readable."""
-        with contextlib.suppress(BlockingIOError, InterruptedError):
-            os.read(self.fd, 8)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-
-
-@dataclass
-class BoardConfig:
-    """Everything that defines one emulated board (all reproducible from ``seed``)."""
-
-    chips: int = 1
-    seed: int = 0
-    speed: float = 1.0
-    link: str = "ideal"
-    board_kind: str = "gamma"
-    #: bitaxe-raw firmware variant answering the control port (simulator.bitaxe_raw.FIRMWARES).
-    raw_firmware: str = DEFAULT_FIRMWARE
-    difficulty_scale: float = DEFAULT_DIFFICULTY_SCALE
-    firehose_rate: float | None = None
-    #: Firehose only from chips holding a job, i.e. after the host's bring-up (ChainCore.firehose_needs_job).
-    firehose_needs_job: bool = False
-    knobs: Knobs = field(default_factory=Knobs)
-    params: PhysicsParams = field(default_factory=PhysicsParams)
-    ftdi_latency_s: float = FTDI_LATENCY_S
-    record_truth: bool = False
-    truth_path: str | None = None
-    link_dir: str | None = None
-    name: str = "board0"
-    #: Garble bytes both ways while the host's pty speed (as set by e.g. pyserial) differs from the chain's
-    #: baud by more than 5 %, like a real UART. Off by default: a pty opened raw reports 38400 baud.
-    check_baud: bool = False
-    #: Planted input-dependent dynamics (simulator/plant.py), none by default.
-    plants: tuple[PlantSpec, ...] = ()
-
-
-class _Pty:
-    """One pty pair; we keep the slave open so the host may close and reopen it freely."""
-
-    def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        os.set_blocking(self.master, False)
-        self.path = os.ttyname(self.slave)
-        self.out = bytearray()
-        self.dropped = 0
-        #: Bytes ever queued / ever written or dropped, and (stream end offset, truth_lo, truth_hi) of each
-        #: queued chunk that completes ground-truth replies, to stamp their actual write time.
-        self.queued = 0
-        self.done = 0
-        self.marks: deque[tuple[int, int, int]] = deque()
-
-    def close(self) -> None:
-        for fd in (self.master, self.slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 class SimulatedBoard:
@@ -188,8 +79,8 @@ class SimulatedBoard:
         self.garbled_bytes = 0
         self.t0_ns = 0
         self.reopen_count = 0
-        self._data: _Pty | None = None
-        self._ctrl: _Pty | None = None
+        self._data: Pty | None = None
+        self._ctrl: Pty | None = None
         self._timer: TimerFd | None = None
         self._handle: asyncio.TimerHandle | None = None
         self._last_tick_ns = 0
@@ -346,13 +237,13 @@ class SimulatedBoard:
         return ack
 
     # ---- internals -------------------------------------------------------------------------------------
-    def _open(self, cb: Callable[[], None]) -> _Pty:
-        p = _Pty()
+    def _open(self, cb: Callable[[], None]) -> Pty:
+        p = Pty()
         assert self._loop is not None
         self._loop.add_reader(p.master, cb)
         return p
 
-    def _close(self, p: _Pty) -> None:
+    def _close(self, p: Pty) -> None:
         assert self._loop is not None
         self._loop.remove_reader(p.master)
         self._loop.remove_writer(p.master)
@@ -382,7 +273,7 @@ class SimulatedBoard:
             os.symlink(target, tmp)
             os.replace(tmp, link)
 
-    def _read(self, p: _Pty) -> bytes:
+    def _read(self, p: Pty) -> bytes:
         try:
             return os.read(p.master, 65536)
         except (BlockingIOError, InterruptedError):
@@ -442,7 +333,7 @@ class SimulatedBoard:
             out = b"".join(d.data for d in ready)
             self._write(p, self._garble(out) if self.baud_mismatch() else out)
 
-    def _write(self, p: _Pty, data: bytes) -> None:
+    def _write(self, p: Pty, data: bytes) -> None:
         p.out += data
         p.queued += len(data)
         if len(p.out) > MAX_PENDING_OUT:
@@ -452,7 +343,7 @@ class SimulatedBoard:
             self._written(p, cut, -1)
         self._flush(p)
 
-    def _written(self, p: _Pty, n: int, t_ns: int) -> None:
+    def _written(self, p: Pty, n: int, t_ns: int) -> None:
         """``n`` more bytes of ``p`` left the queue at ``t_ns`` (-1: dropped): stamp the replies they end."""
         p.done += n
         marks, w = p.marks, self._write_ns
@@ -464,7 +355,7 @@ class SimulatedBoard:
                 w.extend([-1] * (hi - len(w)))
             w[lo:hi] = [t_ns] * (hi - lo)
 
-    def _flush(self, p: _Pty) -> None:
+    def _flush(self, p: Pty) -> None:
         assert self._loop is not None
         try:
             # ground truth: the host time these bytes reached the pty, taken as the write starts (a reader on

@@ -39,7 +39,7 @@ from daemon.cli.progress import Feedback
 from reservoir.bench import run_bench
 from reservoir.distributed import ClusterError, connect, seed_mapper  # Dask only inside connect()
 from reservoir.progress import listening
-from reservoir.registry import REGISTRY, UnsupportedTask, recording
+from reservoir.registry import REGISTRY, UnsupportedTask
 from reservoir.tasks import TASKS, TaskDataError
 from reservoir.tasks.base import ClassificationTask
 
@@ -248,8 +248,6 @@ def run(args: argparse.Namespace) -> int:
         with Feedback(args.quiet) as feedback, ExitStack() as stack:
             feedback.step(f"{args.task} x {args.reservoir}: starting")
             stack.enter_context(listening(feedback.detail))  # batches and stage-1 samples of spiking kinds
-            if args.reservoir in SPIKING:
-                built = stack.enter_context(recording(args.reservoir))
             result = run_bench(
                 task,
                 args.reservoir,
@@ -271,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
             close()
         if cluster is not None:
             cluster.close()
-    info = reservoir_info(built, result.extra.get("reservoir_info") if cluster is not None else None)
+    info = reservoir_info(built, result.extra.get("reservoir_info") or [])
     summary = _clean({**result.summary, "reservoir_info": info} if info else result.summary)
     _print_summary(summary, args.json)
     if report_dir is not None:

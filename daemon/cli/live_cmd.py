@@ -9,8 +9,8 @@
 substrate call as the live service runs them, and fits the readout on the input delayed by ``--delay``
 steps (0: reproduce the input). It reports the fit quality: NRMSE on the training steps and on the last
 ``--holdout`` fraction of the steps, held out of a first fit (the model written is then fitted on every
-step). ``serve`` is the standalone service of :func:`daemon.live.main`; inside the daemon use the config's
-``[live]`` section instead.
+step). ``serve`` runs the service standalone (its own supervised board or emulator,
+:mod:`daemon.live`); inside the daemon use the config's ``[live]`` section instead.
 """
 
 from __future__ import annotations
@@ -175,7 +175,8 @@ def fit_quality(states: Any, y: Any, holdout: float) -> dict[str, Any]:
 
 
 def serve_main(args: argparse.Namespace) -> int:
-    """``asicrc live serve``: :func:`daemon.live.main` with these flags; 2 on a usage error."""
+    """``asicrc live serve``: the service on an emulated board (``--simulate``) or the first board of
+    ``--config``, metrics on ``--metrics-port``; 2 on a usage error."""
     if not args.simulate and not args.config:
         return _error("serve needs --simulate or --config FILE")
     if args.ca_file and not args.tls:
@@ -184,33 +185,49 @@ def serve_main(args: argparse.Namespace) -> int:
         return _error(f"--ca-file {args.ca_file!r}: no such file")
     if not Path(args.readout).is_file():
         return _error(f"--readout {args.readout!r}: no such file (asicrc live train --out FILE)")
-    from daemon.cli.collect_cmd import parse_broker
+    from daemon.cli.collect_cmd import parse_broker, read_password
 
     try:
-        parse_broker(args.mqtt)
+        host, port = parse_broker(args.mqtt)
     except ValueError as exc:
         return _error(str(exc))
-    from daemon.live import LiveModel
-    from daemon.live import main as live_main
+    import asyncio
+    import contextlib
+    import socket
+
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from daemon.config import SimulateConfig, load_config
+    from daemon.live import LiveModel, LiveService, SubstrateSource, live_loop, run_live
+    from daemon.mqtt_link import MqttSettings
+    from daemon.substrate import BoardSubstrate
 
     try:
-        LiveModel.load(Path(args.readout))
+        model = LiveModel.load(Path(args.readout))
     except (OSError, ValueError, KeyError) as exc:
         return _error(f"--readout {args.readout!r}: not a LiveModel file ({exc})")
-    argv = ["--mqtt", args.mqtt, "--readout", args.readout, "--topic-root", args.topic_root]
-    argv += ["--time-scale", str(args.time_scale)]
-    for flag, value in (
-        ("--ca-file", args.ca_file),
-        ("--config", args.config),
-        ("--host-id", args.host_id),
-        ("--username", args.username),
-        ("--password-file", args.password_file),
-        ("--metrics-port", args.metrics_port),
-    ):
-        if value is not None:
-            argv += [flag, str(value)]
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    settings = MqttSettings(
+        host=host,
+        port=port,
+        username=args.username,
+        password=read_password(args.password_file) if args.password_file else None,
+        topic_root=args.topic_root,
+        host_id=args.host_id or socket.gethostname(),
+        tls=args.tls,
+        ca_file=args.ca_file,
+    )
     if args.simulate:
-        argv.append("--simulate")
-    if args.tls:
-        argv.append("--tls")
-    return live_main(argv)
+        substrate = BoardSubstrate(sim=SimulateConfig(chips=model.params.n_chips, time_scale=args.time_scale))
+    else:
+        substrate = BoardSubstrate(board=load_config(args.config).boards[0])
+    registry = CollectorRegistry()
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr="127.0.0.1", registry=registry)
+    service = LiveService(model, SubstrateSource(model.params, substrate), lambda m: None, registry=registry)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_live(service, live_loop(settings, service)))
+    finally:
+        substrate.close()
+    return 0

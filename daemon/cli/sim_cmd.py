@@ -16,10 +16,11 @@ from typing import Any
 
 from daemon.cli.errors import UsageError
 from simulator.bitaxe_raw import DEFAULT_FIRMWARE, FIRMWARES
+from simulator.board_spec import BoardConfig
 from simulator.chain import MAX_CHIPS, Knobs
 from simulator.mining import DEFAULT_DIFFICULTY_SCALE
 from simulator.plant import parse_plants
-from simulator.pty_server import BoardConfig, SimulatedBoard
+from simulator.pty_server import SimulatedBoard
 
 
 def _pair(text: str) -> tuple[float, float]:

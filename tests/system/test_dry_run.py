@@ -30,7 +30,7 @@ from drivers import bitaxe_raw_codec as br
 from drivers import chipmath
 from drivers.chain import REG_PLL0, REG_TICKET_MASK, ChainTiming
 from drivers.frames import JobFrame, decode
-from simulator.pty_server import BoardConfig as SimBoardConfig
+from simulator.board_spec import BoardConfig as SimBoardConfig
 from simulator.pty_server import SimulatedBoard
 
 pytestmark = pytest.mark.system

@@ -26,7 +26,8 @@ from drivers.frames import (
     set_address,
     write_reg,
 )
-from simulator.pty_server import BoardConfig, SimulatedBoard
+from simulator.board_spec import BoardConfig
+from simulator.pty_server import SimulatedBoard
 
 pytestmark = pytest.mark.system
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from drivers.transport import ReplyBatchReader, SerialTransport, TransportClosed
-from simulator.pty_server import BoardConfig, SimulatedBoard
+from simulator.board_spec import BoardConfig
+from simulator.pty_server import SimulatedBoard
 
 pytestmark = pytest.mark.system
 

@@ -58,6 +58,31 @@ def test_unknown_and_unsupported() -> None:
         del REGISTRY["series-only"]
 
 
+def test_run_bench_reports_each_seeds_info_without_touching_the_registry() -> None:
+    class WithInfo:
+        def __init__(self, spec: ReservoirSpec) -> None:
+            self.seed, self.state_dim = spec.seed, 3
+
+        def reset(self) -> None:
+            pass
+
+        def run(self, u: np.ndarray) -> np.ndarray:
+            return np.repeat(u[:, :1], 3, axis=1)
+
+        def info(self) -> dict[str, int]:
+            return {"seed": self.seed}
+
+    register("with-info", WithInfo)
+    try:
+        factory = REGISTRY["with-info"]
+        r = run_bench("narma10", "with-info", seeds=[5, 7], task_options={"n_train": 200, "n_test": 100})
+        assert REGISTRY["with-info"] is factory
+    finally:
+        del REGISTRY["with-info"]
+    assert r.extra["reservoir_info"] == [{"seed": 5}, {"seed": 7}]
+    assert "reservoir_info" not in run_bench("narma10", "esn", size=10, task_options={"n_train": 200}).extra
+
+
 def test_spiking_without_torch_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r"pip install '\.\[neuro\]'"):

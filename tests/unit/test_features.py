@@ -12,7 +12,6 @@ from reservoir.features import (
     LOG_EXP_SD,
     features_per_slot,
     noise_floor,
-    slot_features,
     states_from_slots,
 )
 from reservoir.substrate import EventSlot
@@ -40,12 +39,12 @@ def test_features_by_hand() -> None:
         [True, False, True, True, True],
         [50.0, 60.0],
     )
-    f = slot_features(s, 2)
+    f = features_per_slot([s], 2)[0]
     assert f.shape == (2, len(FEATURES))
     iv = np.log(np.array([1_000, 2_000]) / 1e9)
     np.testing.assert_allclose(f[0], [3, iv.mean(), iv.std(ddof=1), 1 / 3, 2 / 3, 50.0])
     np.testing.assert_allclose(f[1], [2, np.log(4_800 / 1e9), 0.0, 0.0, 1.0, 60.0])
-    empty = slot_features(_slot([], [], [], [], [40.0, 41.0]), 2)
+    empty = features_per_slot([_slot([], [], [], [], [40.0, 41.0])], 2)[0]
     np.testing.assert_array_equal(empty[:, :5], 0.0)
     np.testing.assert_array_equal(empty[:, 5], [40.0, 41.0])
 

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from daemon.events import Pipeline, make_event_batch
+from daemon.events import Pipeline, event_slots, make_event_batch
 from daemon.live import (
     LiveModel,
     LiveParams,
@@ -24,11 +24,11 @@ from daemon.live import (
     SubstrateSource,
     parse_input,
     train_live_model,
-    window_events,
 )
 from daemon.plans import PointAccumulator, PointSummary
 from daemon.safety import Decision, Setpoint
-from reservoir.substrate import RateModelSubstrate
+from reservoir.substrate import EventSlot, RateModelSubstrate, SlotSchedule
+from reservoir.windows import slot_bounds
 
 PARAMS = LiveParams(n_sub=4, slot_ns=20_000_000, seed=2)
 
@@ -260,30 +260,38 @@ async def test_plan_source_drives_the_modulate_plan_through_the_target() -> None
     np.testing.assert_allclose(got, want)
     assert {(sp.voltage_v, sp.ticket_diff) for sp in target.requests} == {(1.15, 2.0)}
     counts = state.reshape(PARAMS.n_sub, -1)[:, 0]  # feature 0 of each sub-slot: event count
-    np.testing.assert_array_equal(counts, (want // 10).astype(int))
+    starts, ends = slot_bounds(source.last_starts_ns, PARAMS.slot_ns)
+    assert len(starts) == PARAMS.n_sub
+    # counts per nominal slot (as AsicReservoir scales them): each slot saw freq / 10 events
+    np.testing.assert_allclose(counts * (ends - starts) / PARAMS.slot_ns, want // 10)
     assert pipeline.stats() == {}  # its subscription is gone
 
 
-def test_window_events_splits_by_slot() -> None:
-    t = np.array([5, 10, 19, 20, 35, 40], dtype=np.int64)
-    z = np.zeros(len(t), np.int64)
-    batch = make_event_batch(
-        "b",
-        t_host_ns=t,
-        t_ns=t,
-        chip=z,
-        core=z,
-        small_core=z,
-        job_id=z,
-        nonce=z,
-        valid=np.ones(len(t), bool),
-        voltage_v=1.2,
-        freq_mhz=485.0,
-        ticket_diff=1.0,
-        read_id=z,
-    )
-    slots = window_events([batch], np.array([10, 20, 30]), 10, 1, 50.0)
-    assert [s.t_ns.tolist() for s in slots] == [[10, 19], [20], [35]]
-    late = window_events([batch], np.array([10, 19, 30]), 10, 1, 50.0)  # slot 2 started late
-    assert [s.t_ns.tolist() for s in late] == [[10], [19, 20], [35]]
-    assert slots[0].temperature_c.tolist() == [50.0] and slots[2].start_ns == 30
+class Replay:
+    """A Substrate handing back fixed slots (whatever the schedule)."""
+
+    def __init__(self, slots: list[EventSlot], n_chips: int) -> None:
+        self.slots, self.n_chips = slots, n_chips
+
+    def run(self, schedule: SlotSchedule) -> list[EventSlot]:
+        assert schedule.n_slots == len(self.slots)
+        return self.slots
+
+
+async def test_plan_source_and_the_asic_substrate_window_the_same_events_alike() -> None:
+    """The live service's state row equals the asic reservoir's row over the slots the asic substrate
+    (``BoardSubstrate``) would cut from the same events and starts: both use ``event_slots``."""
+    clock = StepClock()
+    pipeline = Pipeline(clock=clock)
+    spy = pipeline.subscribe("spy", maxsize=1000, logs=False)
+    target = FakeTarget(pipeline, clock)
+
+    async def sleep(s: float) -> None:
+        clock.t += int(max(s, 0.0) * 1e9)
+
+    source = PlanSource(PARAMS, target, pipeline, clock=clock, sleep=sleep)
+    state = await source.step(-0.3)
+    slots = event_slots(spy.drain(), source.last_starts_ns, PARAMS.slot_ns, 1)
+    assert sum(len(s.t_ns) for s in slots) > 0
+    row = PARAMS.reservoir(Replay(slots, 1)).run(np.array([[-0.3]]))[0]
+    np.testing.assert_array_equal(state, row)

@@ -111,7 +111,8 @@ def test_gpio_reset_line_holds_the_chain() -> None:
 
 
 def test_accelerated_clock_maps_simulated_and_host_time() -> None:
-    from simulator.pty_server import BoardConfig, SimulatedBoard
+    from simulator.board_spec import BoardConfig
+    from simulator.pty_server import SimulatedBoard
 
     now = [5_000_000_000]
     board = SimulatedBoard(BoardConfig(chips=1, speed=20.0), clock=lambda: now[0])

@@ -12,7 +12,8 @@ import pytest
 from scipy import stats
 
 from drivers.frames import JobFrame, NonceReply, decode, write_reg
-from simulator.chain import ChainCore, Knobs, NonceRecord
+from simulator.chain import ChainCore, Knobs
+from simulator.emission import NonceRecord
 from simulator.mining import DEFAULT_DIFFICULTY_SCALE
 from simulator.physics import PhysicsParams
 from tests.unit.test_sim_core import Host

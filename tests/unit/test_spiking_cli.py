@@ -11,7 +11,6 @@ import pytest
 pytest.importorskip("torch")
 
 from daemon.cli import main
-from reservoir.registry import REGISTRY, ReservoirSpec, make_reservoir, recording
 from tests.unit.test_spiking_idx import _write_mnist
 
 # small liquid, presentations long enough for the branching-factor window (2 x (25 + 4) ms)
@@ -23,17 +22,6 @@ def _one_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
-
-
-def test_recording_collects_instances_and_restores_the_factory() -> None:
-    original = REGISTRY["esn"]
-    with recording("esn") as built:
-        a = make_reservoir("esn", ReservoirSpec(1, seed=0, size=10))
-        b = make_reservoir("esn", ReservoirSpec(1, seed=1, size=10))
-    assert built == [a, b]
-    assert REGISTRY["esn"] is original
-    make_reservoir("esn", ReservoirSpec(1, seed=2, size=10))
-    assert len(built) == 2
 
 
 def test_mnist_dir_and_branching_factor_in_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
