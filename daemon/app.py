@@ -24,6 +24,7 @@ from daemon.board_control import BoardControl, BoardSpec, NullControl, PartsCont
 from daemon.bringup import wait_first_board_up
 from daemon.config import DISCOVER, BoardConfig, Config, ConfigError, PlanConfig, check_live_board
 from daemon.events import Pipeline
+from daemon.exit_codes import EXIT_NO_BOARDS
 from daemon.http import HttpServer, make_app
 from daemon.intent import board_intents
 from daemon.memory import trim_loop
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Exit status when there is nothing to run (as for a usage error).
-EXIT_NO_BOARDS = 2
 #: Pipeline subscriber queue lengths (batches; one batch per board per batch interval).
 RECORDER_QUEUE = 4096
 MQTT_QUEUE = 256
