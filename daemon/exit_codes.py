@@ -1,6 +1,6 @@
 """Process exit codes used by the daemon and every ``asicrc`` subcommand (table in README.md, "Exit codes").
 
-Library code (the daemon's :class:`daemon.app.App`) and the command line both import these, so the
+Library code (the daemon's :class:`daemon.app.Daemon`) and the command line both import these, so the
 numbers live here rather than in ``daemon/cli/``.
 """
 

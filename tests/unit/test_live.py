@@ -26,7 +26,7 @@ from daemon.live import (
     train_live_model,
     window_events,
 )
-from daemon.plans import PointAccumulator, PointSummary
+from daemon.plan_summary import PointAccumulator, PointSummary
 from daemon.safety import Decision, Setpoint
 from reservoir.substrate import RateModelSubstrate
 
