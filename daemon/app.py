@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.board_control import BoardControl, BoardSpec, NullControl, PartsControl, serial_factory
+from daemon.board_control import BoardSpec
+from daemon.board_specs import configured_boards, sim_board_specs
 from daemon.bringup import wait_first_board_up
 from daemon.commands import CommandHandler
-from daemon.config import DISCOVER, BoardConfig, Config, ConfigError, check_live_board
+from daemon.config import Config, ConfigError, check_live_board
 from daemon.events import Pipeline
 from daemon.exit_codes import EXIT_NO_BOARDS
 from daemon.http import HttpServer, make_app
@@ -35,15 +36,13 @@ from daemon.memory import trim_loop
 from daemon.metrics import make_registry
 from daemon.notify import Notifier, watchdog_interval_s, watchdog_loop
 from daemon.plan_tasks import PlanTasks
-from daemon.recorder import Recorder, RecorderPolicy, new_run_id
-from daemon.recording import make_dir, recover_all
+from daemon.recorder_setup import open_recorder
+from daemon.recording import make_dir
 from daemon.sim_boards import SimBoard, inject_fault, start_sim_boards
 from daemon.state import DaemonState
 from daemon.status_report import StatusReporter
 from daemon.supervisor import BoardSupervisor
 from daemon.version import package_version
-from drivers.chain import ChainTiming
-from drivers.discovery import Candidate, list_candidates
 
 if TYPE_CHECKING:
     from daemon.live import LiveService
@@ -59,10 +58,6 @@ MQTT_CLOSE_TIMEOUT_S = 5.0
 TASK_STOP_TIMEOUT_S = 5.0
 #: Grace for each board to reach its safe state at shutdown (s).
 SHUTDOWN_BOARD_TIMEOUT_S = 5.0
-#: Chain bring-up timing for emulated boards: the emulator answers at once, so the waits can be short.
-SIM_CHAIN_TIMING = ChainTiming(
-    reset_hold_s=0.01, reset_settle_s=0.01, enum_gap_s=0.2, ramp_step_delay_s=0.01, baud_switch_delay_s=0.01
-)
 
 
 class StartError(RuntimeError):
@@ -222,7 +217,7 @@ class Daemon:
                     msg = f"--http {host}:{port}: cannot listen: {why}; choose another port (0 picks one)"
                     raise StartError(msg) from exc
                 log.error("http disabled: %s", exc)
-        specs = list(self._configured_boards())
+        specs = configured_boards(self.cfg.boards, self.clock)
         if self.simulate:
             specs.extend(await self._start_sim())
         for spec in specs:
@@ -282,99 +277,29 @@ class Daemon:
         """``WATCHDOG=1`` every ``interval_s`` while the loop runs; health changes go to ``STATUS=``."""
         await watchdog_loop(self.notifier, interval_s, report=self.state.health)
 
-    def _configured_boards(self) -> list[BoardSpec]:
-        out: list[BoardSpec] = []
-        found: list[Candidate] | None = None
-        for b in self.cfg.boards:
-            data, ctrl = b.data_port, b.control_port
-            if data == DISCOVER:
-                if found is None:
-                    found = list_candidates()
-                    log.info("discovery: %d candidate board(s) on USB", len(found))
-                if not found:
-                    log.error("board %s: no board found on USB (bitaxe-raw c0de:cafe, FTDI, CP210x)", b.name)
-                    continue
-                c = found.pop(0)
-                data = c.data
-                if ctrl in ("", DISCOVER) and c.control:
-                    ctrl = c.control
-                log.info(
-                    "board %s: discovered %s %s: data %s, control %s", b.name, c.kind, c.usb_id, data, ctrl
-                )
-                if c.latency_timer_ms is not None and c.latency_timer_ms > 1:
-                    log.warning(
-                        "board %s: FTDI latency timer %d ms quantises timestamps", b.name, c.latency_timer_ms
-                    )
-                b = dataclasses.replace(b, data_port=data, control_port=ctrl)
-            control: BoardControl = NullControl()
-            if ctrl and ctrl != DISCOVER and b.kind in ("gamma", "ultra"):
-                control = PartsControl(serial_factory(ctrl, self.clock), b.board_version or b.kind)
-            out.append(BoardSpec(b, serial_factory(data, self.clock), control))
-        return out
-
     async def _start_sim(self) -> list[BoardSpec]:
         sim = self.cfg.simulate
         self._sim_dir = tempfile.TemporaryDirectory(prefix="asicrc-sim-")
         self.sim_boards = await start_sim_boards(
             self.simulate, Path(self._sim_dir.name), sim, clock=self.clock
         )
-        out: list[BoardSpec] = []
-        for sb in self.sim_boards:
-            bc = BoardConfig(
-                name=sb.name,
-                kind="gamma",
-                data_port=str(sb.data_link),
-                control_port=str(sb.control_link),
-                chips=sim.chips,
-                safety=self.cfg.safety,
-            )
-            log.info("emulated board %s: data %s, control %s", sb.name, sb.data_link, sb.control_link)
-            control = PartsControl(serial_factory(str(sb.control_link), self.clock), "gamma")
-            out.append(
-                BoardSpec(
-                    bc,
-                    serial_factory(str(sb.data_link), self.clock),
-                    control,
-                    sb.valid_scale,
-                    SIM_CHAIN_TIMING,
-                )
-            )
+        out = sim_board_specs(self.sim_boards, sim.chips, self.cfg.safety, self.clock)
         for f in sim.faults:
             self._tasks.append(asyncio.create_task(inject_fault(self.sim_boards, f)))
         return out
 
     async def _start_recorder(self) -> None:
-        rc = self.cfg.recorder
-        root = self.state_dir / rc.dir
-        try:
-            recovered = await asyncio.to_thread(recover_all, root)
-        except OSError as exc:  # unreadable state dir: the recorder's own open() counts and retries
-            log.error("cannot recover recordings under %s: %s", root, exc)
-            recovered = []
-        for r in recovered:
-            log.warning("recovered torn segment: %s", r.to_json())
-        run_dir = root / new_run_id()
-        policy = RecorderPolicy.from_config(rc)
         meta = {
             "boards": [
-                {
-                    "name": rt.sup.name,
-                    "kind": rt.sup.board.kind,
-                    "chips": rt.sup.chips,
-                    "link": rt.sup.board.data_port,
-                }
-                for rt in self.boards.values()
+                {"name": sup.name, "kind": sup.board.kind, "chips": sup.chips, "link": sup.board.data_port}
+                for sup in self.sups.values()
             ],
             "simulated": bool(self.simulate),
         }
-        recorder = Recorder(
-            run_dir, policy=policy, stats=self.state.recorder, meta=meta, boards=list(self.boards)
-        )
-        self.state.recorder.recovered_segments += len(recovered)
-        self.state.recorder.recovered_rows += sum(r.rows for r in recovered)
+        root = self.state_dir / self.cfg.recorder.dir
+        recorder = await open_recorder(root, self.cfg.recorder, self.state.recorder, meta, list(self.sups))
         sub = self.pipeline.subscribe("recorder", RECORDER_QUEUE)
         self._recorder_task = asyncio.create_task(recorder.run(sub), name="recorder")
-        log.info("recording to %s", run_dir)
 
     def _start_mqtt(self) -> None:
         from daemon.mqtt import MqttBridge, MqttSettings

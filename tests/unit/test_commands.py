@@ -1,4 +1,4 @@
-"""MQTT command dispatch and per-board plan tasks, on a real supervisor (not connected: the gate still runs)."""
+"""MQTT command dispatch and per-board plan tasks on a real supervisor (not connected: the gate runs)."""
 
 from __future__ import annotations
 

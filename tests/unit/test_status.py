@@ -48,7 +48,7 @@ def test_snapshot_carries_envelope_and_link_counters_of_the_attached_session() -
 
 
 def test_snapshot_is_frozen_and_does_not_follow_later_updates() -> None:
-    state, sup = _daemon_state()
+    state, _ = _daemon_state()
     st = state.boards["g0"]
     st.plan = PlanProgress("p", "sweep", 1, 4, 9.0)
     t = np.array([1_000, 2_000, 3_000], np.int64)
