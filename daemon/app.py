@@ -37,9 +37,9 @@ from daemon.metrics import make_registry
 from daemon.notify import Notifier, watchdog_interval_s, watchdog_loop
 from daemon.plan_tasks import PlanTasks
 from daemon.recorder_setup import open_recorder
-from daemon.recording import make_dir
 from daemon.sim_boards import SimBoard, inject_fault, start_sim_boards
 from daemon.state import DaemonState
+from daemon.state_dir import StateDirError, check_state_dir
 from daemon.status_report import StatusReporter
 from daemon.supervisor import BoardSupervisor
 from daemon.version import package_version
@@ -62,28 +62,6 @@ SHUTDOWN_BOARD_TIMEOUT_S = 5.0
 
 class StartError(RuntimeError):
     """The daemon cannot start as asked (e.g. the explicit ``--http`` address is taken): exit 2, one line."""
-
-
-class StateDirError(OSError):
-    """The state directory cannot be created or written."""
-
-
-def check_state_dir(path: Path) -> None:
-    """Create ``path`` if needed (mode 0750 whatever the umask) and prove it is writable.
-
-    Raises :class:`StateDirError` naming it if not.
-    """
-    try:
-        make_dir(path)
-        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise StateDirError(
-            exc.errno or 0,
-            f"state directory {path} is not writable ({exc.strerror or exc}); "
-            "fix its permissions or free space, or choose another with --state-dir / state_dir",
-        ) from exc
 
 
 @dataclass
