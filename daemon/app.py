@@ -1,7 +1,10 @@
 """The daemon as one asyncio service: boards, plans, pipeline, recorder, HTTP, MQTT, systemd notify.
 
-:class:`Daemon` wires everything and runs until SIGTERM/SIGINT (or ``duration_s``); stopping puts every board
-in its safe state first, then flushes the recorder, then exits 0. Progress goes to stderr through logging.
+:class:`Daemon` only wires the parts and orders start and stop: board sessions (:mod:`daemon.supervisor`),
+plan tasks (:mod:`daemon.plan_tasks`), MQTT commands (:mod:`daemon.commands`), the periodic status report
+(:mod:`daemon.status_report`, reading the board snapshots of :mod:`daemon.status`). It runs until
+SIGTERM/SIGINT (or ``duration_s``); stopping puts every board in its safe state first, then flushes the
+recorder, then exits 0. Progress goes to stderr through logging.
 """
 
 from __future__ import annotations
@@ -20,31 +23,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.board_control import BoardControl, BoardSpec, NullControl, PartsControl, serial_factory
+from daemon.board_control import BoardSpec
+from daemon.board_specs import configured_boards, sim_board_specs
 from daemon.bringup import wait_first_board_up
-from daemon.config import DISCOVER, BoardConfig, Config, ConfigError, PlanConfig, check_live_board
+from daemon.commands import CommandHandler
+from daemon.config import Config, ConfigError, check_live_board
 from daemon.events import Pipeline
+from daemon.exit_codes import EXIT_NO_BOARDS
 from daemon.http import HttpServer, make_app
 from daemon.intent import board_intents
 from daemon.memory import trim_loop
 from daemon.metrics import make_registry
 from daemon.notify import Notifier, watchdog_interval_s, watchdog_loop
-from daemon.plans import ProgressStore, SweepProgress, run_plan, write_json_atomic
-from daemon.recorder import Recorder, RecorderPolicy, new_run_id
-from daemon.recording import make_dir, recover_all
-from daemon.safety import Setpoint, Source
-from daemon.sim_boards import SIM_CHAIN_TIMING, SimBoard, inject_fault, start_sim_boards
+from daemon.plan_tasks import PlanTasks
+from daemon.recorder_setup import open_recorder
+from daemon.sim_boards import SimBoard, inject_fault, start_sim_boards
 from daemon.state import DaemonState
+from daemon.state_dir import StateDirError, check_state_dir
+from daemon.status_report import StatusReporter
 from daemon.supervisor import BoardSupervisor
-from drivers.discovery import Candidate, list_candidates
+from daemon.version import package_version
 
 if TYPE_CHECKING:
     from daemon.live import LiveService
+    from daemon.mqtt import MqttBridge
 
 log = logging.getLogger(__name__)
 
-#: Exit status when there is nothing to run (as for a usage error).
-EXIT_NO_BOARDS = 2
 #: Pipeline subscriber queue lengths (batches; one batch per board per batch interval).
 RECORDER_QUEUE = 4096
 MQTT_QUEUE = 256
@@ -59,49 +64,12 @@ class StartError(RuntimeError):
     """The daemon cannot start as asked (e.g. the explicit ``--http`` address is taken): exit 2, one line."""
 
 
-class StateDirError(OSError):
-    """The state directory cannot be created or written."""
-
-
-def check_state_dir(path: Path) -> None:
-    """Create ``path`` if needed (mode 0750 whatever the umask) and prove it is writable.
-
-    Raises :class:`StateDirError` naming it if not.
-    """
-    try:
-        make_dir(path)
-        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise StateDirError(
-            exc.errno or 0,
-            f"state directory {path} is not writable ({exc.strerror or exc}); "
-            "fix its permissions or free space, or choose another with --state-dir / state_dir",
-        ) from exc
-
-
-class SafeProgressStore(ProgressStore):
-    """Progress store that logs (once) instead of failing the plan when the state dir is read-only/full."""
-
-    failed = False
-
-    def save(self, prog: SweepProgress) -> None:
-        try:
-            super().save(prog)
-        except OSError as exc:
-            if not self.failed:
-                log.error("cannot save plan progress in %s: %s (the plan continues)", self.dir, exc)
-            self.failed = True
-
-
 @dataclass
 class BoardRuntime:
-    """One board: its supervisor, its task and its plan task."""
+    """One board: its supervisor (the board session) and the task running it."""
 
     sup: BoardSupervisor
     task: asyncio.Task[None] | None = None
-    plans: asyncio.Task[None] | None = None
 
 
 class Daemon:
@@ -124,7 +92,7 @@ class Daemon:
         self.simulate = simulate
         self.clock = clock
         self.pipeline = Pipeline(clock=clock)
-        self.state = DaemonState(version=_version(), host=socket.gethostname(), clock=clock)
+        self.state = DaemonState(version=package_version(), host=socket.gethostname(), clock=clock)
         self.state.startup_timeout_s = cfg.timing.startup_timeout_s
         #: Exit status of :meth:`run` after a clean stop (2 when no board came up in the start-up window).
         self.exit_code = 0
@@ -142,6 +110,20 @@ class Daemon:
         self.state_ok = True
         #: One registry for /metrics: the state collector plus the live service's metrics.
         self.registry = make_registry(self.state)
+        self.sups: dict[str, BoardSupervisor] = {}  # the board sessions by name (filled by _start)
+        self.plan_tasks = PlanTasks(self.pipeline, self.state_dir)
+        self.commands = CommandHandler(
+            self.sups,
+            cfg.plans,
+            self.plan_tasks,
+            self.state.to_status,
+            live_board=cfg.live.board if cfg.live.enabled else None,
+        )
+        self.status_report = StatusReporter(
+            self.state, self.notifier, self.state_dir, cfg.timing.status_interval_s
+        )
+        self.mqtt: MqttBridge | None = None  # the MQTT bridge while [mqtt] is enabled and started
+        self._recorder_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -213,7 +195,7 @@ class Daemon:
                     msg = f"--http {host}:{port}: cannot listen: {why}; choose another port (0 picks one)"
                     raise StartError(msg) from exc
                 log.error("http disabled: %s", exc)
-        specs = list(self._configured_boards())
+        specs = configured_boards(self.cfg.boards, self.clock)
         if self.simulate:
             specs.extend(await self._start_sim())
         for spec in specs:
@@ -232,6 +214,8 @@ class Daemon:
                 seed=cfg.simulate.seed + len(self.boards),
             )
             self.boards[board.name] = BoardRuntime(sup)
+            self.sups[board.name] = sup
+            self.state.attach_session(board.name, sup)
         if not self.boards:
             return
         if cfg.live.enabled:
@@ -249,8 +233,8 @@ class Daemon:
             rt.task = asyncio.create_task(rt.sup.run(), name=f"board-{name}")
             plans = [p for p in cfg.plans if not p.boards or name in p.boards]
             if plans:
-                rt.plans = asyncio.create_task(self._run_plans(rt.sup, plans), name=f"plans-{name}")
-        self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
+                self.plan_tasks.start(rt.sup, plans)
+        self._tasks.append(asyncio.create_task(self.status_report.run(), name="status"))
         self._tasks.append(asyncio.create_task(trim_loop(), name="malloc-trim"))
         wd = watchdog_interval_s()
         if wd:
@@ -271,113 +255,39 @@ class Daemon:
         """``WATCHDOG=1`` every ``interval_s`` while the loop runs; health changes go to ``STATUS=``."""
         await watchdog_loop(self.notifier, interval_s, report=self.state.health)
 
-    def _configured_boards(self) -> list[BoardSpec]:
-        out: list[BoardSpec] = []
-        found: list[Candidate] | None = None
-        for b in self.cfg.boards:
-            data, ctrl = b.data_port, b.control_port
-            if data == DISCOVER:
-                if found is None:
-                    found = list_candidates()
-                    log.info("discovery: %d candidate board(s) on USB", len(found))
-                if not found:
-                    log.error("board %s: no board found on USB (bitaxe-raw c0de:cafe, FTDI, CP210x)", b.name)
-                    continue
-                c = found.pop(0)
-                data = c.data
-                if ctrl in ("", DISCOVER) and c.control:
-                    ctrl = c.control
-                log.info(
-                    "board %s: discovered %s %s: data %s, control %s", b.name, c.kind, c.usb_id, data, ctrl
-                )
-                if c.latency_timer_ms is not None and c.latency_timer_ms > 1:
-                    log.warning(
-                        "board %s: FTDI latency timer %d ms quantises timestamps", b.name, c.latency_timer_ms
-                    )
-                b = dataclasses.replace(b, data_port=data, control_port=ctrl)
-            control: BoardControl = NullControl()
-            if ctrl and ctrl != DISCOVER and b.kind in ("gamma", "ultra"):
-                control = PartsControl(serial_factory(ctrl, self.clock), b.board_version or b.kind)
-            out.append(BoardSpec(b, serial_factory(data, self.clock), control))
-        return out
-
     async def _start_sim(self) -> list[BoardSpec]:
         sim = self.cfg.simulate
         self._sim_dir = tempfile.TemporaryDirectory(prefix="asicrc-sim-")
         self.sim_boards = await start_sim_boards(
             self.simulate, Path(self._sim_dir.name), sim, clock=self.clock
         )
-        out: list[BoardSpec] = []
-        for sb in self.sim_boards:
-            bc = BoardConfig(
-                name=sb.name,
-                kind="gamma",
-                data_port=str(sb.data_link),
-                control_port=str(sb.control_link),
-                chips=sim.chips,
-                safety=self.cfg.safety,
-            )
-            log.info("emulated board %s: data %s, control %s", sb.name, sb.data_link, sb.control_link)
-            control = PartsControl(serial_factory(str(sb.control_link), self.clock), "gamma")
-            out.append(
-                BoardSpec(
-                    bc,
-                    serial_factory(str(sb.data_link), self.clock),
-                    control,
-                    sb.valid_scale,
-                    SIM_CHAIN_TIMING,
-                )
-            )
+        out = sim_board_specs(self.sim_boards, sim.chips, self.cfg.safety, self.clock)
         for f in sim.faults:
             self._tasks.append(asyncio.create_task(inject_fault(self.sim_boards, f)))
         return out
 
     async def _start_recorder(self) -> None:
-        rc = self.cfg.recorder
-        root = self.state_dir / rc.dir
-        try:
-            recovered = await asyncio.to_thread(recover_all, root)
-        except OSError as exc:  # unreadable state dir: the recorder's own open() counts and retries
-            log.error("cannot recover recordings under %s: %s", root, exc)
-            recovered = []
-        for r in recovered:
-            log.warning("recovered torn segment: %s", r.to_json())
-        run_dir = root / new_run_id()
-        policy = RecorderPolicy(
-            flush_interval_s=rc.flush_interval_s,
-            fsync_interval_s=rc.fsync_interval_s,
-            segment_bytes=rc.segment_bytes,
-        )
         meta = {
             "boards": [
-                {
-                    "name": rt.sup.name,
-                    "kind": rt.sup.board.kind,
-                    "chips": rt.sup.chips,
-                    "link": rt.sup.board.data_port,
-                }
-                for rt in self.boards.values()
+                {"name": sup.name, "kind": sup.board.kind, "chips": sup.chips, "link": sup.board.data_port}
+                for sup in self.sups.values()
             ],
             "simulated": bool(self.simulate),
         }
-        recorder = Recorder(
-            run_dir, policy=policy, stats=self.state.recorder, meta=meta, boards=list(self.boards)
-        )
-        self.state.recorder.recovered_segments += len(recovered)
-        self.state.recorder.recovered_rows += sum(r.rows for r in recovered)
+        root = self.state_dir / self.cfg.recorder.dir
+        recorder = await open_recorder(root, self.cfg.recorder, self.state.recorder, meta, list(self.sups))
         sub = self.pipeline.subscribe("recorder", RECORDER_QUEUE)
         self._recorder_task = asyncio.create_task(recorder.run(sub), name="recorder")
-        log.info("recording to %s", run_dir)
 
     def _start_mqtt(self) -> None:
         from daemon.mqtt import MqttBridge, MqttSettings
 
-        bridge = MqttBridge(MqttSettings.from_config(self.cfg.mqtt), self.state.to_status, self._command)
+        bridge = MqttBridge(MqttSettings.from_config(self.cfg.mqtt), self.state.to_status, self.commands)
         self.state.mqtt = bridge.stats
         self.pipeline.add_listener("mqtt", bridge.publish_events)
         for rt in self.boards.values():
             rt.sup.on_summary = bridge.publish_summary
-        self._mqtt = bridge
+        self.mqtt = bridge
         self._tasks.append(asyncio.create_task(bridge.run(), name="mqtt"))
 
     def _prepare_live(self) -> None:
@@ -424,125 +334,14 @@ class Daemon:
 
         settings = MqttSettings.from_config(self.cfg.mqtt)
         self._live_task = asyncio.create_task(run_live(svc, live_loop(settings, svc)), name="live")
-        if self.cfg.live.publish_stats and hasattr(self, "_mqtt"):
-            self._mqtt.publish_json("readout/stats", svc.model.readout.stats_.to_dict(), retain=True)
+        if self.cfg.live.publish_stats and self.mqtt is not None:
+            self.mqtt.publish_json("readout/stats", svc.model.readout.stats_.to_dict(), retain=True)
         log.info(
             "live service on board %s: inputs on %s/live/input, predictions on %s/live/prediction",
             self.cfg.live.board,
             settings.base,
             settings.base,
         )
-
-    async def _command(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        """MQTT command handler (token already checked): setpoints go through the same gate as plans.
-
-        ``set_setpoint`` {board, voltage_v, freq_mhz[, ticket_diff]}; ``start_plan`` {board, plan} runs a
-        configured plan (replacing the running one); ``stop_plan`` {board} (the board holds its setpoint);
-        ``status``.
-        """
-        action = cmd.get("action")
-        if action == "status":
-            return {"ok": True, "status": self.state.to_status()}
-        rt = self.boards.get(str(cmd.get("board", "")))
-        if rt is None:
-            return {
-                "ok": False,
-                "reason": f"unknown board {cmd.get('board')!r}; known: {sorted(self.boards)}",
-            }
-        if (
-            action in ("set_setpoint", "start_plan")
-            and self.live is not None
-            and rt.sup.name == self.cfg.live.board
-        ):
-            return {"ok": False, "reason": f"board {rt.sup.name!r} runs the live service ([live] board)"}
-        if action == "set_setpoint":
-            try:
-                sp = Setpoint(
-                    float(cmd["voltage_v"]), float(cmd["freq_mhz"]), float(cmd.get("ticket_diff", 256.0))
-                )
-            except (KeyError, TypeError, ValueError) as exc:
-                return {"ok": False, "reason": f"bad setpoint: {exc}"}
-            d = rt.sup.request(sp, -1, Source.COMMAND)
-            applied = None if d.applied is None else dataclasses.asdict(d.applied)
-            return {
-                "ok": d.outcome != "refused",
-                "outcome": d.outcome,
-                "reason": d.reason,
-                "applied": applied,
-            }
-        if action == "stop_plan":
-            await self._cancel_plans(rt)
-            return {"ok": True}
-        if action == "start_plan":
-            plan = next((p for p in self.cfg.plans if p.name == cmd.get("plan")), None)
-            if plan is None:
-                return {"ok": False, "reason": f"unknown plan {cmd.get('plan')!r}"}
-            await self._cancel_plans(rt)
-            rt.plans = asyncio.create_task(self._run_plans(rt.sup, [plan]), name=f"plans-{rt.sup.name}")
-            return {"ok": True}
-        return {"ok": False, "reason": f"action {action!r} not supported"}
-
-    async def _cancel_plans(self, rt: BoardRuntime) -> None:
-        task, rt.plans = rt.plans, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            self.pipeline.log(rt.sup.name, "plan", {"event": "stopped"})
-
-    async def _run_plans(self, sup: BoardSupervisor, plans: list[PlanConfig]) -> None:
-        store = SafeProgressStore(self.state_dir / "plans")  # an unwritable dir: logged once, retried
-        for plan in plans:
-            log.info("board %s: plan %s (%s) starting", sup.name, plan.name, plan.kind)
-            self.pipeline.log(sup.name, "plan", {"plan": plan.name, "event": "start"})
-            await run_plan(plan, sup, store)
-            self.pipeline.log(sup.name, "plan", {"plan": plan.name, "event": "done"})
-            log.info("board %s: plan %s done", sup.name, plan.name)
-        log.info("board %s: all plans done; holding the last setpoint", sup.name)
-
-    async def _status_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.cfg.timing.status_interval_s)
-            self.state.heartbeat()
-            lines = []
-            for name, b in self.state.boards.items():
-                if b.bringup_error is not None and not b.connected:
-                    n = sum(b.bringup_failures.values())
-                    lines.append(f"{name}: not up, {n} failed attempt(s): {b.bringup_error}")
-                    continue
-                plan = ""
-                if b.plan is not None:
-                    plan = f" | plan {b.plan.name} {b.plan.i}/{b.plan.n}"
-                temp = f" | {b.chip_temp_c:.1f} C" if b.chip_temp_c is not None else ""
-                lines.append(
-                    f"{name}: {b.status} {b.voltage_v:.2f} V {b.freq_mhz:.0f} MHz diff {b.ticket_diff:g}"
-                    f" | {b.nonces_total} nonces, {b.nonce_rate_hz:.1f}/s, invalid {b.invalid_total}"
-                    f"{temp}{plan}"
-                )
-            rec = self.state.recorder
-            lines.append(f"recorder: {rec.rows} rows, {rec.segments} segments, healthy={rec.healthy}")
-            log.info("status\n  %s", "\n  ".join(lines))
-            ok, reason = self.state.health()
-            head = "" if ok else f"UNHEALTHY ({reason}); "
-            self.notifier.status((head + "; ".join(lines[:-1]))[:200])
-            await self._write_status()
-
-    async def _write_status(self, final: bool = False) -> None:
-        """``<state dir>/status.json``: the /status snapshot, rewritten atomically (and once at exit).
-
-        Errors (an unwritable state dir) are logged at debug level and the next interval tries again.
-        """
-        snap = self.state.to_status()
-        snap["final"] = final
-        snap["supervisors"] = {
-            name: dataclasses.asdict(rt.sup.counters)
-            | {"refusals": dict(rt.sup.envelope.refusals), "clamps": dict(rt.sup.envelope.clamps)}
-            | {"trips": dict(rt.sup.envelope.trips), "caps": list(rt.sup.envelope.caps)}
-            for name, rt in self.boards.items()
-        }
-        try:
-            await asyncio.to_thread(write_json_atomic, self.state_dir / "status.json", snap)
-        except OSError as exc:
-            log.debug("cannot write status.json: %s", exc)
 
     async def _stop(self) -> None:
         self.state.stopping = True
@@ -552,8 +351,7 @@ class Daemon:
         if live is not None:
             live.cancel()
             await asyncio.wait([live], timeout=TASK_STOP_TIMEOUT_S)
-        for rt in self.boards.values():
-            await self._cancel_plans(rt)
+        await self.plan_tasks.cancel_all()
         # 2. every board to its safe state, then stop supervising
         await asyncio.gather(
             *(asyncio.wait_for(rt.sup.shutdown(), SHUTDOWN_BOARD_TIMEOUT_S) for rt in self.boards.values()),
@@ -575,9 +373,9 @@ class Daemon:
             )
         # 3. MQTT first (close() ends its run loop: a bare cancel can be taken for a lost connection and
         #    retried), then the other background tasks, then the emulators
-        if hasattr(self, "_mqtt"):
+        if self.mqtt is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._mqtt.close(), MQTT_CLOSE_TIMEOUT_S)
+                await asyncio.wait_for(self.mqtt.close(), MQTT_CLOSE_TIMEOUT_S)
         for t in self._tasks:
             t.cancel()
         if self._tasks:
@@ -590,24 +388,15 @@ class Daemon:
             self._sim_dir.cleanup()
         # 4. flush the recorder
         self.pipeline.close()
-        rec = getattr(self, "_recorder_task", None)
+        rec = self._recorder_task
         if rec is not None:
             await asyncio.gather(rec, return_exceptions=True)
             r = self.state.recorder
             log.info("recorder: %d rows in %d segment(s) under %s", r.rows, r.segments, r.path)
-        await self._write_status(final=True)
+        await self.status_report.write(final=True)
         if self.http is not None:
             await self.http.stop()
         self.notifier.close()
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("asicrc")
-    except Exception:  # pragma: no cover - not installed
-        return "0.0.0"
 
 
 def with_state_dir(cfg: Config, state_dir: str | None) -> Config:

@@ -132,7 +132,7 @@ class RecorderConfig:
     enabled: bool = True
     dir: str = "recordings"
     flush_interval_s: float = _f(1.0, 0.01, 60.0)
-    fsync_interval_s: float = _f(10.0, 0.0, 3600.0)
+    fsync_interval_s: float = _f(5.0, 0.0, 3600.0)
     segment_bytes: int = _f(64 * 1024 * 1024, 4096, 2**40)
 
 

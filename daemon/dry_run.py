@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from daemon.board_control import BoardControl, NullControl, PartsControl
 from daemon.config import DISCOVER, BoardConfig, Config, PlanConfig
 from daemon.events import Pipeline
-from daemon.plans import modulation_levels, sweep_points
+from daemon.plan_points import modulation_levels, sweep_points
 from daemon.safety import Mode, Setpoint, Source
 from daemon.state import BoardState
 from daemon.supervisor import BoardSupervisor

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from daemon.config import BoardConfig, Config, PlanConfig
-from daemon.plans import GHS_PER_MHZ, HASHES_PER_DIFF1, sweep_points
+from daemon.plan_points import sweep_points
+from drivers.chipmath import expected_nonce_rate
 
 #: Ticket difficulty the safety floor writes (docs/daemon.md, "Safety behaviour").
 FLOOR_TICKET_DIFF = 256.0
@@ -18,7 +19,7 @@ FLOOR_TICKET_DIFF = 256.0
 
 def expected_rate_hz(chips: int, freq_mhz: float, ticket_diff: float) -> float:
     """Nonces per second a healthy chain returns at ``freq_mhz`` and ``ticket_diff`` (docs/daemon.md)."""
-    return chips * freq_mhz * GHS_PER_MHZ * 1e9 / (ticket_diff * HASHES_PER_DIFF1)
+    return chips * expected_nonce_rate(freq_mhz, ticket_diff)
 
 
 def plan_summary(plan: PlanConfig) -> str:

@@ -1,4 +1,5 @@
-"""Prometheus metrics: one custom collector that reads :class:`~daemon.state.DaemonState` at scrape time.
+"""Prometheus metrics: one custom collector that reads the board snapshots (:mod:`daemon.status`) and the
+:class:`~daemon.state.DaemonState` counters at scrape time.
 
 Naming (docs/architecture.md): prefix ``asicrc_``, base units in names, counters end ``_total``, labels
 ``board`` and
@@ -32,7 +33,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from daemon.bringup import REASONS as BRINGUP_REASONS
-from daemon.state import INTERARRIVAL_BUCKETS_S, BoardState, DaemonState
+from daemon.state import INTERARRIVAL_BUCKETS_S, DaemonState
+from daemon.status import BoardSnapshot
 
 if TYPE_CHECKING:
     from daemon.mqtt import MqttStats
@@ -43,7 +45,7 @@ RECORDER_SUBSCRIBER = "recorder"
 #: ``le`` label values of the inter-arrival histogram, +Inf last.
 _LE = [repr(float(b)) for b in INTERARRIVAL_BUCKETS_S] + ["+Inf"]
 
-#: (metric name without _total, help, BoardState attribute) of per-board counters.
+#: (metric name without _total, help, BoardSnapshot attribute) of per-board counters.
 _BOARD_COUNTERS = (
     ("asicrc_crc_errors", "Reply frames dropped for a bad CRC.", "crc_errors"),
     ("asicrc_dropped_bytes", "Bytes discarded by the frame decoder while resynchronising.", "dropped_bytes"),
@@ -56,7 +58,7 @@ _BOARD_COUNTERS = (
     ),
 )
 
-#: (metric name, help, BoardState attribute, scale) of optional per-board gauges (absent while None).
+#: (metric name, help, BoardSnapshot attribute, scale) of optional per-board gauges (absent while None).
 _BOARD_GAUGES = (
     ("asicrc_chip_temperature_celsius", "Chip (ASIC) temperature.", "chip_temp_c", 1.0),
     ("asicrc_regulator_temperature_celsius", "Core voltage regulator temperature.", "vr_temp_c", 1.0),
@@ -78,7 +80,7 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         st = self._state
-        boards = list(st.boards.values())
+        boards = list(st.snapshots().values())
         info = InfoMetricFamily("asicrc_build", "asicrc build information.")
         info.add_metric([], {"version": st.version, "python": platform.python_version()})
         yield info
@@ -96,7 +98,7 @@ class StateCollector(Collector):
             yield from _mqtt(st.mqtt)
 
 
-def _per_chip(boards: list[BoardState]) -> Iterator[Metric]:
+def _per_chip(boards: list[BoardSnapshot]) -> Iterator[Metric]:
     nonces = CounterMetricFamily(
         "asicrc_nonces", "Nonces returned, by board and chip.", labels=["board", "chip"]
     )
@@ -115,7 +117,7 @@ def _per_chip(boards: list[BoardState]) -> Iterator[Metric]:
     yield invalid
 
 
-def _per_board(boards: list[BoardState]) -> Iterator[Metric]:
+def _per_board(boards: list[BoardSnapshot]) -> Iterator[Metric]:
     lab = ["board"]
     fams: list[Metric] = []
     up = GaugeMetricFamily("asicrc_board_up", "1 when the board link is connected.", labels=lab)
@@ -159,7 +161,7 @@ def _per_board(boards: list[BoardState]) -> Iterator[Metric]:
     yield from fams
 
 
-def _trips(boards: list[BoardState]) -> Metric:
+def _trips(boards: list[BoardSnapshot]) -> Metric:
     fam = CounterMetricFamily(
         "asicrc_safety_trips",
         "Safety trips (board forced to its safe state), by board and reason.",
@@ -171,7 +173,7 @@ def _trips(boards: list[BoardState]) -> Metric:
     return fam
 
 
-def _bringup_failures(boards: list[BoardState]) -> Metric:
+def _bringup_failures(boards: list[BoardSnapshot]) -> Metric:
     fam = CounterMetricFamily(
         "asicrc_bringup_failures",
         "Failed bring-up attempts (board not up: port, control channel, chips), by board and reason.",
@@ -204,7 +206,7 @@ def _mqtt(m: MqttStats) -> Iterator[Metric]:
     yield cmds
 
 
-def _histogram(boards: list[BoardState]) -> Metric:
+def _histogram(boards: list[BoardSnapshot]) -> Metric:
     hist = HistogramMetricFamily(
         "asicrc_nonce_interval_seconds", "Time between consecutive nonces of a board.", labels=["board"]
     )

@@ -2,257 +2,30 @@
 from an input sequence (the hardware-in-the-loop reservoir), and ``hold`` one setpoint.
 
 Plans talk to a board only through :class:`PlanTarget` (the supervisor implements it), so every setpoint they
-ask for passes the safety gate. Sweep progress is saved as JSON in the state directory (written atomically:
-temp file, fsync, rename) and resumes after a restart when the plan's points are unchanged.
+ask for passes the safety gate. The run order is in :mod:`daemon.plan_points`, per-point results in
+:mod:`daemon.plan_summary`, saved sweep progress in :mod:`daemon.plan_progress`; this module runs plans.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import itertools
-import json
 import logging
-import math
-import os
-import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any, Protocol
+from dataclasses import asdict, replace
+from typing import Protocol
 
 import numpy as np
 
 from daemon.config import PlanConfig
-from daemon.recording import FILE_MODE, make_dir
-from daemon.safety import Decision, Setpoint, Telemetry
+from daemon.plan_points import SweepPoint, fingerprint, modulation_levels, sweep_points
+from daemon.plan_progress import ProgressStore, SweepProgress
+from daemon.plan_summary import PointAccumulator, PointSummary, summarize
+from daemon.safety import Decision, Setpoint
 
 log = logging.getLogger(__name__)
 
-#: Hashes per small core per clock cycle: hashrate (GH/s) = f (MHz) * 0.894 per chip (docs/protocol.md
-#: "Rates").
-GHS_PER_MHZ = 0.894
-#: Hashes represented by one share at difficulty 1.
-HASHES_PER_DIFF1 = float(2**32)
-
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class SweepPoint:
-    """One sweep point; ``index`` is its position in the (possibly shuffled) run order."""
-
-    index: int
-    voltage_v: float
-    freq_mhz: float
-    ticket_diff: float
-    repeat: int = 0
-
-    @property
-    def setpoint(self) -> Setpoint:
-        return Setpoint(self.voltage_v, self.freq_mhz, self.ticket_diff)
-
-
-def sweep_points(plan: PlanConfig) -> list[SweepPoint]:
-    """The run order of a sweep: grid (voltage-major product) or list, times ``repeats``; each repeat is
-    shuffled with ``random.Random(seed)`` when ``shuffle`` (reproducible for a given seed)."""
-    if plan.points:
-        base = [(float(p[0]), float(p[1]), float(p[2])) for p in plan.points]
-    else:
-        base = list(itertools.product(plan.voltage_v, plan.freq_mhz, plan.ticket_diff))
-    rng = random.Random(plan.seed)
-    out: list[SweepPoint] = []
-    for r in range(plan.repeats):
-        order = list(base)
-        if plan.shuffle:
-            rng.shuffle(order)
-        start = len(out)
-        out.extend(SweepPoint(start + i, v, f, d, r) for i, (v, f, d) in enumerate(order))
-    return out
-
-
-def fingerprint(points: list[SweepPoint]) -> str:
-    """Identity of a run order: progress is resumed only for the same points in the same order."""
-    text = json.dumps([(p.voltage_v, p.freq_mhz, p.ticket_diff, p.repeat) for p in points])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-# ---------------------------------------------------------------------------------------------- summaries
-
-
-@dataclass(slots=True)
-class PointAccumulator:
-    """Counts what the supervisor sees while a point's dwell window is open."""
-
-    nonces: int = 0
-    invalid: int = 0
-    valid_diff_sum: float = 0.0  # sum of ticket difficulty over valid nonces
-    chip_temp_max_c: float | None = None
-    regulator_temp_max_c: float | None = None
-    power_sum_w: float = 0.0
-    power_n: int = 0
-    trips: int = 0
-
-    def add_events(self, valid: np.ndarray, ticket_diff: np.ndarray) -> None:
-        """Fold one event batch (bool valid, ticket difficulty per row) into the counts."""
-        n = len(valid)
-        nv = int(np.count_nonzero(valid))
-        self.nonces += n
-        self.invalid += n - nv
-        self.valid_diff_sum += float(ticket_diff[valid].sum(dtype=np.float64))
-
-    def add_telemetry(self, t: Telemetry) -> None:
-        if t.chip_temp_c is not None:
-            self.chip_temp_max_c = max(t.chip_temp_c, self.chip_temp_max_c or -math.inf)
-        if t.regulator_temp_c is not None:
-            self.regulator_temp_max_c = max(t.regulator_temp_c, self.regulator_temp_max_c or -math.inf)
-        if t.power_w is not None:
-            self.power_sum_w += t.power_w
-            self.power_n += 1
-
-
-@dataclass(frozen=True, slots=True)
-class PointSummary:
-    """Per-point result. Rates in 1/s, hashrate in GH/s, energy in J/TH (None without a power reading)."""
-
-    index: int
-    voltage_v: float
-    freq_mhz: float
-    ticket_diff: float
-    dwell_s: float
-    nonces: int
-    invalid: int
-    nonce_rate_hz: float
-    expected_rate_hz: float
-    rate_ratio: float | None
-    invalid_fraction: float
-    hashrate_ghs: float
-    chip_temp_max_c: float | None
-    regulator_temp_max_c: float | None
-    power_mean_w: float | None
-    j_per_th: float | None
-    trips: int
-    clamped: str = ""  # the gate's clamp reasons when the point ran at other values (then they are used)
-
-
-def summarize(
-    point: SweepPoint, acc: PointAccumulator, dwell_s: float, chips: int, nonce_scale: float = 1.0
-) -> PointSummary:
-    """Summary of one point. Expected rate = chips * f * 0.894e9 / (d * 2^32) * nonce_scale
-    (docs/protocol.md)."""
-    dwell = max(dwell_s, 1e-9)
-    expected = chips * point.freq_mhz * GHS_PER_MHZ * 1e9 / (point.ticket_diff * HASHES_PER_DIFF1)
-    expected *= nonce_scale
-    rate = acc.nonces / dwell
-    hashrate_ghs = acc.valid_diff_sum * HASHES_PER_DIFF1 / nonce_scale / dwell / 1e9
-    power = acc.power_sum_w / acc.power_n if acc.power_n else None
-    jth = power / (hashrate_ghs / 1000.0) if power is not None and hashrate_ghs > 0 else None
-    return PointSummary(
-        index=point.index,
-        voltage_v=point.voltage_v,
-        freq_mhz=point.freq_mhz,
-        ticket_diff=point.ticket_diff,
-        dwell_s=dwell_s,
-        nonces=acc.nonces,
-        invalid=acc.invalid,
-        nonce_rate_hz=rate,
-        expected_rate_hz=expected,
-        rate_ratio=rate / expected if expected > 0 else None,
-        invalid_fraction=acc.invalid / acc.nonces if acc.nonces else 0.0,
-        hashrate_ghs=hashrate_ghs,
-        chip_temp_max_c=acc.chip_temp_max_c,
-        regulator_temp_max_c=acc.regulator_temp_max_c,
-        power_mean_w=power,
-        j_per_th=jth,
-        trips=acc.trips,
-    )
-
-
-# ---------------------------------------------------------------------------------------------- progress
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to ``path`` atomically (temp file in the same directory, fsync, rename, fsync dir).
-
-    The file is created 0640 and missing directories 0750 whatever the umask (state is never world-readable).
-    """
-    make_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        with open(fd, "w", encoding="utf-8") as fh:
-            os.fchmod(fd, FILE_MODE)  # umask-proof, and fixes a leftover temp file's mode
-            json.dump(obj, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()  # never leave a half-written temp file (e.g. on a full disk)
-        raise
-    with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-@dataclass(slots=True)
-class SweepProgress:
-    """Saved state of one sweep on one board: points done and their summaries."""
-
-    plan: str
-    board: str
-    fingerprint: str
-    total: int
-    done: int = 0
-    summaries: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def complete(self) -> bool:
-        return self.done >= self.total
-
-
-class ProgressStore:
-    """Progress files ``<dir>/<plan>.<board>.json``; unreadable or mismatched files start afresh."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = Path(directory)
-
-    def path(self, plan: str, board: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{plan}.{board}")
-        return self.dir / f"{safe}.json"
-
-    def load(self, plan: str, board: str, fp: str, total: int) -> SweepProgress:
-        """Saved progress when it matches ``fp`` and is incomplete; otherwise a fresh start."""
-        p = self.path(plan, board)
-        fresh = SweepProgress(plan, board, fp, total)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-            prog = SweepProgress(**data)
-        except FileNotFoundError:
-            return fresh
-        except (OSError, ValueError, TypeError) as exc:
-            log.warning(
-                "plan %s on %s: progress file %s unreadable (%s); starting afresh", plan, board, p, exc
-            )
-            return fresh
-        if prog.fingerprint != fp or prog.total != total:
-            log.info("plan %s on %s: points changed since the saved progress; starting afresh", plan, board)
-            return fresh
-        if prog.complete:
-            log.info("plan %s on %s: previous run complete; starting a new run", plan, board)
-            return fresh
-        return prog
-
-    def save(self, prog: SweepProgress) -> None:
-        write_json_atomic(self.path(prog.plan, prog.board), asdict(prog))
-
-
-# ---------------------------------------------------------------------------------------------- runners
 
 
 class PlanTarget(Protocol):
@@ -354,14 +127,6 @@ async def run_sweep(
         )
     target.progress(plan.name, "sweep", prog.done, prog.total, 0.0)
     return out
-
-
-def modulation_levels(plan: PlanConfig) -> np.ndarray:
-    """Levels 0..1, shape (symbols, sub_slots): 0.5 + (u - 0.5) * mask, mask = random sign * U(0.5, 1)."""
-    rng = np.random.default_rng(plan.seed)
-    mask = rng.choice([-1.0, 1.0], plan.sub_slots) * rng.uniform(0.5, 1.0, plan.sub_slots)
-    u = np.asarray(plan.input, dtype=np.float64)[:, None]
-    return np.clip(0.5 + (u - 0.5) * mask[None, :], 0.0, 1.0)
 
 
 async def run_modulate(

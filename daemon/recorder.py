@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import importlib.metadata
 import logging
 import os
 import socket
@@ -31,6 +30,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pyarrow as pa
 
+from daemon.config import RecorderConfig
 from daemon.event_format import FORMAT_VERSION
 from daemon.events import EVENT_SCHEMA, LOG_SCHEMA, Subscription, is_log_batch
 from daemon.recording import (
@@ -44,27 +44,35 @@ from daemon.recording import (
     write_json_atomic,
 )
 from daemon.state import RecorderStats
+from daemon.version import package_version
 
 log = logging.getLogger(__name__)
+
+#: ``[recorder]`` defaults (flush/fsync intervals, segment size) that :class:`RecorderPolicy` starts from.
+_CONFIG_DEFAULTS = RecorderConfig()
 
 
 @dataclass(frozen=True, slots=True)
 class RecorderPolicy:
-    """When to write, sync, rotate and retry. Units: s, bytes, rows. Defaults match daemon/defaults.toml."""
+    """When to write, sync, rotate and retry. Units: s, bytes, rows. The configurable ones default to
+    :class:`daemon.config.RecorderConfig`'s defaults (the one source; build from a config with
+    :meth:`from_config`)."""
 
-    flush_interval_s: float = 1.0  # rows lost on a crash <= one interval
-    fsync_interval_s: float = 5.0  # 0 = fsync on every flush
-    segment_bytes: int = 64 * 1024 * 1024
+    flush_interval_s: float = _CONFIG_DEFAULTS.flush_interval_s  # rows lost on a crash <= one interval
+    fsync_interval_s: float = _CONFIG_DEFAULTS.fsync_interval_s  # 0 = fsync on every flush
+    segment_bytes: int = _CONFIG_DEFAULTS.segment_bytes
     segment_seconds: float = 3600.0
     flush_rows: int = 65_536  # flush early when this many event rows are buffered (memory bound)
     retry_interval_s: float = 10.0  # after a write error, drop (counted) until this much time has passed
 
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("asicrc")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    @classmethod
+    def from_config(cls, rc: RecorderConfig) -> RecorderPolicy:
+        """The policy a ``[recorder]`` section asks for (the other fields keep their defaults)."""
+        return cls(
+            flush_interval_s=rc.flush_interval_s,
+            fsync_interval_s=rc.fsync_interval_s,
+            segment_bytes=rc.segment_bytes,
+        )
 
 
 def new_run_id(clock_ns: Callable[[], int] = time.time_ns) -> str:
@@ -139,7 +147,7 @@ class Recorder:
                     self._seq[m.group(1)] = max(self._seq[m.group(1)], int(m.group(2)) + 1)
             self.meta.setdefault("run_id", self.run_dir.name)
             self.meta.setdefault("host", socket.gethostname())
-            self.meta.setdefault("version", _version())
+            self.meta.setdefault("version", package_version())
             self.meta.setdefault("format", FORMAT_VERSION)  # docs/recording-format.md
             self.meta.setdefault("start_unix_ns", time.time_ns())
             self.meta.setdefault("start_monotonic_ns", time.monotonic_ns())

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,21 +50,31 @@ def make_dir(path: Path) -> None:
         os.chmod(path, DIR_MODE)  # umask-proof
 
 
-def write_json_atomic(path: Path, obj: Mapping[str, Any]) -> None:
-    """Write ``obj`` as JSON to ``path`` via a temp file, fsync, rename, fsync dir."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` so that a crash leaves either the old file or the new one.
+
+    The text is encoded first (an unserialisable object raises before any file is touched), written to a
+    hidden temp file ``.<name>.tmp`` in the same directory, fsynced, renamed over ``path``, and the directory
+    fsynced. Missing directories are created 0750 and the file 0640 whatever the umask (a leftover temp
+    file's mode is reset too). On any failure the temp file is removed and the error raised.
+    """
+    data = (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+    make_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp")
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         try:
             os.fchmod(fd, FILE_MODE)
-            os.write(fd, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except OSError:
+    except BaseException:
         with contextlib.suppress(OSError):
-            tmp.unlink()  # never leave a half-written temp file on a full disk
+            tmp.unlink()  # never leave a half-written temp file (e.g. on a full disk)
         raise
     fsync_dir(path.parent)
 

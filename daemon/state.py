@@ -1,4 +1,4 @@
-"""The daemon's latest snapshot: what ``/status``, ``/healthz`` and the metrics collector read on request.
+"""The daemon's live counters: boards, recorder, pipeline (frozen per-board views: :mod:`daemon.status`).
 
 Board supervisors write setpoints, sensor readings and link counters straight into their :class:`BoardState`;
 nonce counters, estimated hashes and the inter-arrival histogram are updated from event batches by
@@ -6,12 +6,12 @@ nonce counters, estimated hashes and the inter-arrival histogram are updated fro
 
     pipeline.add_listener("state", state.update_from_events)
 
-Everything here is plain data on one event loop: no locks, no I/O.
+Everything here is plain data on one event loop: no locks, no I/O. Readers (``/status``, MQTT, metrics,
+the status line) take :meth:`DaemonState.snapshots` rather than reading these objects.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from daemon.events import EVENT_SCHEMA, Pipeline
+from daemon.status import BoardSession, BoardSnapshot, daemon_status, snapshot_board
 
 if TYPE_CHECKING:  # the bridge (and aiomqtt) is only imported when MQTT is enabled
     from daemon.mqtt import MqttStats
@@ -129,6 +130,9 @@ class BoardState:
     bringup_failures: dict[str, int] = field(default_factory=dict)
     bringup_error: str | None = None
     not_up_since_ns: int | None = None
+    # the board session (supervisor) whose link and envelope counters snapshots include; set by
+    # DaemonState.attach_session once the supervisor exists (it is built with this BoardState)
+    session: BoardSession | None = None
     _rate: deque[tuple[int, int]] = field(default_factory=deque)
     _total: int = 0
 
@@ -217,51 +221,13 @@ class BoardState:
         (t0, c0), (t1, c1) = self._rate[0], self._rate[-1]
         return 0.0 if t1 <= t0 else (c1 - c0) * 1e9 / (t1 - t0)
 
+    def snapshot(self) -> BoardSnapshot:
+        """A frozen copy of this board plus its attached session's link and envelope counters."""
+        return snapshot_board(self, self.session)
+
     def to_status(self) -> dict[str, Any]:
-        """JSON-able summary of the board for ``/status``."""
-        nonces = self.nonces_total
-        invalid = self.invalid_total
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "chips": self.chips,
-            "link": self.link,
-            "connected": self.connected,
-            "status": self.status,
-            "setpoint": {
-                "voltage_v": self.voltage_v,
-                "freq_mhz": self.freq_mhz,
-                "ticket_diff": self.ticket_diff,
-            },
-            "nonces": nonces,
-            "invalid": invalid,
-            "invalid_fraction": invalid / nonces if nonces else 0.0,
-            "nonce_rate_hz": self.nonce_rate_hz,
-            "estimated_hashes": self.estimated_hashes,
-            "nonces_per_chip": self.nonces.tolist(),
-            "interarrival_mean_s": self.hist_sum_s / self.hist_count if self.hist_count else None,
-            "temperature_c": {"chip": _num(self.chip_temp_c), "vr": _num(self.vr_temp_c)},
-            "power_w": _num(self.power_w),
-            "vin_v": _num(self.vin_v),
-            "fan": {"rpm": _num(self.fan_rpm), "duty": _num(self.fan_duty)},
-            "crc_errors": self.crc_errors,
-            "dropped_bytes": self.dropped_bytes,
-            "reconnects": self.reconnects,
-            "telemetry_errors": self.telemetry_errors,
-            "safety": [{"action": a, "reason": r, "count": c} for (a, r), c in sorted(self.safety.items())],
-            "trips": dict(sorted(self.trips.items())),
-            "plan": self.plan.to_status() if self.plan else None,
-            "bringup": {
-                "ever_up": self.ever_up,
-                "error": self.bringup_error,
-                "failures": dict(sorted(self.bringup_failures.items())),
-            },
-        }
-
-
-def _num(x: float | None) -> float | None:
-    """JSON-safe float: None for missing or non-finite values."""
-    return None if x is None or not math.isfinite(x) else float(x)
+        """JSON-able summary of the board for ``/status`` (from :meth:`snapshot`)."""
+        return self.snapshot().to_status()
 
 
 @dataclass(slots=True)
@@ -372,54 +338,14 @@ class DaemonState:
                 out.append(f"board {b.name} not up after {waited:.0f} s ({why})")
         return out
 
-    def pipeline_status(self) -> dict[str, Any]:
-        """Published and dropped rows per subscriber (empty without a pipeline)."""
-        p = self.pipeline
-        if p is None:
-            return {}
-        return {
-            "published_rows": p.published_rows,
-            "published_batches": p.published_batches,
-            "log_rows": p.log_rows,
-            "subscribers": {
-                name: {
-                    "delivered_rows": s.delivered_rows,
-                    "dropped_rows": s.dropped_rows,
-                    "dropped_batches": s.dropped_batches,
-                    "queued": s.queued,
-                    "maxsize": s.maxsize,
-                }
-                for name, s in p.stats().items()
-            },
-        }
+    def attach_session(self, name: str, session: BoardSession) -> None:
+        """Let board ``name``'s snapshots include ``session``'s link counters and envelope counts."""
+        self.boards[name].session = session
+
+    def snapshots(self) -> dict[str, BoardSnapshot]:
+        """One frozen :class:`~daemon.status.BoardSnapshot` per board, by name."""
+        return {name: b.snapshot() for name, b in self.boards.items()}
 
     def to_status(self) -> dict[str, Any]:
-        """JSON-able snapshot for ``/status``."""
-        ok, reason = self.health()
-        return {
-            "version": self.version,
-            "host": self.host,
-            "started_unix_ns": self.started_unix_ns,
-            "healthy": ok,
-            "health": reason,
-            "stopping": self.stopping,
-            "boards": {name: b.to_status() for name, b in self.boards.items()},
-            "recorder": self.recorder.to_status(),
-            "pipeline": self.pipeline_status(),
-            "mqtt": self.mqtt_status(),
-        }
-
-    def mqtt_status(self) -> dict[str, Any] | None:
-        """The MQTT bridge's counters (no settings, so no secrets); None without a bridge."""
-        m = self.mqtt
-        if m is None:
-            return None
-        return {
-            "connected": m.connected,
-            "published": m.published,
-            "dropped": m.dropped,
-            "reconnects": m.reconnects,
-            "commands_accepted": m.commands_accepted,
-            "commands_refused": m.commands_refused,
-            "last_error": m.last_error or None,
-        }
+        """JSON-able snapshot for ``/status`` (:func:`daemon.status.daemon_status`)."""
+        return daemon_status(self)

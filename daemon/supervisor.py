@@ -33,7 +33,7 @@ from daemon.config import BoardConfig, TimingConfig
 from daemon.event_format import read_structure
 from daemon.events import Pipeline, make_event_batch
 from daemon.jobs import JobSource
-from daemon.plans import PointAccumulator, PointSummary
+from daemon.plan_summary import PointAccumulator, PointSummary
 from daemon.safety import Decision, Mode, Output, Request, SafetyEnvelope, Setpoint, Source
 from daemon.state import BoardState, PlanProgress
 from drivers import chipmath

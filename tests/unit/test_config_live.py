@@ -140,15 +140,14 @@ async def test_commands_cannot_take_the_live_board(tmp_path: Path) -> None:
     the other boards still take them."""
     from types import SimpleNamespace
 
-    from daemon.app import BoardRuntime, Daemon
+    from daemon.app import Daemon
 
     cfg = parse_config({"mqtt": MQTT_ON, "boards": [BOARD, {**BOARD, "name": "g1"}], "live": _live(tmp_path)})
     d = Daemon(cfg, state_dir=tmp_path)
     for name in ("g0", "g1"):
-        d.boards[name] = BoardRuntime(SimpleNamespace(name=name))  # type: ignore[arg-type]
-    d.live = SimpleNamespace()  # type: ignore[assignment]
+        d.sups[name] = SimpleNamespace(name=name)  # type: ignore[assignment]
     for cmd in ({"action": "set_setpoint", "voltage_v": 1.2, "freq_mhz": 400}, {"action": "start_plan"}):
-        res = await d._command(cmd | {"board": "g0"})
+        res = await d.commands(cmd | {"board": "g0"})
         assert res["ok"] is False and "live service" in res["reason"]
-    res = await d._command({"action": "start_plan", "board": "g1", "plan": "none"})
+    res = await d.commands({"action": "start_plan", "board": "g1", "plan": "none"})
     assert res == {"ok": False, "reason": "unknown plan 'none'"}  # reaches the normal handling

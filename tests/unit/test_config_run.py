@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.app import StateDirError, check_state_dir, with_state_dir
+from daemon.app import with_state_dir
 from daemon.cli.run_cmd import parse_hostport
 from daemon.config import Config
+from daemon.state_dir import StateDirError, check_state_dir
 
 
 def test_parse_hostport() -> None:

@@ -17,14 +17,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from daemon.app import check_state_dir
 from daemon.config import ConfigError, parse_config
 from daemon.events import make_event_batch, make_log_batch
 from daemon.mqtt_link import MqttSettings
-from daemon.plans import ProgressStore, SweepProgress, write_json_atomic
+from daemon.plan_progress import ProgressStore, SweepProgress
 from daemon.recorder import Recorder, RecorderPolicy
-from daemon.recording import read_table, recover_dir
+from daemon.recording import read_table, recover_dir, write_json_atomic
 from daemon.state import DaemonState
+from daemon.state_dir import check_state_dir
 
 BATCHES = 4
 ROWS = 5

@@ -25,7 +25,7 @@ from daemon.live import (
     parse_input,
     train_live_model,
 )
-from daemon.plans import PointAccumulator, PointSummary
+from daemon.plan_summary import PointAccumulator, PointSummary
 from daemon.safety import Decision, Setpoint
 from reservoir.substrate import EventSlot, RateModelSubstrate, SlotSchedule
 from reservoir.windows import slot_bounds

@@ -11,18 +11,10 @@ import numpy as np
 import pytest
 
 from daemon.config import PlanConfig
-from daemon.plans import (
-    PointAccumulator,
-    PointSummary,
-    ProgressStore,
-    SweepPoint,
-    modulation_levels,
-    run_hold,
-    run_modulate,
-    run_sweep,
-    summarize,
-    sweep_points,
-)
+from daemon.plan_points import SweepPoint, modulation_levels, sweep_points
+from daemon.plan_progress import ProgressStore
+from daemon.plan_summary import PointAccumulator, PointSummary, summarize
+from daemon.plans import run_hold, run_modulate, run_sweep
 from daemon.safety import Decision, Setpoint, Telemetry
 
 GRID = PlanConfig(

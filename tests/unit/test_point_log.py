@@ -13,7 +13,8 @@ import pytest
 
 from daemon.cli import main
 from daemon.events import LOG_SCHEMA, make_log_batch
-from daemon.plans import PointAccumulator, SweepPoint, summarize
+from daemon.plan_points import SweepPoint
+from daemon.plan_summary import PointAccumulator, summarize
 from daemon.point_log import read_point_summaries
 from daemon.safety import Telemetry
 from tests.unit.test_analyze_cmd import make_recording

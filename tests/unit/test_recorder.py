@@ -350,3 +350,14 @@ def test_recovered_segment_reads_with_polars_and_pandas(tmp_path: Path) -> None:
     assert pl.read_ipc_stream(path)["t_ns"].to_list() == list(range(ends[-2]))
     with pa.OSFile(str(path), "rb") as f:
         assert len(pa.ipc.open_stream(f).read_pandas()) == ends[-2]
+
+
+def test_policy_defaults_are_the_config_defaults() -> None:
+    """One source for the flush/fsync/segment defaults: ``[recorder]`` in the config (fsync every 5 s)."""
+    from daemon.config import RecorderConfig, default_config
+
+    rc = RecorderConfig()
+    assert RecorderPolicy() == RecorderPolicy.from_config(rc)
+    assert RecorderPolicy().fsync_interval_s == 5.0
+    shipped = default_config().recorder  # daemon/defaults.toml
+    assert RecorderPolicy.from_config(shipped).fsync_interval_s == rc.fsync_interval_s
