@@ -234,6 +234,9 @@ class Daemon:
             plans = [p for p in cfg.plans if not p.boards or name in p.boards]
             if plans:
                 self.plan_tasks.start(rt.sup, plans)
+        for f in cfg.simulate.faults if self.sim_boards else ():
+            up = {n: rt.sup.wait_up for n, rt in self.boards.items()}
+            self._tasks.append(asyncio.create_task(inject_fault(self.sim_boards, f, up), name="sim-fault"))
         self._tasks.append(asyncio.create_task(self.status_report.run(), name="status"))
         self._tasks.append(asyncio.create_task(trim_loop(), name="malloc-trim"))
         wd = watchdog_interval_s()
@@ -261,10 +264,7 @@ class Daemon:
         self.sim_boards = await start_sim_boards(
             self.simulate, Path(self._sim_dir.name), sim, clock=self.clock
         )
-        out = sim_board_specs(self.sim_boards, sim.chips, self.cfg.safety, self.clock)
-        for f in sim.faults:
-            self._tasks.append(asyncio.create_task(inject_fault(self.sim_boards, f)))
-        return out
+        return sim_board_specs(self.sim_boards, sim.chips, self.cfg.safety, self.clock)
 
     async def _start_recorder(self) -> None:
         meta = {

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from daemon.config import SafetyLimits, SimFault, SimulateConfig
@@ -132,10 +132,19 @@ async def start_sim_boards(
     return out
 
 
-async def inject_fault(boards: list[SimBoard], fault: SimFault) -> None:
-    """Apply ``fault`` ``at_s`` seconds from now to the named board (every board when unnamed)."""
-    await asyncio.sleep(fault.at_s)
+async def inject_fault(
+    boards: list[SimBoard],
+    fault: SimFault,
+    wait_up: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
+) -> None:
+    """Apply ``fault`` to the named board (every board when unnamed) ``at_s`` seconds after its first bring-up
+    (``wait_up``: board name -> wait for it), or after now without ``wait_up``. Counting from the bring-up keeps
+    a fault meant for a running board from landing during a slow start (a busy host)."""
     targets = [b for b in boards if not fault.board or b.name == fault.board]
+    for b in targets:
+        if wait_up is not None and b.name in wait_up:
+            await wait_up[b.name]()
+    await asyncio.sleep(fault.at_s)
     for b in targets:
         log.warning(
             "emulator: injecting %s on %s (value %g, %g s)", fault.kind, b.name, fault.value, fault.duration_s

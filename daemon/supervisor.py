@@ -594,6 +594,10 @@ class BoardSupervisor:
             self._ready.clear()
         return d
 
+    async def wait_up(self) -> None:
+        """Wait until a session is up (bring-up done)."""
+        await self._up.wait()
+
     async def wait_ready(self) -> None:
         """Wait until connected, in normal mode, with the ramp at the gated target."""
         while True:

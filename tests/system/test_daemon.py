@@ -144,7 +144,7 @@ def test_sweep_then_sigterm_leaves_boards_safe_and_records_everything(tmp_path: 
 
 def test_pty_unplug_reconnects_and_keeps_recording(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    extra = HOLD + '\n[[simulate.faults]]\nat_s = 1.2\nkind = "unplug"\nduration_s = 0.7\n'
+    extra = HOLD + '\n[[simulate.faults]]\nat_s = 0.3\nkind = "unplug"\nduration_s = 0.7\n'
     proc = _start(_config(tmp_path, extra), state, "--simulate", "1", "--duration", "3.5")
     rc, err = _finish(proc)
     assert rc == 0, err[-3000:]
@@ -192,7 +192,7 @@ def test_sigkill_leaves_a_torn_segment_recovered_at_restart(tmp_path: Path) -> N
 def test_overheat_goes_safe_and_resumes_derated(tmp_path: Path) -> None:
     state = tmp_path / "state"
     extra = HOLD + (
-        '\n[simulate]\ntime_scale = 20.0\n[[simulate.faults]]\nat_s = 1.5\nkind = "overheat"\nvalue = 95.0\n'
+        '\n[simulate]\ntime_scale = 20.0\n[[simulate.faults]]\nat_s = 0.5\nkind = "overheat"\nvalue = 95.0\n'
     )
     proc = _start(_config(tmp_path, extra), state, "--simulate", "1", "--duration", "6")
     rc, err = _finish(proc)
@@ -214,7 +214,7 @@ def test_overheat_goes_safe_and_resumes_derated(tmp_path: Path) -> None:
 
 def test_brownout_goes_safe_and_reinitialises(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    extra = HOLD + '\n[[simulate.faults]]\nat_s = 1.2\nkind = "brownout"\nvalue = 4.2\nduration_s = 0.5\n'
+    extra = HOLD + '\n[[simulate.faults]]\nat_s = 0.3\nkind = "brownout"\nvalue = 4.2\nduration_s = 0.5\n'
     proc = _start(_config(tmp_path, extra), state, "--simulate", "1", "--duration", "3.5")
     rc, err = _finish(proc)
     assert rc == 0, err[-3000:]

@@ -292,7 +292,7 @@ def test_garbage_storm_is_dropped_counted_and_mining_continues(child_factory: Ca
 
 
 def test_brownout_goes_safe_reinitialises_and_metrics_show_it(child_factory: Callable[..., Child]) -> None:
-    extra = HOLD + '\n[[simulate.faults]]\nat_s = 1.5\nkind = "brownout"\nvalue = 4.2\nduration_s = 0.6\n'
+    extra = HOLD + '\n[[simulate.faults]]\nat_s = 0.3\nkind = "brownout"\nvalue = 4.2\nduration_s = 0.6\n'
     c = child_factory(extra)
     c.wait_for(lambda: c.trips().get("brownout", 0) >= 1)
     c.wait_for(lambda: c.metric("asicrc_safety_trips_total", board="sim0", reason="brownout") >= 1)
@@ -310,7 +310,7 @@ def test_overheat_cuts_the_core_and_resumes_derated(child_factory: Callable[...,
     extra = (
         HOLD
         + "\n[simulate]\ntime_scale = 20.0\n"
-        + '[[simulate.faults]]\nat_s = 1.5\nkind = "overheat"\nvalue = 95.0\n'
+        + '[[simulate.faults]]\nat_s = 0.5\nkind = "overheat"\nvalue = 95.0\n'
     )
     c = child_factory(extra)
     c.wait_for(lambda: c.trips().get("chip_overheat", 0) >= 1)

@@ -175,7 +175,7 @@ def test_daemon_over_tls_with_the_configured_ca_counts_commands_trips_and_fan(
         f"[mqtt]\nenabled = true\nhost = '127.0.0.1'\nport = {broker.port}\ntls = true\nca_file = '{ca}'\n"
         f"username = 'asicrc'\npassword = '{PASSWORD}'\ntoken = '{TOKEN}'\nstatus_interval_s = 0.2\n"
         "buffer_messages = 100\nhomeassistant = true\n"
-        "[[simulate.faults]]\nat_s = 1.0\nkind = 'brownout'\nvalue = 4.2\nduration_s = 0.4\n"
+        "[[simulate.faults]]\nat_s = 0.3\nkind = 'brownout'\nvalue = 4.2\nduration_s = 0.4\n"
     )
     proc = _start(cfg, tmp_path, state, port, umask=0)
     base = f"asicrc/{socket.gethostname()}"
