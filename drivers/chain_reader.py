@@ -27,10 +27,10 @@ class ReaderClosed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class TimedFrame:
-    """A decoded reply with its read's raw time ``t_ns``, the ``t_wire_ns`` estimate and the read id
+    """A nonce reply with its read's raw time ``t_ns``, the ``t_wire_ns`` estimate and the read id
     (docs/recording-format.md; ns on the transport's clock)."""
 
-    frame: NonceReply | RegisterReply
+    frame: NonceReply
     t_ns: int
     t_wire_ns: int
     read_id: int
