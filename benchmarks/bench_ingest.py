@@ -170,12 +170,13 @@ def _raw_reader(path: str, reply_len: int, baud: int, conn: Any) -> None:
     import select
     import tty
 
-    from drivers.reply_batch import ReplyBatchDecoder
+    from drivers.read_decoder import ReadDecoder
+    from drivers.transport import ReadBatch
 
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
     tty.setraw(fd)
-    dec = ReplyBatchDecoder(reply_len=reply_len)
-    stream_end = 0
+    dec = ReadDecoder(reply_len=reply_len)
+    read_id = 0
     t_out: list[np.ndarray] = []
     th_out: list[np.ndarray] = []
     n_out: list[np.ndarray] = []
@@ -185,14 +186,11 @@ def _raw_reader(path: str, reply_len: int, baud: int, conn: Any) -> None:
         if not r:
             continue
         data = os.read(fd, 65536)
-        t = time.monotonic_ns()
-        stream_end += len(data)
-        rb = dec.feed(data)
-        m = rb.is_nonce
-        after = stream_end - rb.end_offset[m]
-        t_out.append(t - after * 10_000_000_000 // baud)
-        th_out.append(np.full(int(m.sum()), t, np.int64))
-        n_out.append(rb.value[m])
+        cols = dec.decode([ReadBatch(data, time.monotonic_ns(), read_id)], baud).nonces
+        read_id += 1
+        t_out.append(cols.t_wire_ns)
+        th_out.append(cols.t_ns)
+        n_out.append(cols.nonce)
     conn.recv()
     os.close(fd)
     conn.send(

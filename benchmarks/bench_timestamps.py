@@ -4,7 +4,7 @@ For each link model, two receivers stamp the same kind of nonce stream from an e
 
 * ``bare_reader``: a blocking ``select``/``os.read`` process (no asyncio, no daemon), 9-byte replies at the
   reset baud (115,200): the floor the OS alone sets;
-* ``daemon``: the daemon's driver path (``SerialTransport`` -> ``ReplyBatchDecoder`` -> ``BoardSupervisor`` ->
+* ``daemon``: the daemon's driver path (``SerialTransport`` -> ``BoardSupervisor`` -> ``ReadDecoder`` ->
   event pipeline) after a full chain bring-up at 3.125 Mbaud, 11-byte replies.
 
 Each received reply is matched one to one to the emulator's ground truth (the k-th received nonce must be the

@@ -15,6 +15,7 @@ from drivers.discovery import Candidate, list_candidates
 
 log = logging.getLogger(__name__)
 
+
 def configured_boards(
     boards: Sequence[BoardConfig],
     clock: Callable[[], int] = time.monotonic_ns,

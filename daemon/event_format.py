@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from daemon.events import EVENT_SCHEMA
+from drivers.read_decoder import read_structure
 
 #: Recording format written by this version (``meta.json`` ``format``; absent in format 1 recordings).
 FORMAT_VERSION = 2
@@ -24,23 +25,6 @@ FORMAT2_COLUMNS = ("t_wire_ns", "read_pos", "read_nonces")
 LEGACY_NAMES = tuple(f.name for f in EVENT_SCHEMA if f.name not in FORMAT2_COLUMNS)
 
 T = TypeVar("T", pa.RecordBatch, pa.Table)
-
-
-def read_structure(read_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(position in its read, nonce frames in its read) per event, both int32, from each event's read index.
-
-    ``read_index`` is non-decreasing within one decode (frames come in stream order) or, for a recording,
-    any key whose runs of equal consecutive values are the reads. Position counts from 0.
-    """
-    idx = np.asarray(read_index)
-    n = len(idx)
-    if n == 0:
-        return np.zeros(0, np.int32), np.zeros(0, np.int32)
-    start = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1])))
-    lengths = np.diff(np.append(start, n))
-    run = np.repeat(np.arange(len(start)), lengths)
-    pos = (np.arange(n) - start[run]).astype(np.int32)
-    return pos, lengths[run].astype(np.int32)
 
 
 def _runs_key(board: pa.Array | pa.ChunkedArray, read_id: np.ndarray) -> np.ndarray:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-
-import numpy as np
+from collections.abc import Awaitable, Callable
 
 from drivers.frames import JobFrame
-from drivers.share import JobTable, share_difficulties
+from drivers.share import JobTable
 
 #: Block version with BIP320 rolling room (bits 13-28 rolled by the chip).
 JOB_VERSION = 0x20000000
@@ -55,15 +53,16 @@ class JobSource:
         """Forget every job (the chips were reset and hold none)."""
         self.table.clear()
 
-    def check(self, job_ids: np.ndarray, nonces: np.ndarray, version_bits: np.ndarray) -> np.ndarray:
-        """Share difficulty per nonce (float64; 0 where the job is unknown), grouped by job id."""
-        out = np.zeros(len(nonces), dtype=np.float64)
-        if len(nonces) == 0:
-            return out
-        for jid in np.unique(job_ids).tolist():
-            job = self.table.get(int(jid))
-            if job is None:
-                continue
-            sel = job_ids == jid
-            out[sel] = share_difficulties(job, nonces[sel], version_bits[sel])
-        return out
+
+async def feed_jobs(
+    send: Callable[[JobFrame], Awaitable[None]],
+    jobs: JobSource,
+    held: Callable[[], bool],
+    interval_s: float,
+    sleep: Callable[[float], Awaitable[None]],
+) -> None:
+    """Send a new job every ``interval_s`` while the chips are not held in reset (runs until cancelled)."""
+    while True:
+        if not held():
+            await send(jobs.next_job())
+        await sleep(interval_s)

@@ -137,9 +137,9 @@ async def inject_fault(
     fault: SimFault,
     wait_up: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
 ) -> None:
-    """Apply ``fault`` to the named board (every board when unnamed) ``at_s`` seconds after its first bring-up
-    (``wait_up``: board name -> wait for it), or after now without ``wait_up``. Counting from the bring-up keeps
-    a fault meant for a running board from landing during a slow start (a busy host)."""
+    """Apply ``fault`` to the named board (every board when unnamed) ``at_s`` s after its first bring-up
+    (``wait_up``: board name -> wait for it), or after now without ``wait_up``. Counting from the bring-up
+    keeps a fault meant for a running board from landing during a slow start (a busy host)."""
     targets = [b for b in boards if not fault.board or b.name == fault.board]
     for b in targets:
         if wait_up is not None and b.name in wait_up:

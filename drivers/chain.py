@@ -1,35 +1,32 @@
 """Async BM1366 chain: bring-up in the order of ``docs/protocol.md`` (ESP-Miner), jobs, register reads,
 counters.
 
-One background reader task decodes everything the transport delivers (:class:`FrameReader`): nonce replies
-go to a bounded queue (:meth:`Chain.next_nonce`, :meth:`Chain.nonces`), register replies answer the one
-outstanding :meth:`Chain.read_register` (or the enumeration). Host frames echoed back are ignored. All
-timing constants live in :class:`ChainTiming` so tests shrink them instead of sleeping.
+One background reader (:class:`drivers.chain_reader.ChainReader`) decodes everything the transport delivers:
+nonce replies go to a bounded queue (:meth:`Chain.next_nonce`, :meth:`Chain.nonces`), register replies answer
+the one outstanding :meth:`Chain.read_register` (or the enumeration). All timing constants live in
+:class:`ChainTiming` so tests shrink them instead of sleeping.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
 
 from drivers import chipmath
+from drivers.chain_reader import ChainReader, ReaderClosed, TimedFrame
 from drivers.frames import (
     CommandFrame,
     JobFrame,
-    NonceReply,
-    RegisterReply,
     chain_inactive,
     read_reg,
     set_address,
     write_reg,
 )
 from drivers.registers import CHIP_ID_BM1366
-from drivers.transport.base import ResetLine, Transport, TransportError
-from drivers.transport.framing import FrameReader, StreamDecoder, TimedFrame
+from drivers.transport.base import ResetLine, Transport
 
 log = logging.getLogger(__name__)
 
@@ -130,45 +127,33 @@ class Chain:
         reset: ResetLine | None = None,
         timing: ChainTiming = ChainTiming(),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        decoder: StreamDecoder | None = None,
         nonce_queue_max: int = NONCE_QUEUE_MAX,
     ) -> None:
         self.transport = transport
         self.reset_line = reset
         self.timing = timing
         self._sleep = sleep
-        self._reader = FrameReader(transport, decoder)
-        self._nonces: asyncio.Queue[TimedFrame | None] = asyncio.Queue()  # capped in _dispatch
-        self._nonce_max = nonce_queue_max
-        self._registers: asyncio.Queue[TimedFrame] = asyncio.Queue()
+        self._reader = ChainReader(transport, nonce_queue_max)
         self._reg_lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
         self.info: ChainInfo | None = None
         self.freq_mhz = RESET_FREQ_MHZ
         self.ticket_difficulty = 0
-        #: Nonces dropped because the queue was full.
-        self.nonces_dropped = 0
-        self.closed = asyncio.Event()
+        #: Set when the transport has ended (or the reader was stopped).
+        self.closed = self._reader.closed
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Start (or restart) the background reader (the transport must be open)."""
-        if self._task is None:
-            if self.closed.is_set():  # restarted after stop(): forget the end-of-stream marker
-                self.closed.clear()
-                kept = self.drain_nonces()
-                self._nonces = asyncio.Queue()
-                for tf in kept:
-                    self._nonces.put_nowait(tf)
-            self._task = asyncio.create_task(self._read_loop(), name="chain-reader")
+        await self._reader.start()
 
     async def stop(self) -> None:
         """Stop the reader task (the transport stays open; close it yourself)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._reader.stop()
+
+    @property
+    def nonces_dropped(self) -> int:
+        """Nonces dropped because the queue was full."""
+        return self._reader.nonces_dropped
 
     async def __aenter__(self) -> Chain:
         await self.start()
@@ -178,26 +163,6 @@ class Chain:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
-
-    async def _read_loop(self) -> None:
-        try:
-            async for tf in self._reader:
-                self._dispatch(tf)
-        except TransportError as exc:
-            log.warning("chain reader stopped: %s", exc)
-        finally:
-            self.closed.set()
-            self._nonces.put_nowait(None)
-
-    def _dispatch(self, tf: TimedFrame) -> None:
-        if isinstance(tf.frame, NonceReply):
-            if self._nonces.qsize() >= self._nonce_max:
-                self._nonces.get_nowait()
-                self.nonces_dropped += 1
-            self._nonces.put_nowait(tf)
-        elif isinstance(tf.frame, RegisterReply):
-            self._registers.put_nowait(tf)
-        # Host frames (an echoing link) are ignored.
 
     # ---- raw access ------------------------------------------------------------------------------------
     async def send(self, frame: CommandFrame | JobFrame) -> None:
@@ -223,16 +188,12 @@ class Chain:
         else:
             await self.send(write_reg(reg, value, self.address_of(chip), broadcast=False))
 
-    def _drain_registers(self) -> None:
-        while not self._registers.empty():
-            self._registers.get_nowait()
-
     async def read_register(self, chip: int, reg: int, timeout_s: float | None = None) -> int:
         """Read ``reg`` of chain index ``chip``; :class:`ChainError` after ``timeout_s`` with no answer."""
         addr = self.address_of(chip)
         wait = self.timing.register_timeout_s if timeout_s is None else timeout_s
         async with self._reg_lock:
-            self._drain_registers()
+            self._reader.drain_registers()
             await self.send(read_reg(reg, addr, broadcast=False))
             loop = asyncio.get_running_loop()
             deadline = loop.time() + wait
@@ -241,13 +202,11 @@ class Chain:
                 try:
                     if remaining <= 0:
                         raise TimeoutError
-                    tf = await asyncio.wait_for(self._registers.get(), remaining)
+                    r = await asyncio.wait_for(self._reader.registers.get(), remaining)
                 except TimeoutError:
                     raise ChainError(
                         f"no reply from chip {chip} (addr 0x{addr:02X}) reg 0x{reg:02X}"
                     ) from None
-                r = tf.frame
-                assert isinstance(r, RegisterReply)
                 if r.reg == reg and r.chip_addr == addr:
                     return r.value
                 log.debug("ignoring register reply %s while waiting for 0x%02X/0x%02X", r, addr, reg)
@@ -263,30 +222,18 @@ class Chain:
     # ---- nonces ------------------------------------------------------------------------------------------
     async def next_nonce(self, timeout_s: float | None = None) -> TimedFrame:
         """The next nonce reply (timestamped); TimeoutError after ``timeout_s``, ChainError when closed."""
-        item = await asyncio.wait_for(self._nonces.get(), timeout_s)
-        if item is None:
-            self._nonces.put_nowait(None)
-            raise ChainError("chain transport closed")
-        return item
+        try:
+            return await self._reader.next_nonce(timeout_s)
+        except ReaderClosed as exc:
+            raise ChainError(str(exc)) from None
 
-    async def nonces(self) -> AsyncIterator[TimedFrame]:
+    def nonces(self) -> AsyncIterator[TimedFrame]:
         """Yield nonce replies until the transport closes."""
-        while True:
-            try:
-                yield await self.next_nonce()
-            except ChainError:
-                return
+        return self._reader.nonces()
 
     def drain_nonces(self) -> list[TimedFrame]:
         """Every nonce waiting now, without blocking."""
-        out: list[TimedFrame] = []
-        while not self._nonces.empty():
-            item = self._nonces.get_nowait()
-            if item is None:
-                self._nonces.put_nowait(None)
-                break
-            out.append(item)
-        return out
+        return self._reader.drain_nonces()
 
     # ---- bring-up ----------------------------------------------------------------------------------------
     async def reset(self) -> bool:
@@ -307,16 +254,14 @@ class Chain:
     async def enumerate_chips(self) -> list[int]:
         """Broadcast-read register 0 and collect chip-id values until a quiet gap of ``enum_gap_s``."""
         async with self._reg_lock:
-            self._drain_registers()
+            self._reader.drain_registers()
             await self.send(read_reg(REG_CHIP_ID))
             values: list[int] = []
             while len(values) < 256:
                 try:
-                    tf = await asyncio.wait_for(self._registers.get(), self.timing.enum_gap_s)
+                    r = await asyncio.wait_for(self._reader.registers.get(), self.timing.enum_gap_s)
                 except TimeoutError:
                     break
-                r = tf.frame
-                assert isinstance(r, RegisterReply)
                 if r.reg == REG_CHIP_ID:
                     values.append(r.value)
             return values

@@ -1,4 +1,5 @@
-"""Vectorised incremental decoder for chip->host replies (the hot path), numpy over the whole buffer.
+"""Vectorised incremental decoder for chip->host replies (the frame stage of the hot path,
+:class:`drivers.read_decoder.ReadDecoder`), numpy over the whole buffer.
 
 Gives exactly the frames :class:`drivers.decoder.FrameDecoder` gives on the same stream, fed in any chunking:
 

@@ -219,3 +219,18 @@ class JobTable:
     def clear(self) -> None:
         """Forget every job (after a chip reset)."""
         self._jobs.clear()
+
+    def difficulties(
+        self,
+        job_ids: npt.NDArray[np.uint8],
+        nonces: npt.NDArray[np.uint32],
+        version_bits: npt.NDArray[np.uint16],
+    ) -> npt.NDArray[np.float64]:
+        """Share difficulty per nonce (float64; 0 where its job id is not held), grouped by job id."""
+        out = np.zeros(len(nonces), dtype=np.float64)
+        for jid in np.unique(job_ids).tolist():
+            job = self._jobs.get(int(jid))
+            if job is not None:
+                sel = job_ids == jid
+                out[sel] = share_difficulties(job, nonces[sel], version_bits[sel])
+        return out

@@ -20,7 +20,8 @@ from drivers.bitaxe_raw import BitaxeRaw
 from drivers.chain import Chain, ChainTiming
 from drivers.frames import JobFrame, NonceReply
 from drivers.parts import board_power
-from drivers.transport import FrameReader, SerialTransport, TransportClosed, TransportError
+from drivers.read_decoder import ReadDecoder
+from drivers.transport import SerialTransport, TransportClosed, TransportError
 
 pytestmark = pytest.mark.system
 
@@ -73,9 +74,12 @@ async def test_serial_transport_on_a_pty() -> None:
         # a decoded frame from the pty, timestamped
         reply = NonceReply(0x12345678, 0, 0x28, 0x0001).encode()
         os.write(master, reply)
-        frames = await asyncio.wait_for(FrameReader(t).read_frames(), 5.0)
-        assert [f.frame for f in frames] == [NonceReply(0x12345678, 0, 0x28, 0x0001)]
-        assert frames[0].read_id == 1 and frames[0].t_ns == frames[0].t_host_ns
+        batch = await asyncio.wait_for(t.read(), 5.0)
+        cols = ReadDecoder().decode([batch], t.baud).nonces
+        assert cols.nonce.tolist() == [0x12345678] and cols.job_id.tolist() == [0x28]
+        assert cols.read_id.tolist() == [1] and cols.t_ns.tolist() == cols.t_wire_ns.tolist() == [
+            batch.t_host_ns
+        ]
     finally:
         await t.close()
         os.close(master)
@@ -154,7 +158,7 @@ async def test_bring_up_jobs_and_board_power_against_the_emulator(sim: dict[str,
             await chain.send_job(job)
             first = await chain.next_nonce(timeout_s=NONCE_TIMEOUT_S)
             assert isinstance(first.frame, NonceReply) and first.frame.job_id == 0x08
-            assert first.t_ns <= first.t_host_ns
+            assert first.t_wire_ns <= first.t_ns
             assert await chain.read_hash_counter(0) >= 0
 
             power = board_power(sim.get("board_kind", "gamma"), control)

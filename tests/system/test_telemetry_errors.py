@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from daemon.config import SimulateConfig, parse_config
-from daemon.supervisor import TELEMETRY_FAILURES_MAX
+from daemon.telemetry_loop import TELEMETRY_FAILURES_MAX
 from simulator.bitaxe_raw import FIRMWARES
 from tests.system.test_faults import HOLD, Child, _nonces, assert_no_loss, child_factory
 

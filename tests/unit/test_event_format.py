@@ -8,11 +8,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from daemon.cli.analyze_cmd import read_recording
-from daemon.event_format import FORMAT2_COLUMNS, LEGACY_NAMES, read_structure, upgrade_events
+from daemon.event_format import FORMAT2_COLUMNS, LEGACY_NAMES, upgrade_events
 from daemon.events import EVENT_SCHEMA, make_event_batch
 from daemon.recording import read_table
 
@@ -47,14 +45,6 @@ def _write_legacy_recording(run: Path, batches: list[pa.RecordBatch]) -> None:
     with pa.OSFile(str(run / "events-000000.arrows"), "wb") as f, pa.ipc.new_stream(f, LEGACY_SCHEMA) as w:
         for b in batches:
             w.write_batch(_legacy(b))
-
-
-@given(st.lists(st.integers(1, 6), min_size=0, max_size=20))
-def test_read_structure_counts_positions_within_each_read(sizes: list[int]) -> None:
-    idx = np.repeat(np.arange(len(sizes)) * 3, sizes)  # any increasing read keys
-    pos, count = read_structure(idx)
-    assert pos.tolist() == [i for s in sizes for i in range(s)]
-    assert count.tolist() == [s for s in sizes for _ in range(s)]
 
 
 def test_columns_not_given_are_null_meaning_unknown() -> None:

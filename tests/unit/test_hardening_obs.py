@@ -177,10 +177,11 @@ async def _one_telemetry_tick(control: NullControl) -> BoardState:
 
     st = BoardState("b0", "gamma", 1)
     board = BoardConfig(name="b0", kind="gamma", data_port="/dev/null", chips=1, safety=SafetyLimits())
-    sup = BoardSupervisor(board, TimingConfig(), Pipeline(), st, lambda: NotImplemented, control=control)
-    sup.sleep = stop
+    sup = BoardSupervisor(
+        board, TimingConfig(), Pipeline(), st, lambda: NotImplemented, control=control, sleep=stop
+    )
     with pytest.raises(_Stop):
-        await sup._telemetry_loop()
+        await sup.telemetry.run()
     return st
 
 

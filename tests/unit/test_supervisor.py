@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 
 from daemon.config import BoardConfig, SafetyLimits, TimingConfig
 from daemon.events import Pipeline
+from daemon.link_health import HealthError
 from daemon.safety import Mode, Output, Setpoint, Source, Telemetry
+from daemon.setpoint_writer import writable_freq
 from daemon.state import BoardState
-from daemon.supervisor import BoardSupervisor, HealthError, writable_freq
+from daemon.supervisor import BoardSupervisor
 from drivers import chipmath
 from drivers.chain import REG_PLL0, Chain
 from drivers.frames import CommandFrame, NonceReply, decode
@@ -223,7 +225,7 @@ async def test_silence_leads_to_a_probe_then_a_reconnect() -> None:
     sup.sleep = sleep
     chain, dev = await _chain()
     sup.applied = sup.envelope.safe_output().setpoint
-    sup._last_rx_ns = clock()
+    sup.health.last_rx_ns = clock()
     with pytest.raises(HealthError, match="no bytes"):
         await sup._control_loop(chain)
     frames = [decode(b.data, 0)[0] for b in _drain(dev)]

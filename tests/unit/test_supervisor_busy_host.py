@@ -14,8 +14,9 @@ import pytest
 from daemon.board_control import NullControl
 from daemon.config import BoardConfig, SafetyLimits, TimingConfig
 from daemon.events import Pipeline
+from daemon.link_health import HealthError
 from daemon.state import BoardState
-from daemon.supervisor import BoardSupervisor, HealthError, _run_all
+from daemon.supervisor import BoardSupervisor, _run_all
 from drivers.chain import Chain
 from drivers.frames import NonceReply
 from drivers.transport import LoopbackTransport, loopback_pair

@@ -28,11 +28,11 @@ def test_check_matches_the_scalar_share_difficulty_and_unknown_jobs_are_zero() -
     nonces = rng.integers(0, 2**32, 30, dtype=np.uint64).astype(np.uint32)
     vbits = rng.integers(0, 2**16, 30).astype(np.uint16)
     ids = np.array([jobs[i % 3].job_id for i in range(29)] + [0x78], dtype=np.uint8)
-    got = src.check(ids, nonces, vbits)
+    got = src.table.difficulties(ids, nonces, vbits)
     for i in range(29):
         job = jobs[i % 3]
         want = share_difficulty(job, NonceReply(int(nonces[i]), 0, job.job_id, int(vbits[i])))
         assert got[i] == pytest.approx(want, rel=1e-12)
     assert got[29] == 0.0
     src.reset()
-    assert (src.check(ids, nonces, vbits) == 0.0).all()
+    assert (src.table.difficulties(ids, nonces, vbits) == 0.0).all()
