@@ -81,6 +81,23 @@ def _wait_for(cond: Callable[[], bool], proc: subprocess.Popen[str], timeout: fl
     raise AssertionError(f"timed out; stderr: {proc.communicate()[1][-3000:]}")
 
 
+def _stop_after_second_bring_up(proc: subprocess.Popen[str], state: Path) -> tuple[int, str]:
+    """SIGTERM once sim0 came up a second time and recorded nonces after it (bounded wait, no fixed run)."""
+    seen: dict[str, int] = {}
+
+    def recovered() -> bool:
+        st = _status(state)
+        if not st or st["supervisors"].get("sim0", {}).get("bring_ups", 0) < 2:
+            return False
+        n = int(st["boards"]["sim0"]["nonces"])
+        seen.setdefault("at", n)
+        return n >= seen["at"] + 20
+
+    _wait_for(recovered, proc, timeout=60.0)
+    proc.send_signal(signal.SIGTERM)
+    return _finish(proc)
+
+
 def _runs(state: Path) -> list[Path]:
     return sorted(p for p in (state / "recordings").iterdir() if p.is_dir())
 
@@ -145,8 +162,8 @@ def test_sweep_then_sigterm_leaves_boards_safe_and_records_everything(tmp_path: 
 def test_pty_unplug_reconnects_and_keeps_recording(tmp_path: Path) -> None:
     state = tmp_path / "state"
     extra = HOLD + '\n[[simulate.faults]]\nat_s = 0.3\nkind = "unplug"\nduration_s = 0.7\n'
-    proc = _start(_config(tmp_path, extra), state, "--simulate", "1", "--duration", "3.5")
-    rc, err = _finish(proc)
+    proc = _start(_config(tmp_path, extra), state, "--simulate", "1")
+    rc, err = _stop_after_second_bring_up(proc, state)
     assert rc == 0, err[-3000:]
     (run,) = _runs(state)
     final = _assert_every_counted_nonce_recorded(state, run)
@@ -215,8 +232,8 @@ def test_overheat_goes_safe_and_resumes_derated(tmp_path: Path) -> None:
 def test_brownout_goes_safe_and_reinitialises(tmp_path: Path) -> None:
     state = tmp_path / "state"
     extra = HOLD + '\n[[simulate.faults]]\nat_s = 0.3\nkind = "brownout"\nvalue = 4.2\nduration_s = 0.5\n'
-    proc = _start(_config(tmp_path, extra), state, "--simulate", "1", "--duration", "3.5")
-    rc, err = _finish(proc)
+    proc = _start(_config(tmp_path, extra), state, "--simulate", "1")
+    rc, err = _stop_after_second_bring_up(proc, state)
     assert rc == 0, err[-3000:]
     (run,) = _runs(state)
     final = _assert_every_counted_nonce_recorded(state, run)
