@@ -460,8 +460,8 @@ async def run_live(service: LiveService, loop: MqttLink) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m daemon.live --mqtt HOST:PORT --readout F [--simulate] [--host-id H]``: the service on an
     emulated board (``--simulate``) or the first board of ``--config``; metrics on ``--metrics-port``."""
-    from daemon.cli.collect_cmd import parse_broker, read_password
     from daemon.config import SimulateConfig, load_config
+    from daemon.mqtt_link import parse_broker, read_password
     from daemon.substrate import BoardSubstrate
 
     p = argparse.ArgumentParser(prog="python -m daemon.live", description=__doc__)

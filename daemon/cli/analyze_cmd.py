@@ -39,6 +39,7 @@ from daemon.cli.errors import (
 )
 from daemon.cli.progress import Feedback
 from daemon.event_format import FORMAT2_COLUMNS, LEGACY_NAMES, upgrade_events
+from daemon.exit_codes import EXIT_OK
 from daemon.point_streams import Transition, point_runs
 from reservoir.stats import (
     MIN_EVENTS,
@@ -427,7 +428,7 @@ def _run(args: argparse.Namespace, feedback: Feedback) -> int:
             fb.step(f"writing the report into {report_dir}")
             path = _write_report(args, report_dir, results, gaps, evs, clock, skipped, notes)
         print(f"report: {path}", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def _write_report(

@@ -36,6 +36,7 @@ from daemon.cli.errors import (
     positive_int,
 )
 from daemon.cli.progress import Feedback
+from daemon.exit_codes import EXIT_OK
 from reservoir.bench import run_bench
 from reservoir.distributed import ClusterError, connect, seed_mapper  # Dask only inside connect()
 from reservoir.progress import listening
@@ -220,8 +221,7 @@ def run(args: argparse.Namespace) -> int:
     report_dir = check_output_dir(args.report, "--report") if args.report else None  # before computing
     substrate = None
     if (args.plant or args.plant_param) and not (args.reservoir == "asic" and args.simulate):
-        print("asicrc bench: --plant/--plant-param need --reservoir asic --simulate", file=sys.stderr)
-        return 2
+        raise UsageError("--plant/--plant-param need --reservoir asic --simulate")
     if args.cluster is not None and args.reservoir == "asic":
         raise UsageError(
             "--cluster does not apply to --reservoir asic: its substrate is attached to this host"
@@ -284,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise RuntimeFailure(f"--report {args.report}: {exc} (the result above is complete)") from exc
         print("report: " + ", ".join(str(p) for p in paths), file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def noise_floor_line(nf: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from daemon.cli.errors import (  # 2: bad --mqtt, unreadable password file, unus
     check_output_dir,
     plain,
 )
+from daemon.exit_codes import EXIT_OK
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,14 +49,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=main)
 
 
-def parse_broker(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` -> (host, port); ``ValueError`` naming the flag otherwise."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"--mqtt expects HOST:PORT with a port in 1..65535, got {text!r}")
-    return host, int(port)
-
-
 def parse_alpha(text: str) -> float | str:
     """``gcv``, ``cv`` or a float >= 0."""
     if text in ("gcv", "cv"):
@@ -69,15 +62,10 @@ def parse_alpha(text: str) -> float | str:
     return value
 
 
-def read_password(path: str) -> str:
-    """The first line of ``path`` without its newline."""
-    with open(path, encoding="utf-8") as fh:
-        return fh.readline().rstrip("\r\n")
-
-
 def main(args: argparse.Namespace) -> int:
     logging.getLogger("daemon").setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
     from daemon.mqtt import MqttSettings
+    from daemon.mqtt_link import parse_broker, read_password
 
     try:
         host, port = parse_broker(args.mqtt)
@@ -101,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
     result = asyncio.run(_run(settings, Path(args.out), alpha, args.duration, identifier))
     if args.json:
         print(json.dumps(result, sort_keys=True))
-    return 0
+    return EXIT_OK
 
 
 async def _run(

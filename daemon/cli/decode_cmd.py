@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.errors import UsageError
+from daemon.exit_codes import EXIT_OK
 from drivers.frames import (
     Frame,
     JobFrame,
@@ -35,11 +37,10 @@ from drivers.frames import (
 from drivers.registers import CHIP_PREAMBLE, HOST_PREAMBLE, REPLY_LEN_PLAIN, REPLY_LEN_ROLLING, reg_name
 from drivers.share import JobTable, NonceByteOrder, check_share, chip_index, core_id
 
-EXIT_USAGE = 2
 _HEX_SEPARATORS = re.compile(r"[\s:,_-]+")
 
 
-class DecodeInputError(ValueError):
+class DecodeInputError(UsageError):
     """Input the user has to fix (bad hex, unreadable file); exit code 2."""
 
 
@@ -235,11 +236,7 @@ def _read_input(args: argparse.Namespace) -> bytes:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``asicrc decode``; returns the exit code."""
-    try:
-        data = _read_input(args)
-    except DecodeInputError as exc:
-        print(f"asicrc decode: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    data = _read_input(args)  # DecodeInputError: one line, exit 2
     order = NonceByteOrder.LITTLE_ENDIAN if args.byte_order == "little-endian" else NonceByteOrder.ESP_MINER
     summary = Summary()
     out = sys.stdout
@@ -250,9 +247,9 @@ def run(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # e.g. piped into `head`: stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 0
+        return EXIT_OK
     print(summary.line(), file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def _chips(text: str) -> int:

@@ -13,8 +13,10 @@ import sys
 from typing import Any
 
 from daemon.cli.decode_cmd import format_text, iter_records
+from daemon.cli.errors import RuntimeFailure
 from daemon.config import Config
 from daemon.dry_run import DryRun, DryRunError, dry_run
+from daemon.exit_codes import EXIT_OK
 from drivers import bitaxe_raw_codec as br
 from drivers.bitaxe_raw import PIN_ASIC_RESET
 from drivers.parts import ds4432u, emc2101, ina260, tps546
@@ -121,14 +123,14 @@ def _header(run: DryRun) -> str:
 
 
 def print_dry_run(cfg: Config, as_json: bool) -> int:
-    """Print the dry run of every configured board; 0, or 1 when a bring-up failed against the stand-in."""
+    """Print the dry run of every configured board; :class:`RuntimeFailure` (exit 1) when a bring-up failed
+    against the stand-in."""
     for name in ("daemon.supervisor", "drivers"):  # "board up" and chain progress lines would mislead here
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
         runs = dry_run(cfg)
     except DryRunError as exc:
-        print(f"asicrc run --dry-run: {exc}", file=sys.stderr)
-        return 1
+        raise RuntimeFailure(f"--dry-run: {exc}") from exc
     out = sys.stdout
     for run in runs:
         recs = records(run)
@@ -156,4 +158,4 @@ def print_dry_run(cfg: Config, as_json: bool) -> int:
         "(job frames and telemetry reads are not listed)",
         file=sys.stderr,
     )
-    return 0
+    return EXIT_OK

@@ -23,8 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.errors import EXIT_USAGE, plain
+from daemon.cli.errors import UsageError, plain
 from daemon.cli.progress import Feedback
+from daemon.exit_codes import EXIT_OK, EXIT_USAGE
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,15 +74,10 @@ def _usage(p: argparse.ArgumentParser) -> int:
     return EXIT_USAGE
 
 
-def _error(msg: str) -> int:
-    print(f"asicrc live: error: {msg}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def train_main(args: argparse.Namespace) -> int:
-    """``asicrc live train``: fit and write a LiveModel; 2 on a usage error."""
+    """``asicrc live train``: fit and write a LiveModel; :class:`UsageError` (exit 2) on bad flags."""
     if not args.simulate:
-        return _error("train needs --simulate (training on a configured board: run a modulate plan)")
+        raise UsageError("train needs --simulate (training on a configured board: run a modulate plan)")
     checks = (
         (args.steps > args.washout + args.delay + 1, "--steps must exceed --washout + --delay + 1"),
         (args.washout >= 0 and args.delay >= 0, "--washout and --delay must be >= 0"),
@@ -93,10 +89,10 @@ def train_main(args: argparse.Namespace) -> int:
     )
     for ok, msg in checks:
         if not ok:
-            return _error(msg)
+            raise UsageError(msg)
     out = Path(args.out)
     if not out.parent.is_dir():
-        return _error(f"--out {args.out!r}: directory {str(out.parent)!r} does not exist")
+        raise UsageError(f"--out {args.out!r}: directory {str(out.parent)!r} does not exist")
     logging.getLogger("daemon").setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
     import numpy as np
 
@@ -148,7 +144,7 @@ def train_main(args: argparse.Namespace) -> int:
             f"(1.0 = no better than the mean; delay {args.delay})"
         )
         print(f"asicrc live: wrote {out} ({summary['features']} features)", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def fit_quality(states: Any, y: Any, holdout: float) -> dict[str, Any]:
@@ -175,28 +171,29 @@ def fit_quality(states: Any, y: Any, holdout: float) -> dict[str, Any]:
 
 
 def serve_main(args: argparse.Namespace) -> int:
-    """``asicrc live serve``: :func:`daemon.live.main` with these flags; 2 on a usage error."""
+    """``asicrc live serve``: :func:`daemon.live.main` with these flags; :class:`UsageError` (exit 2) on bad
+    flags."""
     if not args.simulate and not args.config:
-        return _error("serve needs --simulate or --config FILE")
+        raise UsageError("serve needs --simulate or --config FILE")
     if args.ca_file and not args.tls:
-        return _error("--ca-file needs --tls")
+        raise UsageError("--ca-file needs --tls")
     if args.ca_file and not Path(args.ca_file).is_file():
-        return _error(f"--ca-file {args.ca_file!r}: no such file")
+        raise UsageError(f"--ca-file {args.ca_file!r}: no such file")
     if not Path(args.readout).is_file():
-        return _error(f"--readout {args.readout!r}: no such file (asicrc live train --out FILE)")
-    from daemon.cli.collect_cmd import parse_broker
+        raise UsageError(f"--readout {args.readout!r}: no such file (asicrc live train --out FILE)")
+    from daemon.mqtt_link import parse_broker
 
     try:
         parse_broker(args.mqtt)
     except ValueError as exc:
-        return _error(str(exc))
+        raise UsageError(str(exc)) from None
     from daemon.live import LiveModel
     from daemon.live import main as live_main
 
     try:
         LiveModel.load(Path(args.readout))
     except (OSError, ValueError, KeyError) as exc:
-        return _error(f"--readout {args.readout!r}: not a LiveModel file ({exc})")
+        raise UsageError(f"--readout {args.readout!r}: not a LiveModel file ({exc})") from None
     argv = ["--mqtt", args.mqtt, "--readout", args.readout, "--topic-root", args.topic_root]
     argv += ["--time-scale", str(args.time_scale)]
     for flag, value in (

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from daemon.cli.errors import UsageError, check_output_file
 from daemon.events import EVENT_SCHEMA, LOG_SCHEMA
+from daemon.exit_codes import EXIT_OK
 from daemon.recording import (
     DAMAGED_DIR,
     iter_batches,
@@ -194,7 +195,7 @@ def _info(args: argparse.Namespace) -> int:
             if i:
                 print()
             _print_info(s)
-    return 0
+    return EXIT_OK
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -204,7 +205,7 @@ def _convert(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot write {args.out}: {exc}") from exc
     print(f"wrote {rows} {args.table} rows to {args.out} ({args.to})", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def _recover(args: argparse.Namespace) -> int:
@@ -237,7 +238,7 @@ def _recover(args: argparse.Namespace) -> int:
         )
     if not args.json:
         print(f"{len(found)} segment(s) recovered", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
