@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.cli.analyze_cmd import read_recording
+from daemon.analysis import read_recording
 from daemon.event_format import FORMAT2_COLUMNS, LEGACY_NAMES, read_structure, upgrade_events
 from daemon.events import EVENT_SCHEMA, make_event_batch
 from daemon.recording import read_table
