@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from daemon.analysis.read import AnalysisInputError
 from daemon.analysis.streams import Stream, group_streams, stream_extras
 from reservoir.stats import MIN_EVENTS, StreamResult, StreamStats, TooFewEvents, compute_stream, decide
+
+#: Multiple-comparison corrections of :func:`reservoir.stats.decide`.
+Correction = Literal["holm", "bh", "none"]
 
 
 @dataclass
@@ -43,7 +46,7 @@ def analyse_streams(
     mc: bool = True,
     seed: int = 0,
     alpha: float = 0.05,
-    correction: str = "holm",
+    correction: Correction = "holm",
     remote: Sequence[StreamStats | TooFewEvents] | None = None,
     track: Callable[[Sequence[Stream]], Iterable[Stream]] = lambda s: s,
 ) -> Analysis:
@@ -56,18 +59,15 @@ def analyse_streams(
     calls = stream_calls(streams, mc, seed)
     for i, st in enumerate(track(streams)):
         try:
-            if remote is None:
-                s = compute_stream(*calls[i][0], **calls[i][1])
-            elif isinstance(remote[i], TooFewEvents):
-                raise remote[i]
-            else:
-                s = remote[i]
+            got = compute_stream(*calls[i][0], **calls[i][1]) if remote is None else remote[i]
+            if isinstance(got, TooFewEvents):
+                raise got
+            s = got
         except TooFewEvents as exc:
             if len(streams) == 1:
                 raise AnalysisInputError(str(exc)) from None
             skipped.append(str(exc))
             continue
-        assert isinstance(s, StreamStats)
         s.extra.update(stream_extras(st, s.rate_hz))
         stats.append(s)
         gaps[st.name] = np.concatenate([np.diff(g) for g in st.segments if len(g) > 1]) / 1e9
