@@ -9,8 +9,8 @@
 substrate call as the live service runs them, and fits the readout on the input delayed by ``--delay``
 steps (0: reproduce the input). It reports the fit quality: NRMSE on the training steps and on the last
 ``--holdout`` fraction of the steps, held out of a first fit (the model written is then fitted on every
-step). ``serve`` is the standalone service of :func:`daemon.live.main`; inside the daemon use the config's
-``[live]`` section instead.
+step; :mod:`daemon.live_train`). ``serve`` is the standalone service of :func:`daemon.live.main`; inside
+the daemon use the config's ``[live]`` section instead.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 from daemon.cli.errors import UsageError, plain
 from daemon.cli.progress import Feedback
@@ -94,12 +93,8 @@ def train_main(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise UsageError(f"--out {args.out!r}: directory {str(out.parent)!r} does not exist")
     logging.getLogger("daemon").setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
-    import numpy as np
-
-    from daemon.config import SimulateConfig
-    from daemon.live import LiveModel, LiveParams, live_states
-    from daemon.substrate import BoardSubstrate
-    from reservoir.readout import RidgeReadout
+    from daemon.live import LiveModel, LiveParams
+    from daemon.live_train import train_on_emulator
 
     params = LiveParams(
         n_sub=args.n_sub,
@@ -109,20 +104,22 @@ def train_main(args: argparse.Namespace) -> int:
         seed=args.seed,
         n_chips=args.chips,
     )
-    u = np.random.default_rng(args.seed).uniform(0.0, 1.0, args.steps)
-    y = np.roll(u, args.delay)  # the first `delay` targets wrap around: inside the washout
-    sim = SimulateConfig(chips=args.chips, time_scale=args.time_scale, seed=args.seed + 1)
     print(f"asicrc live: training on {args.steps} inputs (emulator x{args.time_scale:g})", file=sys.stderr)
-    washout = max(args.washout, args.delay)
-    with Feedback(args.quiet) as feedback, BoardSubstrate(sim=sim) as substrate:
+    with Feedback(args.quiet) as feedback:
         bar = iter(feedback.track(range(args.steps), "emulated board steps"))
 
         def step(_i: int) -> None:
             next(bar, None)
 
-        states = live_states(substrate, list(u), params, progress=step)
-    fit = fit_quality(states[washout:], y[washout:], args.holdout)
-    model = LiveModel(params, RidgeReadout(alpha="gcv").fit(states[washout:], y[washout:]))
+        model, fit = train_on_emulator(
+            params,
+            steps=args.steps,
+            delay=args.delay,
+            washout=args.washout,
+            holdout=args.holdout,
+            time_scale=args.time_scale,
+            progress=step,
+        )
     model.save(out)
     check = LiveModel.load(out)
     summary = {
@@ -145,29 +142,6 @@ def train_main(args: argparse.Namespace) -> int:
         )
         print(f"asicrc live: wrote {out} ({summary['features']} features)", file=sys.stderr)
     return EXIT_OK
-
-
-def fit_quality(states: Any, y: Any, holdout: float) -> dict[str, Any]:
-    """NRMSE of a gcv ridge fit on the training part, in sample and on the held-out last ``holdout``."""
-    import numpy as np
-
-    from reservoir.readout import RidgeReadout
-    from reservoir.tasks.base import nrmse
-
-    n = len(y)
-    n_hold = round(n * holdout)
-    if n - n_hold < 2:
-        n_hold = 0
-    cut = n - n_hold
-    first = RidgeReadout(alpha="gcv").fit(states[:cut], y[:cut])
-    train = nrmse(first.predict(states[:cut]), y[:cut])
-    held = nrmse(first.predict(states[cut:]), y[cut:]) if n_hold >= 2 else None
-    return {
-        "train_nrmse": train,
-        "holdout_nrmse": held if held is None or np.isfinite(held) else None,
-        "n_train": cut,
-        "n_holdout": n_hold,
-    }
 
 
 def serve_main(args: argparse.Namespace) -> int:
