@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import signal
 import socket
 from pathlib import Path
-from typing import Any
 
 from daemon.cli.errors import (  # 2: bad --mqtt, unreadable password file, unusable --out
     UsageError,
@@ -64,6 +61,7 @@ def parse_alpha(text: str) -> float | str:
 
 def main(args: argparse.Namespace) -> int:
     logging.getLogger("daemon").setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
+    from daemon.collect_session import collect_until_stopped
     from daemon.mqtt import MqttSettings
     from daemon.mqtt_link import parse_broker, read_password
 
@@ -86,49 +84,7 @@ def main(args: argparse.Namespace) -> int:
         topic_root=args.topic_root,
     )
     identifier = args.client_id or f"asicrc-collect-{socket.gethostname()}-{os.getpid()}"
-    result = asyncio.run(_run(settings, Path(args.out), alpha, args.duration, identifier))
+    result = asyncio.run(collect_until_stopped(settings, Path(args.out), alpha, args.duration, identifier))
     if args.json:
         print(json.dumps(result, sort_keys=True))
     return EXIT_OK
-
-
-async def _run(
-    settings: Any, out: Path, alpha: float | str, duration: float | None, identifier: str
-) -> dict[str, Any]:
-    from daemon.collect import Collector, run_collector
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    timer = loop.call_later(duration, stop.set) if duration is not None else None
-    collector = Collector(out, topic_root=settings.topic_root, alpha=alpha)
-    log = logging.getLogger("daemon.collect")
-    try:
-        mqtt = await run_collector(
-            collector,
-            settings,
-            stop,
-            identifier=identifier,
-            ready=lambda: log.info("collect: recording %s/+/events/+ into %s", settings.topic_root, out),
-        )
-    finally:
-        if timer is not None:
-            timer.cancel()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
-    rec = collector.recorder.stats
-    result = collector.stats.to_json()
-    result.update(
-        out=str(out),
-        recorded_rows=rec.rows,
-        segments=rec.segments,
-        recorder_dropped_rows=collector.dropped_rows + rec.error_dropped_rows,
-        readout=None if collector.saved_readout is None else str(collector.saved_readout),
-        reconnects=mqtt.stats.reconnects,
-        last_error=mqtt.stats.last_error,
-    )
-    log.info("collect: %s", json.dumps(result, sort_keys=True))
-    return result
