@@ -7,7 +7,7 @@ Exit codes (:mod:`daemon.exit_codes`; the table is in README.md, "Exit codes"):
   that filled up, a report that could not be written after the result was printed);
 * 2 (:data:`EXIT_USAGE`): fix the command line or the input it names (a bad flag or number, a missing or
   damaged file, an output path that cannot be written);
-* 2 (:data:`EXIT_NO_BOARDS`): ``asicrc run`` has no board to run;
+* 2 (``EXIT_NO_BOARDS``): ``asicrc run`` has no board to run;
 * 130: interrupted (Ctrl-C); 141: stdout was closed early (``| head``), nothing printed on stderr (the
   shell's 128 + signal convention, command-line only).
 
@@ -25,9 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from daemon.exit_codes import EXIT_NO_BOARDS, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
-
-__all__ = ["EXIT_NO_BOARDS", "EXIT_OK", "EXIT_RUNTIME", "EXIT_USAGE"]  # re-exported for the handlers
+from daemon.exit_codes import EXIT_RUNTIME, EXIT_USAGE
 
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
