@@ -116,6 +116,20 @@ class MqttSettings:
         return f"{self.topic_root}/{self.host_id}"
 
 
+def parse_broker(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` -> (host, port); ``ValueError`` naming the flag otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"--mqtt expects HOST:PORT with a port in 1..65535, got {text!r}")
+    return host, int(port)
+
+
+def read_password(path: str) -> str:
+    """The broker password: the first line of ``path`` without its newline."""
+    with open(path, encoding="utf-8") as fh:
+        return fh.readline().rstrip("\r\n")
+
+
 @dataclass
 class LinkStats:
     """Counters of one link (exported as metrics by the bridge)."""

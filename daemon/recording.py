@@ -122,10 +122,11 @@ class StreamScan:
     kept: list[pa.RecordBatch]
 
 
-def scan_stream(path: Path, keep: bool = False) -> StreamScan:
-    """Read an IPC stream file that may end in a torn message, one batch at a time."""
+def scan_stream(path: Path, keep: bool = False, mmap: bool = False) -> StreamScan:
+    """Read an IPC stream file that may end in a torn message, one batch at a time. ``mmap``: kept batches
+    point into a memory map of the file (no copy; the file must not be truncated while they are in use)."""
     scan = StreamScan(None, 0, 0, 0, False, [])
-    with pa.OSFile(str(path), "rb") as f:
+    with pa.memory_map(str(path)) if mmap else pa.OSFile(str(path), "rb") as f:
         try:
             reader = pa.ipc.open_stream(f)
         except (pa.ArrowException, OSError):  # any damage to the schema message: nothing to keep

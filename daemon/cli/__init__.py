@@ -7,7 +7,7 @@ Registration is lazy: ``asicrc run ...`` imports only ``run_cmd`` (the analysis 
 scipy, scikit-learn and matplotlib, seconds per start on a small host); ``asicrc``, ``asicrc --help`` and an
 unknown command import them all, so help and the "invalid choice" error list every subcommand.
 
-Errors are one line on stderr with the exit codes of :mod:`daemon.cli.errors` (README.md, "Exit codes");
+Errors are one line on stderr with the exit codes of :mod:`daemon.exit_codes` (README.md, "Exit codes");
 ``-v`` / ``-vv`` are accepted before or after the subcommand; ``-vv`` adds the traceback of an unexpected
 error.
 """
@@ -22,14 +22,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from daemon.cli.errors import (
-    EXIT_BROKEN_PIPE,
-    EXIT_INTERRUPTED,
-    EXIT_RUNTIME,
-    EXIT_USAGE,
-    CliError,
-    OneLineParser,
-)
+from daemon.cli.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, CliError, OneLineParser
+from daemon.exit_codes import EXIT_RUNTIME, EXIT_USAGE
 
 #: One module per subcommand (``daemon.cli.<name>_cmd`` registers ``<name>``), in ``asicrc --help`` order.
 SUBCOMMANDS: tuple[str, ...] = (
@@ -74,7 +68,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="asicrc",
         description="Hardware-in-the-loop reservoir computing on BM1366 mining ASICs.",
-        epilog="exit codes: 0 done, 1 runtime failure, 2 usage or input error, 130 interrupted",
+        epilog="exit codes: 0 done, 1 runtime failure, 2 usage or input error or no boards, 130 interrupted",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     parser.add_argument("--version", action="version", version=f"asicrc {version()}")

@@ -8,7 +8,8 @@
 ``daemon.substrate:make_substrate(args)`` for a Substrate (real boards, or the emulator with --simulate).
 ``classify --data mnist:DIR`` reads the four MNIST / Fashion-MNIST IDX files of DIR (``--n-train`` /
 ``--n-test`` keep the first samples of each split). Spiking reservoirs (lsm, lsm-stdp, nalsm) add
-``reservoir_info`` (branching factor, liquid rate, per-seed ``info()``) to the summary.
+``reservoir_info`` (branching factor, liquid rate, per-seed ``info()``) to the summary; the run itself is
+:func:`reservoir.bench_session.run_session`.
 ``--cluster`` runs each seed as a task on Dask distributed (docs/cluster.md): ``local[:N]`` starts N worker
 processes here, an address joins a running scheduler; the result equals the serial run's.
 """
@@ -18,13 +19,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import sys
-from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from daemon.cli.errors import (
     RuntimeFailure,
@@ -36,16 +32,11 @@ from daemon.cli.errors import (
     positive_int,
 )
 from daemon.cli.progress import Feedback
-from reservoir.bench import run_bench
+from daemon.exit_codes import EXIT_OK
+from reservoir.bench_session import run_session
 from reservoir.distributed import ClusterError, connect, seed_mapper  # Dask only inside connect()
-from reservoir.progress import listening
 from reservoir.registry import REGISTRY, UnsupportedTask
 from reservoir.tasks import TASKS, TaskDataError
-from reservoir.tasks.base import ClassificationTask
-
-MNIST_PREFIX = "mnist:"
-#: Reservoirs whose info() carries a branching factor, reported as summary["reservoir_info"].
-SPIKING = ("lsm", "lsm-stdp", "nalsm")
 
 
 def register(subparsers: Any) -> None:
@@ -123,60 +114,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _clean(x: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, recursively."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, np.generic):
-        return _clean(x.item())
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
-
-
-def mnist_task(data: str, n_train: int | None = None, n_test: int | None = None) -> ClassificationTask:
-    """``mnist:DIR`` -> the MNIST-layout IDX files of DIR as a task (first n_train / n_test samples)."""
-    from reservoir.spiking.idx import load_mnist_dir  # NumPy only, no torch
-
-    directory = data[len(MNIST_PREFIX) :]
-    if not directory:
-        raise TaskDataError("--data mnist:DIR needs a directory holding the four MNIST IDX files")
-    path = Path(directory).expanduser()
-    try:
-        X_train, y_train, X_test, y_test = load_mnist_dir(path)
-    except TaskDataError as exc:
-        raise TaskDataError(f"--data {data}: {exc}") from exc
-    for name, n in (("--n-train", n_train), ("--n-test", n_test)):
-        if n is not None and n < 1:
-            raise TaskDataError(f"{name} must be >= 1, got {n}")
-    X_train, y_train = X_train[:n_train], y_train[:n_train]
-    X_test, y_test = X_test[:n_test], y_test[:n_test]
-    info = {"source": str(path)}
-    return ClassificationTask(f"mnist:{path.name}", X_train, y_train, X_test, y_test, info=info)
-
-
-def reservoir_info(built: list[object], infos: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
-    """Mean branching factor and liquid rate over the reservoirs built (one per seed), plus each info()
-    (``infos``: those info() dicts already taken, e.g. on cluster workers)."""
-    if infos is None:
-        infos = [i() for i in (getattr(r, "info", None) for r in built) if callable(i)]
-    if not infos:
-        return None
-
-    def mean(key: str) -> float:
-        vals = [float(d[key]) for d in infos if d.get(key) is not None and math.isfinite(float(d[key]))]
-        return float(np.mean(vals)) if vals else math.nan
-
-    return {
-        "branching_factor": mean("branching_factor"),
-        "branching_factor_per_seed": [d.get("branching_factor") for d in infos],
-        "mean_rate_hz": mean("mean_rate_hz"),
-        "per_seed": infos,
-    }
-
-
 def _substrate_factory(args: argparse.Namespace) -> Any:
     try:
         make = importlib.import_module("daemon.substrate").make_substrate
@@ -220,8 +157,7 @@ def run(args: argparse.Namespace) -> int:
     report_dir = check_output_dir(args.report, "--report") if args.report else None  # before computing
     substrate = None
     if (args.plant or args.plant_param) and not (args.reservoir == "asic" and args.simulate):
-        print("asicrc bench: --plant/--plant-param need --reservoir asic --simulate", file=sys.stderr)
-        return 2
+        raise UsageError("--plant/--plant-param need --reservoir asic --simulate")
     if args.cluster is not None and args.reservoir == "asic":
         raise UsageError(
             "--cluster does not apply to --reservoir asic: its substrate is attached to this host"
@@ -239,25 +175,21 @@ def run(args: argparse.Namespace) -> int:
         "n_train": args.n_train,
         "n_test": args.n_test,
     }
-    built: list[object] = []
     cluster = _open_cluster(args)
     try:
-        task: Any = args.task
-        if args.task == "classify" and args.data and args.data.startswith(MNIST_PREFIX):
-            task = mnist_task(args.data, args.n_train, args.n_test)
-        with Feedback(args.quiet) as feedback, ExitStack() as stack:
+        with Feedback(args.quiet) as feedback:
             feedback.step(f"{args.task} x {args.reservoir}: starting")
-            stack.enter_context(listening(feedback.detail))  # batches and stage-1 samples of spiking kinds
-            result = run_bench(
-                task,
+            result, summary = run_session(
+                args.task,
                 args.reservoir,
                 size=args.size,
                 seeds=args.seeds,
                 options=options,
                 task_options=task_options,
-                progress=feedback.step,
                 with_null=not args.no_null,
                 map_seeds=None if cluster is None else seed_mapper(cluster.client),
+                progress=feedback.step,
+                detail=feedback.detail,  # batches and stage-1 samples of spiking kinds
             )
     except (TaskDataError, UnsupportedTask, ImportError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
@@ -269,8 +201,6 @@ def run(args: argparse.Namespace) -> int:
             close()
         if cluster is not None:
             cluster.close()
-    info = reservoir_info(built, result.extra.get("reservoir_info") or [])
-    summary = _clean({**result.summary, "reservoir_info": info} if info else result.summary)
     _print_summary(summary, args.json)
     if report_dir is not None:
         from reservoir.report import write_report
@@ -282,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise RuntimeFailure(f"--report {args.report}: {exc} (the result above is complete)") from exc
         print("report: " + ", ".join(str(p) for p in paths), file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def noise_floor_line(nf: dict[str, Any]) -> str:

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import signal
 import socket
 from pathlib import Path
-from typing import Any
 
 from daemon.cli.errors import (  # 2: bad --mqtt, unreadable password file, unusable --out
     UsageError,
     check_output_dir,
     plain,
 )
+from daemon.exit_codes import EXIT_OK
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,14 +46,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=main)
 
 
-def parse_broker(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` -> (host, port); ``ValueError`` naming the flag otherwise."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"--mqtt expects HOST:PORT with a port in 1..65535, got {text!r}")
-    return host, int(port)
-
-
 def parse_alpha(text: str) -> float | str:
     """``gcv``, ``cv`` or a float >= 0."""
     if text in ("gcv", "cv"):
@@ -69,15 +59,11 @@ def parse_alpha(text: str) -> float | str:
     return value
 
 
-def read_password(path: str) -> str:
-    """The first line of ``path`` without its newline."""
-    with open(path, encoding="utf-8") as fh:
-        return fh.readline().rstrip("\r\n")
-
-
 def main(args: argparse.Namespace) -> int:
     logging.getLogger("daemon").setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
+    from daemon.collect_session import collect_until_stopped
     from daemon.mqtt import MqttSettings
+    from daemon.mqtt_link import parse_broker, read_password
 
     try:
         host, port = parse_broker(args.mqtt)
@@ -98,49 +84,7 @@ def main(args: argparse.Namespace) -> int:
         topic_root=args.topic_root,
     )
     identifier = args.client_id or f"asicrc-collect-{socket.gethostname()}-{os.getpid()}"
-    result = asyncio.run(_run(settings, Path(args.out), alpha, args.duration, identifier))
+    result = asyncio.run(collect_until_stopped(settings, Path(args.out), alpha, args.duration, identifier))
     if args.json:
         print(json.dumps(result, sort_keys=True))
-    return 0
-
-
-async def _run(
-    settings: Any, out: Path, alpha: float | str, duration: float | None, identifier: str
-) -> dict[str, Any]:
-    from daemon.collect import Collector, run_collector
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    timer = loop.call_later(duration, stop.set) if duration is not None else None
-    collector = Collector(out, topic_root=settings.topic_root, alpha=alpha)
-    log = logging.getLogger("daemon.collect")
-    try:
-        mqtt = await run_collector(
-            collector,
-            settings,
-            stop,
-            identifier=identifier,
-            ready=lambda: log.info("collect: recording %s/+/events/+ into %s", settings.topic_root, out),
-        )
-    finally:
-        if timer is not None:
-            timer.cancel()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
-    rec = collector.recorder.stats
-    result = collector.stats.to_json()
-    result.update(
-        out=str(out),
-        recorded_rows=rec.rows,
-        segments=rec.segments,
-        recorder_dropped_rows=collector.dropped_rows + rec.error_dropped_rows,
-        readout=None if collector.saved_readout is None else str(collector.saved_readout),
-        reconnects=mqtt.stats.reconnects,
-        last_error=mqtt.stats.last_error,
-    )
-    log.info("collect: %s", json.dumps(result, sort_keys=True))
-    return result
+    return EXIT_OK

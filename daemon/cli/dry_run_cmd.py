@@ -2,7 +2,8 @@
 
 One line per write, in order, for each configured board: the ASIC frames decoded like ``asicrc decode``
 (docs/decode.md) and the bitaxe-raw control requests decoded into I2C transactions and GPIO levels, each with
-its raw bytes; ``--json`` gives one JSON object per write instead. See :mod:`daemon.dry_run`.
+its raw bytes; ``--json`` gives one JSON object per write instead. See :mod:`daemon.dry_run` and
+:mod:`daemon.dry_run_records`.
 """
 
 from __future__ import annotations
@@ -12,49 +13,21 @@ import logging
 import sys
 from typing import Any
 
-from daemon.cli.decode_cmd import format_text, iter_records
+from daemon.cli.decode_cmd import format_text
+from daemon.cli.errors import RuntimeFailure
 from daemon.config import Config
 from daemon.dry_run import DryRun, DryRunError, dry_run
-from drivers import bitaxe_raw_codec as br
+from daemon.dry_run_records import records
+from daemon.exit_codes import EXIT_OK
 from drivers.bitaxe_raw import PIN_ASIC_RESET
-from drivers.parts import ds4432u, emc2101, ina260, tps546
-
-#: I2C parts by 7-bit address (drivers/parts).
-PARTS = {tps546.ADDR: "TPS546", emc2101.ADDR: "EMC2101", ds4432u.ADDR: "DS4432U", ina260.ADDR: "INA260"}
 
 
 def _hex(b: bytes) -> str:
     return b.hex(" ")
 
 
-def control_fields(packet: bytes) -> dict[str, Any]:
-    """Fields of one bitaxe-raw request (``[len LE][id][bus][page][cmd][data]``), ``op`` first."""
-    if len(packet) < 6:
-        return {"op": "short", "data": packet.hex()}
-    rid, page, cmd, data = packet[2], packet[4], packet[5], packet[6:]
-    out: dict[str, Any] = {"id": rid}
-    if page == br.PAGE_I2C and cmd in (br.I2C_WRITE, br.I2C_READ, br.I2C_WRITE_READ) and data:
-        addr = data[0]
-        out |= {"addr": addr, "part": PARTS.get(addr, "?")}
-        if cmd == br.I2C_WRITE:
-            out |= {"op": "i2c_write", "bytes": data[1:].hex()}
-        elif cmd == br.I2C_READ:
-            out |= {"op": "i2c_read", "n": data[-1]}
-        else:
-            out |= {"op": "i2c_write_read", "bytes": data[1:-1].hex(), "n": data[-1]}
-    elif page == br.PAGE_I2C and cmd == br.I2C_SET_FREQ and len(data) == 4:
-        out |= {"op": "i2c_frequency", "hz": int.from_bytes(data, "little")}
-    elif page == br.PAGE_GPIO:
-        out |= {"op": "gpio", "pin": cmd, "level": data[0] if data else None}
-    elif page == br.PAGE_ADC:
-        out |= {"op": "adc", "cmd": cmd}
-    else:
-        out |= {"op": "unknown", "page": page, "cmd": cmd, "data": data.hex()}
-    return {"op": out.pop("op"), **out}
-
-
 def control_text(f: dict[str, Any]) -> str:
-    """One line for :func:`control_fields`."""
+    """One line for :func:`daemon.dry_run_records.control_fields`."""
     op = f["op"]
     if op.startswith("i2c_") and "addr" in f:
         who = f"0x{f['addr']:02X} {f['part']}"
@@ -78,29 +51,6 @@ def control_text(f: dict[str, Any]) -> str:
     return f"{op} {json.dumps({k: v for k, v in f.items() if k != 'op'})}"
 
 
-def records(run: DryRun) -> list[dict[str, Any]]:
-    """One JSON-ready record per write or baud change of ``run`` (``stage``: bring_up | first_point)."""
-    out: list[dict[str, Any]] = []
-    for i, s in enumerate(run.sent):
-        base: dict[str, Any] = {
-            "board": run.board.name,
-            "stage": "bring_up" if i < run.bring_up_writes else "first_point",
-            "port": s.port,
-            "t_s": round(s.t_s, 6),
-        }
-        if s.baud is not None:
-            out.append(base | {"kind": "baud", "baud": s.baud})
-        elif s.port == "control":
-            out.append(base | {"kind": "control", **control_fields(s.data), "raw": s.data.hex()})
-        else:
-            frames = list(iter_records(s.data, chips=run.board.chips))
-            if not frames:
-                out.append(base | {"kind": "bytes", "raw": s.data.hex()})
-            for fr in frames:
-                out.append(base | {"kind": "frame", "raw": fr["raw"], "frame": fr})
-    return out
-
-
 def _line(r: dict[str, Any]) -> str:
     head = f"  {r['t_s']:9.3f} s  {r['port']:<7}"
     if r.get("kind") == "baud":
@@ -121,14 +71,14 @@ def _header(run: DryRun) -> str:
 
 
 def print_dry_run(cfg: Config, as_json: bool) -> int:
-    """Print the dry run of every configured board; 0, or 1 when a bring-up failed against the stand-in."""
+    """Print the dry run of every configured board; :class:`RuntimeFailure` (exit 1) when a bring-up failed
+    against the stand-in."""
     for name in ("daemon.supervisor", "drivers"):  # "board up" and chain progress lines would mislead here
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
         runs = dry_run(cfg)
     except DryRunError as exc:
-        print(f"asicrc run --dry-run: {exc}", file=sys.stderr)
-        return 1
+        raise RuntimeFailure(f"--dry-run: {exc}") from exc
     out = sys.stdout
     for run in runs:
         recs = records(run)
@@ -156,4 +106,4 @@ def print_dry_run(cfg: Config, as_json: bool) -> int:
         "(job frames and telemetry reads are not listed)",
         file=sys.stderr,
     )
-    return 0
+    return EXIT_OK

@@ -1,13 +1,15 @@
 """Exit codes, one-line errors and argument checks shared by every ``asicrc`` subcommand.
 
-Exit codes (the table is in README.md, "Exit codes"):
+Exit codes (:mod:`daemon.exit_codes`; the table is in README.md, "Exit codes"):
 
 * 0: done;
 * 1 (:data:`EXIT_RUNTIME`): the command was well formed but the work failed (a board, a broker, a disk
   that filled up, a report that could not be written after the result was printed);
 * 2 (:data:`EXIT_USAGE`): fix the command line or the input it names (a bad flag or number, a missing or
   damaged file, an output path that cannot be written);
-* 130: interrupted (Ctrl-C); 141: stdout was closed early (``| head``), nothing printed on stderr.
+* 2 (``EXIT_NO_BOARDS``): ``asicrc run`` has no board to run;
+* 130: interrupted (Ctrl-C); 141: stdout was closed early (``| head``), nothing printed on stderr (the
+  shell's 128 + signal convention, command-line only).
 
 A handler raises :class:`UsageError` or :class:`RuntimeFailure`; :func:`daemon.cli.main` prints it as one
 line ``asicrc CMD: error: MESSAGE`` on stderr and returns its code.
@@ -23,9 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-EXIT_OK = 0
-EXIT_RUNTIME = 1
-EXIT_USAGE = 2
+from daemon.exit_codes import EXIT_RUNTIME, EXIT_USAGE
+
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 

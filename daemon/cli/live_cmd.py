@@ -21,10 +21,10 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
-from daemon.cli.errors import EXIT_USAGE, plain
+from daemon.cli.errors import UsageError, plain
 from daemon.cli.progress import Feedback
+from daemon.exit_codes import EXIT_OK, EXIT_USAGE
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,15 +73,10 @@ def _usage(p: argparse.ArgumentParser) -> int:
     return EXIT_USAGE
 
 
-def _error(msg: str) -> int:
-    print(f"asicrc live: error: {msg}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def train_main(args: argparse.Namespace) -> int:
-    """``asicrc live train``: fit and write a LiveModel; 2 on a usage error."""
+    """``asicrc live train``: fit and write a LiveModel; :class:`UsageError` (exit 2) on bad flags."""
     if not args.simulate:
-        return _error("train needs --simulate (training on a configured board: run a modulate plan)")
+        raise UsageError("train needs --simulate (training on a configured board: run a modulate plan)")
     checks = (
         (args.steps > args.washout + args.delay + 1, "--steps must exceed --washout + --delay + 1"),
         (args.washout >= 0 and args.delay >= 0, "--washout and --delay must be >= 0"),
@@ -93,17 +88,13 @@ def train_main(args: argparse.Namespace) -> int:
     )
     for ok, msg in checks:
         if not ok:
-            return _error(msg)
+            raise UsageError(msg)
     out = Path(args.out)
     if not out.parent.is_dir():
-        return _error(f"--out {args.out!r}: directory {str(out.parent)!r} does not exist")
+        raise UsageError(f"--out {args.out!r}: directory {str(out.parent)!r} does not exist")
     logging.getLogger("daemon").setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
-    import numpy as np
-
-    from daemon.config import SimulateConfig
-    from daemon.live import LiveModel, LiveParams, live_states
-    from daemon.substrate import BoardSubstrate
-    from reservoir.readout import RidgeReadout
+    from daemon.live import LiveModel, LiveParams
+    from daemon.live_train import train_on_emulator
 
     params = LiveParams(
         n_sub=args.n_sub,
@@ -113,20 +104,22 @@ def train_main(args: argparse.Namespace) -> int:
         seed=args.seed,
         n_chips=args.chips,
     )
-    u = np.random.default_rng(args.seed).uniform(0.0, 1.0, args.steps)
-    y = np.roll(u, args.delay)  # the first `delay` targets wrap around: inside the washout
-    sim = SimulateConfig(chips=args.chips, time_scale=args.time_scale, seed=args.seed + 1)
     print(f"asicrc live: training on {args.steps} inputs (emulator x{args.time_scale:g})", file=sys.stderr)
-    washout = max(args.washout, args.delay)
-    with Feedback(args.quiet) as feedback, BoardSubstrate(sim=sim) as substrate:
+    with Feedback(args.quiet) as feedback:
         bar = iter(feedback.track(range(args.steps), "emulated board steps"))
 
         def step(_i: int) -> None:
             next(bar, None)
 
-        states = live_states(substrate, list(u), params, progress=step)
-    fit = fit_quality(states[washout:], y[washout:], args.holdout)
-    model = LiveModel(params, RidgeReadout(alpha="gcv").fit(states[washout:], y[washout:]))
+        model, fit = train_on_emulator(
+            params,
+            steps=args.steps,
+            delay=args.delay,
+            washout=args.washout,
+            holdout=args.holdout,
+            time_scale=args.time_scale,
+            progress=step,
+        )
     model.save(out)
     check = LiveModel.load(out)
     summary = {
@@ -148,49 +141,26 @@ def train_main(args: argparse.Namespace) -> int:
             f"(1.0 = no better than the mean; delay {args.delay})"
         )
         print(f"asicrc live: wrote {out} ({summary['features']} features)", file=sys.stderr)
-    return 0
-
-
-def fit_quality(states: Any, y: Any, holdout: float) -> dict[str, Any]:
-    """NRMSE of a gcv ridge fit on the training part, in sample and on the held-out last ``holdout``."""
-    import numpy as np
-
-    from reservoir.readout import RidgeReadout
-    from reservoir.tasks.base import nrmse
-
-    n = len(y)
-    n_hold = round(n * holdout)
-    if n - n_hold < 2:
-        n_hold = 0
-    cut = n - n_hold
-    first = RidgeReadout(alpha="gcv").fit(states[:cut], y[:cut])
-    train = nrmse(first.predict(states[:cut]), y[:cut])
-    held = nrmse(first.predict(states[cut:]), y[cut:]) if n_hold >= 2 else None
-    return {
-        "train_nrmse": train,
-        "holdout_nrmse": held if held is None or np.isfinite(held) else None,
-        "n_train": cut,
-        "n_holdout": n_hold,
-    }
+    return EXIT_OK
 
 
 def serve_main(args: argparse.Namespace) -> int:
     """``asicrc live serve``: the service on an emulated board (``--simulate``) or the first board of
     ``--config``, metrics on ``--metrics-port``; 2 on a usage error."""
     if not args.simulate and not args.config:
-        return _error("serve needs --simulate or --config FILE")
+        raise UsageError("serve needs --simulate or --config FILE")
     if args.ca_file and not args.tls:
-        return _error("--ca-file needs --tls")
+        raise UsageError("--ca-file needs --tls")
     if args.ca_file and not Path(args.ca_file).is_file():
-        return _error(f"--ca-file {args.ca_file!r}: no such file")
+        raise UsageError(f"--ca-file {args.ca_file!r}: no such file")
     if not Path(args.readout).is_file():
-        return _error(f"--readout {args.readout!r}: no such file (asicrc live train --out FILE)")
-    from daemon.cli.collect_cmd import parse_broker, read_password
+        raise UsageError(f"--readout {args.readout!r}: no such file (asicrc live train --out FILE)")
+    from daemon.mqtt_link import parse_broker, read_password
 
     try:
         host, port = parse_broker(args.mqtt)
     except ValueError as exc:
-        return _error(str(exc))
+        raise UsageError(str(exc)) from None
     import asyncio
     import contextlib
     import socket
@@ -205,7 +175,7 @@ def serve_main(args: argparse.Namespace) -> int:
     try:
         model = LiveModel.load(Path(args.readout))
     except (OSError, ValueError, KeyError) as exc:
-        return _error(f"--readout {args.readout!r}: not a LiveModel file ({exc})")
+        raise UsageError(f"--readout {args.readout!r}: not a LiveModel file ({exc})") from None
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     settings = MqttSettings(
         host=host,

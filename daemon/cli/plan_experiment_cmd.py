@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from typing import Any
 
+from daemon.cli.errors import UsageError
+from daemon.exit_codes import EXIT_OK
 from reservoir.power import Experiment, hashrate_ghs, plan
 
 
@@ -56,12 +57,11 @@ def run(args: argparse.Namespace) -> int:
             p_invalid=args.p_invalid,
         )
     except ValueError as exc:
-        print(f"asicrc plan-experiment: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from exc
     out = plan(e)
     if args.json:
         print(json.dumps({k: v for k, v in out.items()}, default=lambda x: None))
-        return 0
+        return EXIT_OK
     fl = out["floors"]
     print(
         f"{e.chips} chip(s) at {ghs:.4g} GH/s, ticket difficulty {e.ticket_diff:g}, {args.slot_ms:g} ms "
@@ -81,4 +81,4 @@ def run(args: argparse.Namespace) -> int:
         "(scaled as events^-1/2 test-samples^-1/4 from the emulator's dose-response at 2 chips x 2 "
         "sub-slots, 5 seeds x 200 test samples; chips and sub-slots are not scaled; docs/asic-results.md)"
     )
-    return 0
+    return EXIT_OK

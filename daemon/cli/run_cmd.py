@@ -10,9 +10,7 @@ from pathlib import Path
 
 from daemon.cli.errors import UsageError, positive_float
 from daemon.config import ConfigError, default_config, load_config
-
-#: Exit code when nothing is configured to run (and for config errors): like a usage error.
-EXIT_NO_BOARDS = 2
+from daemon.exit_codes import EXIT_NO_BOARDS
 
 NO_BOARDS_HELP = """asicrc run: no boards configured.
   Configure one in a TOML file and pass it with --config, e.g.:
@@ -76,14 +74,12 @@ def main(args: argparse.Namespace) -> int:
         print(NO_BOARDS_HELP, file=sys.stderr, end="")
         return EXIT_NO_BOARDS
     if args.json and not args.dry_run:
-        print("asicrc run: --json goes with --dry-run", file=sys.stderr)
-        return EXIT_NO_BOARDS
+        raise UsageError("--json goes with --dry-run")
     if args.dry_run:
         from daemon.cli.dry_run_cmd import print_dry_run
 
         if args.simulate:
-            print("asicrc run: --dry-run shows configured boards only; drop --simulate", file=sys.stderr)
-            return EXIT_NO_BOARDS
+            raise UsageError("--dry-run shows configured boards only; drop --simulate")
         return print_dry_run(cfg, args.json)
     cfg = with_state_dir(cfg, args.state_dir)
     daemon = Daemon(

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from daemon.cli.errors import UsageError
+from daemon.exit_codes import EXIT_OK
 from simulator.bitaxe_raw import DEFAULT_FIRMWARE, FIRMWARES
 from simulator.board_spec import BoardConfig
 from simulator.chain import MAX_CHIPS, Knobs
@@ -189,7 +190,7 @@ async def serve(args: argparse.Namespace) -> int:
             await b.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    return 0
+    return EXIT_OK
 
 
 async def _control(boards: list[SimulatedBoard], stop: asyncio.Event) -> None:

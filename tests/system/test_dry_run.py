@@ -214,7 +214,7 @@ def test_cli_dry_run_of_a_board_the_emulator_cannot_stand_in_for_is_one_line(tmp
     res = _cli(cfg)
     assert res.returncode == 1 and res.stdout == ""
     assert res.stderr.strip().splitlines() == [
-        "asicrc run --dry-run: board big: cannot stand in for it: chips must be 1..128, got 200"
+        "asicrc run: error: --dry-run: board big: cannot stand in for it: chips must be 1..128, got 200"
     ]
 
 
@@ -223,10 +223,10 @@ def test_cli_dry_run_option_misuse_is_one_line(tmp_path: Path) -> None:
     cfg.write_text('[[boards]]\nname = "b"\ndata_port = "/dev/x"\n')
     cmd = [sys.executable, "-m", "daemon", "run", "--config", str(cfg)]
     for extra, msg in (
-        (["--json"], "asicrc run: --json goes with --dry-run"),
+        (["--json"], "asicrc run: error: --json goes with --dry-run"),
         (
             ["--dry-run", "--simulate", "1"],
-            "asicrc run: --dry-run shows configured boards only; drop --simulate",
+            "asicrc run: error: --dry-run shows configured boards only; drop --simulate",
         ),
     ):
         res = subprocess.run(cmd + extra, cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from daemon.analysis import read_segment
 from daemon.cli import main
-from daemon.cli.analyze_cmd import read_segment
 from reservoir.stats import synth
 
 SCHEMA = pa.schema(

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
-from daemon.cli.errors import EXIT_RUNTIME, EXIT_USAGE
+from daemon.cli import SUBCOMMANDS, command_name, main
+from daemon.exit_codes import EXIT_NO_BOARDS, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from tests.unit.test_recorder_cli import make_recording
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,11 +99,30 @@ CASES: list[tuple[str, int, str]] = [
     ("live train --out {tmp}/m.npz", EXIT_USAGE, "needs --simulate"),
     ("live serve --mqtt 127.0.0.1:1 --readout {file} --simulate --ca-file {file}", EXIT_USAGE, "needs --tls"),
     ("decode zz", EXIT_USAGE, "not a hex digit"),
+    ("decode --file {tmp}/none", EXIT_USAGE, "cannot read"),
+    ("plan-experiment --slot-ms 0", EXIT_USAGE, "slot_s must be > 0"),
+    ("run --simulate 1 --json", EXIT_USAGE, "--json goes with --dry-run"),
     # usage errors of argparse itself are one line too
     ("bench narma10", EXIT_USAGE, "--reservoir"),
     ("record", EXIT_USAGE, "ACTION"),
     ("analyze {rec} --by nothing", EXIT_USAGE, "--by"),
 ]
+
+
+def test_every_subcommand_has_a_bad_input_row() -> None:
+    assert {command_name(m) for m in SUBCOMMANDS} <= {c[0].split()[0] for c in CASES}
+
+
+def test_the_codes_are_the_documented_ones() -> None:
+    assert (EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_NO_BOARDS) == (0, 1, 2, 2)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "daemon/exit_codes.py" in readme
+
+
+def test_run_without_boards_says_how_to_configure_one_and_exits_no_boards() -> None:
+    proc = _asicrc(["run"])
+    assert proc.returncode == EXIT_NO_BOARDS and proc.stdout == ""
+    assert proc.stderr.startswith("asicrc run: no boards configured.") and "Traceback" not in proc.stderr
 
 
 def _argv(cmd: str, fx: dict[str, str]) -> list[str]:
@@ -179,10 +198,12 @@ def test_a_report_that_fails_after_computing_keeps_the_result_and_exits_1(
 
 
 def test_version_and_verbose_after_the_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
     with pytest.raises(SystemExit) as ei:
         main(["--version"])
-    assert ei.value.code == 0
-    assert capsys.readouterr().out.startswith("asicrc ")
+    assert ei.value.code == EXIT_OK
+    assert capsys.readouterr().out == f"asicrc {version('asicrc')}\n"
     assert main(["decode", "55 AA 52 05 00 00 0A", "-v"]) == 0
     assert main(["-v", "decode", "55 AA 52 05 00 00 0A", "-vv"]) == 0
     from daemon.cli import build_parser

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import build_parser, main
-from daemon.cli.errors import EXIT_USAGE
+from daemon.exit_codes import EXIT_USAGE
 from tests.unit.test_recorder_cli import make_recording
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -129,7 +129,8 @@ def test_live_cli_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
     for argv, words in cases:
         assert main(argv) == 2, argv
         captured = capsys.readouterr()
-        assert "asicrc live:" in captured.err and words in captured.err, (argv, captured.err)
+        err = captured.err
+        assert f"asicrc live {argv[1]}: error:" in err and words in err, (argv, err)
         assert captured.out == ""
     assert not (tmp_path / "m.npz").exists()
     assert main(["live"]) == 2

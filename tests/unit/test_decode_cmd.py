@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from daemon.capture_decode import Summary, iter_records
 from daemon.cli import main
-from daemon.cli.decode_cmd import Summary, iter_records, parse_hex
+from daemon.cli.decode_cmd import parse_hex
 from drivers.chipmath import DIFF1_TARGET
 from drivers.frames import NonceReply, RegisterReply, read_reg, write_reg
 from tests.unit.test_share import BLOCK_HASH_DISPLAY, block_125552_job, block_125552_reply

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from daemon.cli.analyze_cmd import read_recording
+from daemon.analysis import read_recording
 from daemon.event_format import FORMAT2_COLUMNS, LEGACY_NAMES, upgrade_events
 from daemon.events import EVENT_SCHEMA, make_event_batch
 from daemon.recording import read_table

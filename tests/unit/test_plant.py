@@ -199,7 +199,7 @@ def test_simulate_config_section_takes_plants_and_rejects_bad_ones() -> None:
         (["sim", "--plant", "echo=x"], "asicrc sim: error: --plant echo=x: 'x' is not a number"),
         (["bench", "memory-capacity", "-r", "esn", "--plant", "echo=1"], "need --reservoir asic --simulate"),
         (["bench", "memory-capacity", "-r", "asic", "--simulate", "--plant", "nope=1"], "unknown plant kind"),
-        (["plan-experiment", "--slot-ms", "0"], "asicrc plan-experiment: slot_s must be > 0"),
+        (["plan-experiment", "--slot-ms", "0"], "asicrc plan-experiment: error: slot_s must be > 0"),
     ],
 )
 def test_cli_rejects_bad_plant_input_with_one_line(

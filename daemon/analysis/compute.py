@@ -1,0 +1,167 @@
+"""Each stream's statistics (here or as Dask tasks), the multiple-comparison verdict, JSON and the report.
+
+The statistics are :func:`reservoir.stats.compute_stream` with seed ``seed + i`` for stream ``i``, whether
+computed here or on a cluster (docs/cluster.md); :func:`reservoir.stats.decide` applies the correction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from daemon.analysis.read import AnalysisInputError
+from daemon.analysis.streams import Stream, group_streams, stream_extras
+from reservoir.stats import MIN_EVENTS, StreamResult, StreamStats, TooFewEvents, compute_stream, decide
+
+#: Multiple-comparison corrections of :func:`reservoir.stats.decide`.
+Correction = Literal["holm", "bh", "none"]
+
+
+@dataclass
+class Analysis:
+    """The verdicts, each tested stream's intervals (s, for the report's plots) and the streams skipped."""
+
+    results: list[StreamResult]
+    gaps: dict[str, np.ndarray] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def stream_calls(
+    streams: Sequence[Stream], mc: bool, seed: int
+) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """``(args, kwargs)`` of :func:`compute_stream` per stream: the same for a local run and a cluster."""
+    return [
+        ((st.segments,), {"name": st.name, "read_ids": st.col("read_id"), "mc": mc, "seed": seed + i})
+        for i, st in enumerate(streams)
+    ]
+
+
+def analyse_streams(
+    streams: Sequence[Stream],
+    *,
+    mc: bool = True,
+    seed: int = 0,
+    alpha: float = 0.05,
+    correction: Correction = "holm",
+    remote: Sequence[StreamStats | TooFewEvents] | None = None,
+    track: Callable[[Sequence[Stream]], Iterable[Stream]] = lambda s: s,
+) -> Analysis:
+    """Statistics and verdict of every stream with enough events; ``remote``: results computed elsewhere
+    from :func:`stream_calls`, in order. A single stream with too few events, or none with enough, is an
+    :class:`AnalysisInputError`; otherwise such streams are listed in ``skipped``."""
+    stats: list[StreamStats] = []
+    gaps: dict[str, np.ndarray] = {}
+    skipped: list[str] = []
+    calls = stream_calls(streams, mc, seed)
+    for i, st in enumerate(track(streams)):
+        try:
+            got = compute_stream(*calls[i][0], **calls[i][1]) if remote is None else remote[i]
+            if isinstance(got, TooFewEvents):
+                raise got
+            s = got
+        except TooFewEvents as exc:
+            if len(streams) == 1:
+                raise AnalysisInputError(str(exc)) from None
+            skipped.append(str(exc))
+            continue
+        s.extra.update(stream_extras(st, s.rate_hz))
+        stats.append(s)
+        gaps[st.name] = np.concatenate([np.diff(g) for g in st.segments if len(g) > 1]) / 1e9
+    if not stats:
+        msg = f"no stream has at least {MIN_EVENTS} events ({len(skipped)} streams skipped)"
+        raise AnalysisInputError(msg)
+    return Analysis(decide(stats, alpha=alpha, correction=correction), gaps, skipped)
+
+
+def to_json(results: Sequence[StreamResult]) -> Any:
+    """One JSON-ready object (a list for several streams); NaN and infinities become None."""
+    objs = [r.to_json() for r in results]
+    return _finite(_plain(objs[0] if len(objs) == 1 else objs))
+
+
+def write_analysis_report(
+    analysis: Analysis,
+    report_dir: Path,
+    *,
+    by: str,
+    clock: str,
+    evs: Sequence[dict[str, np.ndarray]],
+    recordings: Sequence[str],
+    title: str,
+    notes: Sequence[str],
+) -> Path:
+    """The HTML report with its heatmap rows (per point; per (board, V, f) for other groupings) and the
+    point log's summaries of ``recordings``; an :class:`OSError` when it cannot be written."""
+    from daemon.point_log import read_point_summaries
+    from reservoir.stats.report import write_report
+
+    if by == "point":
+        points = [_point_row(r.stats) for r in analysis.results]
+    else:
+        mapped = [ev for ev in evs if "voltage_v" in ev and "freq_mhz" in ev]
+        points = [row for ev in mapped for row in _point_rows(ev, clock)]
+    points += [row for d in recordings for row in read_point_summaries(Path(d))]  # power, J/TH, temperature
+    return write_report(
+        analysis.results,
+        analysis.gaps,
+        report_dir,
+        points=points,
+        title=title,
+        notes=list(notes),
+        warnings=analysis.skipped,
+    )
+
+
+def _point_row(s: StreamStats) -> dict[str, Any]:
+    """One heatmap row: the stream's labels and extras plus CV and the Fano factor at ~10 mean intervals."""
+    return {**s.extra, "cv": s.cv, "fano": _fano_at(s, 10.0)}
+
+
+def _point_rows(ev: dict[str, np.ndarray], clock: str) -> list[dict[str, Any]]:
+    """Heatmap rows per (board, voltage, frequency) for a report grouped otherwise (fast path, no MC)."""
+    rows = []
+    for st in group_streams(ev, "point", clock):
+        try:
+            s = compute_stream(st.segments, name=st.name, mc=False, surrogates=0)
+        except TooFewEvents:
+            continue
+        s.extra.update(stream_extras(st, s.rate_hz))
+        rows.append(_point_row(s))
+    return rows
+
+
+def _fano_at(s: StreamStats, multiple: float) -> float | None:
+    """Fano factor at the window closest (in log) to ``multiple`` mean intervals."""
+    if not s.fano:
+        return None
+    target = multiple * s.mean_interval_s
+    w = min(s.fano, key=lambda x: abs(np.log(x / target)))
+    return s.fano[w]
+
+
+def _finite(o: Any) -> Any:
+    """NaN and infinities -> None (strict JSON), recursively."""
+    if isinstance(o, float | np.floating):
+        return float(o) if np.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    return o
+
+
+def _plain(o: Any) -> Any:
+    """numpy scalars and arrays -> Python numbers and lists, recursively (``json.dumps`` takes the rest)."""
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return _plain(o.tolist())
+    if isinstance(o, dict):
+        return {k: _plain(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_plain(v) for v in o]
+    return o

@@ -1,0 +1,93 @@
+"""One ``asicrc bench`` run as a library call: the task (``mnist:DIR`` too), :func:`reservoir.bench.run_bench`
+with progress notes, and a JSON-safe summary with the spiking reservoirs' ``reservoir_info`` (docs/bench.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from reservoir.bench import BenchResult, Progress, SeedMapper, run_bench
+from reservoir.progress import listening
+from reservoir.tasks.base import Task
+from reservoir.tasks.mnist import is_mnist, mnist_task
+
+#: Reservoirs whose info() carries a branching factor, reported as summary["reservoir_info"].
+SPIKING = ("lsm", "lsm-stdp", "nalsm")
+
+
+def json_safe(x: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python numbers, tuples -> lists, recursively."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, np.generic):
+        return json_safe(x.item())
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_safe(v) for v in x]
+    return x
+
+
+def reservoir_info(built: list[object], infos: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """Mean branching factor and liquid rate over the reservoirs built (one per seed), plus each info()
+    (``infos``: those info() dicts already taken, e.g. on cluster workers)."""
+    if infos is None:
+        infos = [i() for i in (getattr(r, "info", None) for r in built) if callable(i)]
+    if not infos:
+        return None
+
+    def mean(key: str) -> float:
+        vals = [float(d[key]) for d in infos if d.get(key) is not None and math.isfinite(float(d[key]))]
+        return float(np.mean(vals)) if vals else math.nan
+
+    return {
+        "branching_factor": mean("branching_factor"),
+        "branching_factor_per_seed": [d.get("branching_factor") for d in infos],
+        "mean_rate_hz": mean("mean_rate_hz"),
+        "per_seed": infos,
+    }
+
+
+def bench_task(task: str, task_options: dict[str, Any]) -> str | Task:
+    """``task`` as :func:`run_bench` takes it: ``classify`` with ``data="mnist:DIR"`` becomes the IDX task."""
+    data = task_options.get("data")
+    if task == "classify" and is_mnist(data):
+        return mnist_task(str(data), task_options.get("n_train"), task_options.get("n_test"))
+    return task
+
+
+def run_session(
+    task: str,
+    reservoir: str,
+    *,
+    size: int | None,
+    seeds: int,
+    options: dict[str, Any],
+    task_options: dict[str, Any],
+    with_null: bool = True,
+    map_seeds: SeedMapper | None = None,
+    progress: Progress | None = None,
+    detail: Callable[[str], None] = lambda _s: None,
+) -> tuple[BenchResult, dict[str, Any]]:
+    """:func:`run_bench` for ``asicrc bench``: the result and its JSON-safe summary (with ``reservoir_info``
+    for spiking kinds). ``detail`` receives the inner notes (batches, stage-1 samples)."""
+    with listening(detail):
+        result = run_bench(
+            bench_task(task, task_options),
+            reservoir,
+            size=size,
+            seeds=seeds,
+            options=options,
+            task_options=task_options,
+            progress=progress,
+            with_null=with_null,
+            map_seeds=map_seeds,
+        )
+    infos = result.extra.get("reservoir_info") or [] if reservoir in SPIKING else []
+    info = reservoir_info([], infos)
+    summary = json_safe({**result.summary, "reservoir_info": info} if info else result.summary)
+    return result, summary
