@@ -173,7 +173,7 @@ def test_nothing_imports_the_command_line() -> None:
 
 
 #: The daemon modules that run the emulator (or parse its settings); docs/architecture.md §1.
-DAEMON_TO_SIMULATOR = ("daemon.sim_boards", "daemon.dry_run", "daemon.config")
+DAEMON_TO_SIMULATOR = ("daemon.sim_boards", "daemon.dry_run", "daemon.config.load")
 
 
 def test_the_daemon_reaches_the_emulator_through_few_doors() -> None:
