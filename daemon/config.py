@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from daemon.cluster_config import ClusterConfig, cluster_problem
 from drivers import chipmath
 from drivers.parts.boards import BOARD_VERSIONS, version_mismatch
 from simulator.plant import parse_plants
@@ -257,6 +258,7 @@ class Config:
     live: LiveConfig = field(default_factory=LiveConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)  # daemon/cluster_config.py
     state_dir: str = "./var"
 
 
@@ -488,11 +490,13 @@ def parse_config(data: dict[str, Any]) -> Config:
         if key not in known:
             raise ConfigError(key, f"unknown key; known keys here: {', '.join(sorted(known))}")
     top: dict[str, Any] = {}
-    for key in ("safety", "recorder", "http", "mqtt", "live", "timing", "simulate", "state_dir"):
+    for key in ("safety", "recorder", "http", "mqtt", "live", "timing", "simulate", "cluster", "state_dir"):
         if key in data:
             top[key] = data[key]
     cfg = _build(Config, top, "")
     _check_safety("safety", cfg.safety)
+    if (why := cluster_problem(cfg.cluster)) is not None:
+        raise ConfigError("cluster.address", why)
     boards_raw = data.get("boards", [])
     if not isinstance(boards_raw, list):
         raise ConfigError("boards", "expected an array of tables ([[boards]])")

@@ -29,11 +29,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from daemon.cli.cluster_opts import resolve_cluster
 from daemon.cli.errors import (
     RuntimeFailure,
     UsageError,
     check_output_dir,
-    cluster_errors,
     nonneg_int,
     open_unit,
 )
@@ -336,31 +336,17 @@ def _read_all(
     return streams, evs
 
 
-def _check_cluster_spec(spec: str) -> None:
-    """A malformed --cluster fails before any recording is read."""
-    from reservoir.distributed import parse_spec
-
+def stream_outcome(
+    st: Stream, mc: bool, seed: int, want_gaps: bool = True
+) -> tuple[str, StreamStats | TooFewEvents, np.ndarray | None]:
+    """One stream's statistics with its extras (or its :class:`TooFewEvents`) and its intervals in s."""
     try:
-        parse_spec(spec)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-
-
-def _cluster_streams(args: argparse.Namespace, streams: list[Stream], feedback: Feedback) -> list[Any]:
-    """``--cluster``: each stream's statistics as one Dask task (same arguments and seeds as the serial
-    loop); a StreamStats or the stream's TooFewEvents per stream, in order (docs/cluster.md)."""
-    from reservoir.distributed import connect, map_calls
-
-    calls = [
-        (
-            (st.segments,),
-            {"name": st.name, "read_ids": st.col("read_id"), "mc": not args.no_mc, "seed": args.seed + i},
-        )
-        for i, st in enumerate(streams)
-    ]
-    feedback.step(f"{len(streams)} stream(s) as tasks on {args.cluster}")
-    with cluster_errors(), connect(args.cluster) as cluster:
-        return map_calls(cluster.client, compute_stream, calls, catch=(TooFewEvents,))
+        s = compute_stream(st.segments, name=st.name, read_ids=st.col("read_id"), mc=mc, seed=seed)
+    except TooFewEvents as exc:
+        return st.name, exc, None
+    s.extra.update(stream_extras(st, s.rate_hz))
+    gaps = np.concatenate([np.diff(g) for g in st.segments if len(g) > 1]) / 1e9 if want_gaps else None
+    return st.name, s, gaps
 
 
 def _run(args: argparse.Namespace, feedback: Feedback) -> int:
@@ -369,13 +355,14 @@ def _run(args: argparse.Namespace, feedback: Feedback) -> int:
     streams: list[Stream]
     evs: list[dict[str, np.ndarray]] = []
     report_dir = check_output_dir(args.report, "--report") if args.report else None  # before computing
-    if args.cluster:
-        _check_cluster_spec(args.cluster)
+    resolve_cluster(args)  # --cluster, else [cluster] of --config
     if args.timestamps:
         if args.recording:
             raise AnalyzeError("give either RECORDING_DIR or --timestamps FILE, not both")
         path = Path(args.timestamps)
         streams = [Stream(name=path.name, segments=[read_timestamps(path)])]
+    elif args.recording and args.cluster:  # read on the workers (daemon/cli/analyze_cluster.py)
+        streams = []
     elif args.recording:
         streams, evs = _read_all([Path(r) for r in args.recording], args.by, clock, feedback, transitions)
     else:
@@ -383,27 +370,26 @@ def _run(args: argparse.Namespace, feedback: Feedback) -> int:
     stats: list[StreamStats] = []
     gaps: dict[str, np.ndarray] = {}
     skipped: list[str] = []
-    feedback.step(f"{len(streams)} stream(s)")
-    remote = _cluster_streams(args, streams, feedback) if args.cluster else None
-    for i, st in enumerate(feedback.track(streams, "streams")):
-        rid = st.col("read_id")
-        try:
-            if remote is None:
-                s = compute_stream(
-                    st.segments, name=st.name, read_ids=rid, mc=not args.no_mc, seed=args.seed + i
-                )
-            elif isinstance(remote[i], TooFewEvents):
-                raise remote[i]
-            else:
-                s = remote[i]
-        except TooFewEvents as exc:
-            if len(streams) == 1:
-                raise AnalyzeError(str(exc)) from None
-            skipped.append(str(exc))
+    rows: list[dict[str, Any]] | None = None  # the report's point rows, when computed on the workers
+    if args.cluster:
+        from daemon.cli.analyze_cluster import analyze_on_cluster
+
+        outcomes, transitions, rows = analyze_on_cluster(args, streams, clock, feedback)
+    else:
+        feedback.step(f"{len(streams)} stream(s)")
+        outcomes = [
+            stream_outcome(st, not args.no_mc, args.seed + i)
+            for i, st in enumerate(feedback.track(streams, "streams"))
+        ]
+    for name, s, g in outcomes:
+        if isinstance(s, TooFewEvents):
+            if len(outcomes) == 1:
+                raise AnalyzeError(str(s)) from None
+            skipped.append(str(s))
             continue
-        s.extra.update(stream_extras(st, s.rate_hz))
         stats.append(s)
-        gaps[st.name] = np.concatenate([np.diff(g) for g in st.segments if len(g) > 1]) / 1e9
+        if g is not None:
+            gaps[name] = g
     if skipped:
         more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
         log.warning("%d stream(s) skipped: %s%s", len(skipped), "; ".join(skipped[:3]), more)
@@ -425,7 +411,7 @@ def _run(args: argparse.Namespace, feedback: Feedback) -> int:
     if report_dir is not None:
         with Feedback(args.quiet) as fb:
             fb.step(f"writing the report into {report_dir}")
-            path = _write_report(args, report_dir, results, gaps, evs, clock, skipped, notes)
+            path = _write_report(args, report_dir, results, gaps, evs, clock, skipped, notes, rows)
         print(f"report: {path}", file=sys.stderr)
     return 0
 
@@ -439,16 +425,21 @@ def _write_report(
     clock: str,
     skipped: list[str],
     notes: list[str],
+    rows: list[dict[str, Any]] | None = None,
 ) -> Path:
     """The HTML report; a write failure is a :class:`RuntimeFailure` (the result is already printed)."""
     from reservoir.stats.report import write_report
 
     if args.by == "point":
         points = [_point_row(r.stats) for r in results]
-    else:
+    elif rows is None:
         mapped = [ev for ev in evs if "voltage_v" in ev and "freq_mhz" in ev]
         points = [row for ev in mapped for row in _point_rows(ev, clock)]
-    if args.recording:  # power, J/TH and temperature per sweep point: the log's point summaries
+    else:
+        points = []
+    if rows is not None:  # --cluster: the workers' point rows, then their point logs' summaries
+        points = [*points, *rows]
+    elif args.recording:  # power, J/TH and temperature per sweep point: the log's point summaries
         from daemon.point_log import read_point_summaries
 
         points = [*points, *(row for d in args.recording for row in read_point_summaries(Path(d)))]
@@ -543,7 +534,11 @@ def register(subparsers: Any) -> None:
         "--cluster",
         metavar="ADDRESS",
         default=None,
-        help="compute the streams as Dask tasks: local[:N] or tcp://HOST:PORT; the correction stays here",
+        help="read the recordings and compute their streams as Dask tasks on the workers: local[:N] or "
+        "tcp://HOST:PORT (docs/cluster.md); the correction stays here",
+    )
+    p.add_argument(
+        "--config", metavar="FILE", help="daemon config: its [cluster] when --cluster is not given"
     )
     p.add_argument(
         "--alpha", type=open_unit, default=0.05, help="family-wise (holm) or FDR (bh) level, in (0, 1)"
