@@ -65,8 +65,9 @@ def _check_fit(paths: list[str], X: np.ndarray, y: np.ndarray, client: Any) -> N
     # cv: folds cut by global row index across shards of unequal size, summed fold by fold on the workers
     folds = sharded_fold_stats(client, paths, 4)
     ref = RidgeReadout(alpha="cv", n_folds=4).fit(X, y)
-    assert [f.rows for f in folds] == [f.rows for f in ref.fold_stats_]
-    for f, g in zip(folds, ref.fold_stats_, strict=True):
+    ref_folds = ref.fold_stats_
+    assert ref_folds is not None and [f.rows for f in folds] == [f.rows for f in ref_folds]
+    for f, g in zip(folds, ref_folds, strict=True):
         np.testing.assert_allclose(f.cxx, g.cxx, rtol=1e-9, atol=1e-9 * np.abs(g.cxx).max())
     dist = RidgeReadout(alpha="cv", n_folds=4).fit_stats(folds)
     np.testing.assert_allclose(dist.cv_errors_, ref.cv_errors_, rtol=1e-9)
@@ -237,12 +238,11 @@ def test_analyze_recordings_on_the_cluster_equal_serial(
     argv = ["analyze", *dirs, "--by", "board", "--json", "-q"]
     assert main(argv) == 0
     serial = json.loads(capsys.readouterr().out)
-    from distributed import Client, get_task_stream
+    from distributed import get_task_stream
 
-    with Client(dask_cluster.address, set_as_default=False) as watcher:
-        with get_task_stream(client=watcher) as ts:
-            assert main([*argv, "--cluster", dask_cluster.address]) == 0
-        clustered = json.loads(capsys.readouterr().out)
+    with get_task_stream(client=dask_cluster.client) as ts:  # the scheduler's record of every task
+        assert main([*argv, "--cluster", dask_cluster.address]) == 0
+    clustered = json.loads(capsys.readouterr().out)
     assert len(serial) >= 6 and clustered == serial
     # the recordings were read on the workers (one read task per recording), not here
     assert sum(1 for t in ts.data if str(t["key"]).startswith("read_task")) == len(dirs)
@@ -264,7 +264,14 @@ def test_detection_grid_points_as_tasks_equal_serial(
 ) -> None:
     """The dose-response grid (gain x events x task, each with its seeds) as tasks: the rows are the serial
     ones but for the wall time."""
-    from benchmarks.bench_detection import main as detection
+    import cloudpickle
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import bench_detection
+
+    # as when the script runs as __main__: its functions travel by value (workers need only asicrc)
+    cloudpickle.register_pickle_by_value(bench_detection)
+    detection = bench_detection.main
 
     argv = ["--seeds", "2", "--n-train", "80", "--n-test", "40", "--gains", "0", "0.5", "--events", "10"]
     argv += ["--kinds", "echo", "--tasks", "memory-capacity", "--json"]
