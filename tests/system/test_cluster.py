@@ -264,21 +264,18 @@ def test_detection_grid_points_as_tasks_equal_serial(
 ) -> None:
     """The dose-response grid (gain x events x task, each with its seeds) as tasks: the rows are the serial
     ones but for the wall time."""
-    import cloudpickle
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import bench_detection
-
-    # as when the script runs as __main__: its functions travel by value (workers need only asicrc)
-    cloudpickle.register_pickle_by_value(bench_detection)
-    detection = bench_detection.main
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_detection.py"
+    sys.path.insert(0, str(script.parent))
+    from bench_detection import main as detection
 
     argv = ["--seeds", "2", "--n-train", "80", "--n-test", "40", "--gains", "0", "0.5", "--events", "10"]
     argv += ["--kinds", "echo", "--tasks", "memory-capacity", "--json"]
     assert detection(argv) == 0
     serial = json.loads(capsys.readouterr().out)
-    assert detection([*argv, "--cluster", dask_cluster.address]) == 0
-    clustered = json.loads(capsys.readouterr().out)
+    # the script as users run it: its functions (in __main__) travel by value, workers need only asicrc
+    run = [sys.executable, str(script), *argv, "--cluster", dask_cluster.address]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=300, check=True)
+    clustered = json.loads(done.stdout)
     assert len(serial) == 2
     assert [{k: v for k, v in r.items() if k != "elapsed_s"} for r in clustered] == [
         {k: v for k, v in r.items() if k != "elapsed_s"} for r in serial
