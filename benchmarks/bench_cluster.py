@@ -1,7 +1,8 @@
 """Serial vs Dask LocalCluster: a bench seed grid, and the tree-summed readout (docs/cluster.md).
 
     .venv/bin/python benchmarks/bench_cluster.py [--seeds 12] [--size 300] [--n-train 4000] [--n-test 1000]
-        [--workers 1 2] [--streams 20] [--events 20000] [--rows 200000] [--features 200] [--shards 8] [--json]
+        [--workers 1 2] [--streams 20] [--events 20000] [--rows 200000] [--features 200] [--shards 8]
+        [--only seeds streams readout] [--json]
 
 1. ``run_bench("narma10", "esn")`` over seeds 0..K-1 serially, then with one task per seed on ``local:N``
    for each N of ``--workers``: wall time, ratio serial / cluster (serial with the default BLAS threads,
@@ -15,7 +16,10 @@
    BLAS dot products, whose rounding depends on the BLAS thread count: workers run one thread.)
 3. A ridge readout on ``--rows`` x ``--features`` synthetic rows in ``--shards`` shards, generated on the
    workers from their seed and tree-summed there (:func:`reservoir.distributed.fit_sharded`), against one
-   process fitting the same rows: time ratio and max relative prediction difference.
+   process fitting the same rows: time ratio and max relative prediction difference. Above 2 GiB of
+   features the one process cannot hold them twice and adds the shards one after the other into its
+   statistics (``RidgeReadout.partial_fit``), as a host without Dask would (the issue's size:
+   ``--only readout --rows 10000000 --workers 2``, 16 GB of features, ~5 GB per worker at a time).
 
 The machine's load average is printed: on a shared 2-core host do not expect a speed-up.
 """
@@ -40,6 +44,9 @@ from reservoir.bench import run_bench
 from reservoir.distributed import connect, fit_sharded, map_calls, seed_mapper
 from reservoir.readout import RidgeReadout
 from reservoir.stats import compute_stream, decide, synth
+
+#: ``--only`` choices -> result keys.
+PARTS = {"seeds": "seed_grid", "streams": "analyze_streams", "readout": "readout"}
 
 
 def synthetic_shard(spec: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -160,14 +167,19 @@ def bench_readout(args: argparse.Namespace) -> dict[str, Any]:
     rows = args.rows // args.shards
     shards = [(1000 + i, rows, args.features) for i in range(args.shards)]
     t0 = time.perf_counter()
-    parts = [synthetic_shard(s) for s in shards]
-    X = np.concatenate([p[0] for p in parts])
-    y = np.concatenate([p[1] for p in parts])
-    del parts
-    ref = RidgeReadout(alpha=1.0).fit(X, y)
+    if args.rows * args.features * 8 <= 2**31:  # fits: one fit on the concatenated rows
+        parts = [synthetic_shard(s) for s in shards]
+        X = np.concatenate([p[0] for p in parts])
+        y = np.concatenate([p[1] for p in parts])
+        del parts
+        ref = RidgeReadout(alpha=1.0).fit(X, y)
+        del X, y
+    else:  # too large to hold twice: the same rows shard by shard into one process's statistics
+        ref = RidgeReadout(alpha=1.0)
+        for s in shards:
+            ref.partial_fit(*synthetic_shard(s))
     t_one = time.perf_counter() - t0
     Xt, _ = synthetic_shard((7, 2000, args.features))
-    del X, y
     out: dict[str, Any] = {"rows": rows * args.shards, "features": args.features, "shards": args.shards}
     out["one_process_s"] = round(t_one, 3)
     out["clusters"] = []
@@ -200,21 +212,27 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--features", type=int, default=200)
     ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), help="run these parts only")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    result: dict[str, Any] = {
-        "loadavg_before": os.getloadavg(),
-        "cpus": os.cpu_count(),
-        "seed_grid": bench_seeds(args),
-        "analyze_streams": bench_streams(args),
-        "readout": bench_readout(args),
-        "loadavg_after": os.getloadavg(),
-    }
+    result: dict[str, Any] = {"loadavg_before": os.getloadavg(), "cpus": os.cpu_count()}
+    for part, run in (("seeds", bench_seeds), ("streams", bench_streams), ("readout", bench_readout)):
+        if part in args.only:
+            result[PARTS[part]] = run(args)
+    result["loadavg_after"] = os.getloadavg()
     if args.json:
         print(json.dumps(result))
         return
-    g, r, a = result["seed_grid"], result["readout"], result["analyze_streams"]
     print(f"load average {result['loadavg_before']} -> {result['loadavg_after']}, {result['cpus']} cpus")
+    if "seed_grid" in result:
+        _print_seeds(result["seed_grid"])
+    if "analyze_streams" in result:
+        _print_streams(result["analyze_streams"])
+    if "readout" in result:
+        _print_readout(result["readout"])
+
+
+def _print_seeds(g: dict[str, Any]) -> None:
     print(
         f"seed grid: {g['tasks']} tasks, serial {g['serial_s']:.2f} s, with one BLAS thread "
         f"{g['serial_1thread_s']:.2f} s; the second serial run identical "
@@ -228,6 +246,9 @@ def main() -> None:
             f"overhead {1000 * c['overhead_per_task_s']:.0f} ms/task, "
             f"identical {c['identical']} (max relative per-seed difference {c['max_rel_diff']:.1e})"
         )
+
+
+def _print_streams(a: dict[str, Any]) -> None:
     print(f"analyze streams: {a['streams']} x {a['events']} events, serial {a['serial_s']:.2f} s")
     for c in a["clusters"]:
         print(
@@ -236,6 +257,9 @@ def main() -> None:
             f"identical JSON {c['identical_json']}, same verdicts {c['same_verdicts']}, max relative "
             f"difference of adjusted p {c['max_rel_p_adjusted_diff']:.1e}"
         )
+
+
+def _print_readout(r: dict[str, Any]) -> None:
     shape = f"{r['rows']} x {r['features']} in {r['shards']} shards"
     print(f"readout: {shape}, one process {r['one_process_s']:.2f} s")
     for c in r["clusters"]:

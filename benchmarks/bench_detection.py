@@ -36,6 +36,7 @@ import numpy as np
 
 from reservoir.asic import MASKS
 from reservoir.bench import ci95, run_bench
+from reservoir.distributed import map_grid
 from reservoir.power import detection_table, paired
 from reservoir.substrate import EventSlot, SlotSchedule
 from simulator.plant import PlantSpec
@@ -267,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         help="input masks of the asic reservoir and its null (reservoir/asic.py); with --from-json, the rows "
         "measured with them (rows without a mask field: symmetric)",
     )
+    p.add_argument(
+        "--cluster", metavar="ADDRESS", help="grid points as Dask tasks: local[:N] or tcp://HOST:PORT"
+    )
     p.add_argument("--out", help="append one JSON row per result to this file")
     p.add_argument("--json", action="store_true", help="print the rows as one JSON array")
     p.add_argument("--report", metavar="DIR", help="write dose_response.png and mde.png")
@@ -295,10 +299,14 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         combos = [("none", 0.0)] if 0.0 in a.gains else []
         combos += [(k, g) for k in a.kinds for g in a.gains if g != 0.0]
-        for ev in a.events:
+        grid = [
+            (t, k, g, ev, a, a.voltage, a.temperature) for ev in a.events for k, g in combos for t in a.tasks
+        ]
+        done = map_grid(a.cluster, one, grid)  # in grid order; --cluster: as tasks (docs/cluster.md)
+        for _ev in a.events:
             for kind, gain in combos:
                 for task in a.tasks:
-                    row = one(task, kind, gain, ev, a, a.voltage, a.temperature)
+                    row = next(done)
                     rows.append(row)
                     print(
                         f"{task} {kind}={gain:g} {a.voltage:g} V temp {a.temperature} at "

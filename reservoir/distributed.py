@@ -9,7 +9,9 @@
   computes its streams' statistics so; the multiple-testing correction stays on the client);
 * :func:`sharded_stats` / :func:`fit_sharded`: :class:`reservoir.readout.RidgeStats` of feature shards
   computed on the workers (where the data lives), summed pairwise in a tree on the cluster, one fit at the
-  end (equal to the single-process fit to rounding: the statistics merge exactly).
+  end (equal to the single-process fit to rounding: the statistics merge exactly); ``alpha="cv"`` sums
+  per-fold statistics (:func:`sharded_fold_stats`) and picks the alpha here;
+* :func:`call_mapper` / :func:`iter_calls`: the points of a grid (e.g. the dose-response benchmark) as tasks.
 
 A task's exception is raised here with its own type and message, as the serial run raises it; a task lost
 with a killed worker is re-run by the scheduler (up to ``distributed.scheduler.allowed-failures`` times).
@@ -19,10 +21,11 @@ Dask is imported only by :func:`connect`: without a cluster nothing here loads i
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import os
-import re
 import uuid
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -31,38 +34,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reservoir.bench import SeedMapper, SeedOutcome, bench_seed
+from reservoir.cluster_spec import parse_spec
 from reservoir.readout import RidgeReadout, RidgeStats
 from reservoir.tasks import Task
 
 #: Bound on connecting to a scheduler and on waiting for the first worker (s).
 CONNECT_TIMEOUT_S = 30.0
-#: ``tcp://host:port``, ``tls://host:port`` or ``host:port``.
-_ADDRESS = re.compile(r"^(?:(?:tcp|tls)://)?[A-Za-z0-9_.\-\[\]:]+:\d+$")
 
 #: A loader run on a worker: shard descriptor -> features X (n, d) and targets y (n,) or (n, k).
 ShardLoader = Callable[[Any], tuple[NDArray[Any], NDArray[Any]]]
+#: ``run(fn, calls)`` of :func:`call_mapper`: ``fn(*args, **kwargs)`` per ``(args, kwargs)``, in order.
+CallMapper = Callable[[Callable[..., Any], Sequence[tuple[tuple[Any, ...], dict[str, Any]]]], Iterator[Any]]
 
 
 class ClusterError(RuntimeError):
     """The cluster cannot be used: unreachable, no workers, or a worker with another asicrc version."""
-
-
-def parse_spec(spec: str) -> tuple[str, int | None]:
-    """``local`` -> ("local", None); ``local:N`` -> ("local", N); an address -> (address, None).
-
-    :class:`ValueError` (one line) on anything else.
-    """
-    spec = spec.strip()
-    if spec == "local" or spec.startswith("local:"):
-        _, _, n = spec.partition(":")
-        if not n:
-            return "local", None
-        if not n.isdigit() or int(n) < 1:
-            raise ValueError(f"--cluster local:N needs N >= 1 workers, got {spec!r}")
-        return "local", int(n)
-    if not _ADDRESS.match(spec):
-        raise ValueError(f"--cluster expects local, local:N or tcp://HOST:PORT, got {spec!r}")
-    return spec, None
 
 
 def asicrc_version() -> str:
@@ -159,7 +145,7 @@ def check_versions(client: Any, expected: str | None = None) -> dict[str, str]:
     return versions
 
 
-def _gather(client: Any, futures: Any) -> Any:
+def gather(client: Any, futures: Any) -> Any:
     """``client.gather``; a task's own exception passes unchanged, a cluster failure becomes ClusterError."""
     from distributed.comm.core import CommClosedError
     from distributed.scheduler import KilledWorker
@@ -188,7 +174,7 @@ def seed_mapper(client: Any, with_info: bool = True) -> SeedMapper:
             for seed in seeds
         ]
         try:
-            return list(_gather(client, futures))
+            return list(gather(client, futures))
         finally:
             client.cancel(futures)
 
@@ -212,7 +198,7 @@ def map_calls(
     try:
         for f in futures:
             try:
-                out.append(_gather(client, f))
+                out.append(gather(client, f))
             except catch as exc:
                 out.append(exc)
     finally:
@@ -284,7 +270,78 @@ def sharded_stats(
         futures.append(client.submit(shard_stats, load, shard, key=f"{batch}-{i}", **pin))
     held: list[Any] = []
     total = tree_sum(client, futures, fan_in, held)
-    return _gather(client, total)  # type: ignore[no-any-return]
+    return gather(client, total)  # type: ignore[no-any-return]
+
+
+def _rows(data: tuple[NDArray[Any], NDArray[Any]]) -> int:
+    return int(data[0].shape[0])
+
+
+def fold_bounds(n_rows: int, n_folds: int) -> NDArray[np.int64]:
+    """Global row index bounds of ``n_folds`` contiguous folds, as :class:`RidgeReadout` cuts them."""
+    return np.linspace(0, n_rows, n_folds + 1).astype(np.int64)
+
+
+def fold_stats(
+    data: tuple[NDArray[Any], NDArray[Any]], offset: int, bounds: NDArray[Any]
+) -> list[RidgeStats]:
+    """Per-fold :class:`RidgeStats` of one shard whose first row is global row ``offset`` (a fold the shard
+    does not reach is empty)."""
+    X, y = np.asarray(data[0], dtype=np.float64), np.asarray(data[1], dtype=np.float64)
+    k = y.shape[1] if y.ndim == 2 else 1
+    out = []
+    for a, b in itertools.pairwise(bounds):
+        lo, hi = max(int(a) - offset, 0), min(int(b) - offset, X.shape[0])
+        out.append(RidgeStats.from_arrays(X[lo:hi], y[lo:hi]) if hi > lo else RidgeStats.empty(X.shape[1], k))
+    return out
+
+
+def _add_folds(*parts: list[RidgeStats]) -> list[RidgeStats]:
+    return [_add(*fold) for fold in zip(*parts, strict=True)]
+
+
+def sharded_fold_stats(
+    client: Any,
+    shards: Sequence[Hashable],
+    n_folds: int,
+    load: ShardLoader = load_npz,
+    workers: Sequence[str | None] | None = None,
+    fan_in: int = 2,
+) -> list[RidgeStats]:
+    """Per-fold statistics of the shards taken in order as one sequence of rows (folds cut by global row
+    index, as :meth:`RidgeReadout.fit` cuts one array): each shard is loaded once on a worker and kept
+    there while its row count travels here; its folds' statistics are summed fold by fold in a tree."""
+    if workers is not None and len(workers) != len(shards):
+        raise ValueError(f"workers has {len(workers)} entries for {len(shards)} shards")
+    if not shards:
+        raise ValueError("sharded_fold_stats needs at least one shard")
+    batch = _key("cv")
+    held: list[Any] = []
+    for i, shard in enumerate(shards):
+        where = None if workers is None else workers[i]
+        pin: dict[str, Any] = {} if where is None else {"workers": [where], "allow_other_workers": False}
+        held.append(client.submit(load, shard, key=f"{batch}-load-{i}", **pin))
+    counts = [client.submit(_rows, d, key=f"{batch}-rows-{i}") for i, d in enumerate(held)]
+    rows = [int(r) for r in gather(client, counts)]
+    bounds = fold_bounds(sum(rows), n_folds)
+    offsets = np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(int)
+    parts = [
+        client.submit(fold_stats, d, int(o), bounds, key=f"{batch}-folds-{i}")
+        for i, (d, o) in enumerate(zip(held, offsets, strict=True))
+    ]
+    level, depth = parts, 0
+    while len(level) > 1:  # tree of fold-wise sums, as tree_sum
+        groups = [level[i : i + fan_in] for i in range(0, len(level), fan_in)]
+        level = [
+            g[0] if len(g) == 1 else client.submit(_add_folds, *g, key=f"{batch}-sum-{depth}-{j}")
+            for j, g in enumerate(groups)
+        ]
+        held.extend(level)
+        depth += 1
+    try:
+        return list(gather(client, level[0]))
+    finally:
+        client.cancel([*held, *counts, *parts])
 
 
 def fit_sharded(
@@ -294,7 +351,45 @@ def fit_sharded(
     load: ShardLoader = load_npz,
     workers: Sequence[str | None] | None = None,
 ) -> RidgeReadout:
-    """Fit ``readout`` (a float alpha or ``"gcv"``) once on the tree-summed statistics of the shards."""
+    """Fit ``readout`` once on the tree-summed statistics of the shards (taken in order as one sequence).
+
+    ``alpha="cv"``: the per-fold statistics (:func:`sharded_fold_stats`, ``readout.n_folds`` contiguous folds
+    by global row index) are summed on the cluster and the alpha is chosen here from them, as
+    :meth:`RidgeReadout.fit` chooses it on the concatenated shards.
+    """
     if readout.alpha == "cv":
-        raise ValueError("fit_sharded: alpha='cv' needs per-fold statistics; use a float alpha or 'gcv'")
+        return readout.fit_stats(sharded_fold_stats(client, shards, int(readout.n_folds), load, workers))
     return readout.fit_stats(sharded_stats(client, shards, load, workers))
+
+
+def iter_calls(
+    client: Any, fn: Callable[..., Any], calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]]
+) -> Iterator[Any]:
+    """``fn(*args, **kwargs)`` of every call as one task, all submitted at once; results yielded in order
+    as they are ready (a task's exception is raised at its turn, unchanged)."""
+    batch = _key(getattr(fn, "__name__", "call"))
+    futures = [client.submit(fn, *a, key=f"{batch}-{i}", **kw) for i, (a, kw) in enumerate(calls)]
+    try:
+        for f in futures:
+            yield gather(client, f)
+    finally:
+        client.cancel(futures)
+
+
+def map_grid(spec: str | None, fn: Callable[..., Any], points: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
+    """``fn(*point)`` for every point, yielded in order: here without ``spec``, else as tasks on the cluster
+    ``spec``, open while the iterator is consumed (closed when it is exhausted or closed)."""
+    with call_mapper(spec) as run:
+        yield from run(fn, [(tuple(p), {}) for p in points])
+
+
+@contextmanager
+def call_mapper(spec: str | None) -> Iterator[CallMapper]:
+    """A ``run(fn, calls)`` yielding ``fn(*args, **kwargs)`` per call in order: here, one after the other,
+    when ``spec`` is None (Dask is then not imported); else as tasks on the cluster ``spec`` (see
+    :func:`connect`), which stays open for the block. For grids of independent points (benchmarks)."""
+    if spec is None:
+        yield lambda fn, calls: (fn(*a, **kw) for a, kw in calls)
+        return
+    with connect(spec) as cluster:
+        yield lambda fn, calls: iter_calls(cluster.client, fn, calls)

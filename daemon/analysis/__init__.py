@@ -9,7 +9,16 @@ one-line message naming the input.
 
 from __future__ import annotations
 
-from daemon.analysis.compute import Analysis, analyse_streams, stream_calls, to_json, write_analysis_report
+from daemon.analysis.compute import (
+    Analysis,
+    Outcome,
+    analyse_streams,
+    decide_outcomes,
+    stream_calls,
+    stream_outcome,
+    to_json,
+    write_analysis_report,
+)
 from daemon.analysis.read import (
     CLOCKS,
     COLUMNS,
@@ -26,8 +35,10 @@ __all__ = [
     "STREAM_COLUMNS",
     "Analysis",
     "AnalysisInputError",
+    "Outcome",
     "Stream",
     "analyse_streams",
+    "decide_outcomes",
     "group_streams",
     "read_recording",
     "read_segment",
@@ -35,6 +46,7 @@ __all__ = [
     "read_timestamps",
     "stream_calls",
     "stream_extras",
+    "stream_outcome",
     "to_json",
     "write_analysis_report",
 ]

@@ -40,6 +40,25 @@ def stream_calls(
     ]
 
 
+#: One stream's statistics (or its :class:`TooFewEvents`) and its intervals in s (None: not wanted).
+Outcome = tuple[str, StreamStats | TooFewEvents, np.ndarray | None]
+
+
+def stream_outcome(st: Stream, mc: bool, seed: int, want_gaps: bool = True) -> Outcome:
+    """One stream's statistics with its extras (or its :class:`TooFewEvents`) and its intervals in s."""
+    try:
+        s = compute_stream(st.segments, name=st.name, read_ids=st.col("read_id"), mc=mc, seed=seed)
+    except TooFewEvents as exc:
+        return st.name, exc, None
+    return _completed(st, s, want_gaps)
+
+
+def _completed(st: Stream, s: StreamStats, want_gaps: bool = True) -> Outcome:
+    s.extra.update(stream_extras(st, s.rate_hz))
+    gaps = np.concatenate([np.diff(g) for g in st.segments if len(g) > 1]) / 1e9 if want_gaps else None
+    return st.name, s, gaps
+
+
 def analyse_streams(
     streams: Sequence[Stream],
     *,
@@ -50,27 +69,36 @@ def analyse_streams(
     remote: Sequence[StreamStats | TooFewEvents] | None = None,
     track: Callable[[Sequence[Stream]], Iterable[Stream]] = lambda s: s,
 ) -> Analysis:
-    """Statistics and verdict of every stream with enough events; ``remote``: results computed elsewhere
-    from :func:`stream_calls`, in order. A single stream with too few events, or none with enough, is an
-    :class:`AnalysisInputError`; otherwise such streams are listed in ``skipped``."""
+    """Statistics and verdict of every stream with enough events (stream ``i`` with seed ``seed + i``);
+    ``remote``: results computed elsewhere from :func:`stream_calls`, in order (:func:`decide_outcomes`)."""
+    if remote is None:
+        outcomes = [stream_outcome(st, mc, seed + i) for i, st in enumerate(track(streams))]
+    else:
+        outcomes = [
+            (st.name, r, None) if isinstance(r, TooFewEvents) else _completed(st, r)
+            for st, r in zip(streams, remote)
+        ]
+    return decide_outcomes(outcomes, alpha=alpha, correction=correction)
+
+
+def decide_outcomes(
+    outcomes: Sequence[Outcome], *, alpha: float = 0.05, correction: Correction = "holm"
+) -> Analysis:
+    """The verdicts over all streams at once (one multiple-comparison family). A single stream with too
+    few events, or none with enough, is an :class:`AnalysisInputError`; otherwise such streams are listed in
+    ``skipped``."""
     stats: list[StreamStats] = []
     gaps: dict[str, np.ndarray] = {}
     skipped: list[str] = []
-    calls = stream_calls(streams, mc, seed)
-    for i, st in enumerate(track(streams)):
-        try:
-            got = compute_stream(*calls[i][0], **calls[i][1]) if remote is None else remote[i]
-            if isinstance(got, TooFewEvents):
-                raise got
-            s = got
-        except TooFewEvents as exc:
-            if len(streams) == 1:
-                raise AnalysisInputError(str(exc)) from None
-            skipped.append(str(exc))
+    for name, s, g in outcomes:
+        if isinstance(s, TooFewEvents):
+            if len(outcomes) == 1:
+                raise AnalysisInputError(str(s)) from None
+            skipped.append(str(s))
             continue
-        s.extra.update(stream_extras(st, s.rate_hz))
         stats.append(s)
-        gaps[st.name] = np.concatenate([np.diff(g) for g in st.segments if len(g) > 1]) / 1e9
+        if g is not None:
+            gaps[name] = g
     if not stats:
         msg = f"no stream has at least {MIN_EVENTS} events ({len(skipped)} streams skipped)"
         raise AnalysisInputError(msg)
@@ -93,18 +121,26 @@ def write_analysis_report(
     recordings: Sequence[str],
     title: str,
     notes: Sequence[str],
+    rows: Sequence[dict[str, Any]] | None = None,
 ) -> Path:
     """The HTML report with its heatmap rows (per point; per (board, V, f) for other groupings) and the
-    point log's summaries of ``recordings``; an :class:`OSError` when it cannot be written."""
+    point log's summaries of ``recordings`` (``rows``: both computed on cluster workers instead); an
+    :class:`OSError` when it cannot be written."""
     from daemon.point_log import read_point_summaries
     from reservoir.stats.report import write_report
 
+    points: list[dict[str, Any]] = []
     if by == "point":
         points = [_point_row(r.stats) for r in analysis.results]
-    else:
+    elif rows is None:
         mapped = [ev for ev in evs if "voltage_v" in ev and "freq_mhz" in ev]
-        points = [row for ev in mapped for row in _point_rows(ev, clock)]
-    points += [row for d in recordings for row in read_point_summaries(Path(d))]  # power, J/TH, temperature
+        points = [row for ev in mapped for row in point_rows(ev, clock)]
+    if rows is not None:  # computed on the workers (--cluster): point rows, then the point logs' summaries
+        points += rows
+    else:
+        points += [
+            row for d in recordings for row in read_point_summaries(Path(d))
+        ]  # power, J/TH, temperature
     return write_report(
         analysis.results,
         analysis.gaps,
@@ -121,7 +157,7 @@ def _point_row(s: StreamStats) -> dict[str, Any]:
     return {**s.extra, "cv": s.cv, "fano": _fano_at(s, 10.0)}
 
 
-def _point_rows(ev: dict[str, np.ndarray], clock: str) -> list[dict[str, Any]]:
+def point_rows(ev: dict[str, np.ndarray], clock: str) -> list[dict[str, Any]]:
     """Heatmap rows per (board, voltage, frequency) for a report grouped otherwise (fast path, no MC)."""
     rows = []
     for st in group_streams(ev, "point", clock):

@@ -28,12 +28,14 @@ from daemon.analysis import (
     AnalysisInputError,
     Stream,
     analyse_streams,
+    decide_outcomes,
     read_streams,
     read_timestamps,
     stream_calls,
     to_json,
     write_analysis_report,
 )
+from daemon.cli.cluster_opts import resolve_cluster
 from daemon.cli.errors import (
     RuntimeFailure,
     UsageError,
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_cluster_spec(spec: str) -> None:
     """A malformed --cluster fails before any recording is read."""
-    from reservoir.distributed import parse_spec
+    from reservoir.cluster_spec import parse_spec
 
     try:
         parse_spec(spec)
@@ -92,13 +94,14 @@ def _check_cluster_spec(spec: str) -> None:
 
 
 def _cluster_streams(args: argparse.Namespace, streams: list[Stream], feedback: Feedback) -> list[Any]:
-    """``--cluster``: each stream's statistics as one Dask task (same arguments and seeds as the serial
-    loop); a StreamStats or the stream's TooFewEvents per stream, in order (docs/cluster.md)."""
+    """``--cluster`` with ``--timestamps``: each stream's statistics as one Dask task (same arguments and
+    seeds as the serial loop); a StreamStats or the stream's TooFewEvents per stream, in order
+    (docs/cluster.md). Recordings are read on the workers instead (daemon/analysis/cluster.py)."""
     from reservoir.distributed import connect, map_calls
     from reservoir.stats import TooFewEvents
 
     feedback.step(f"{len(streams)} stream(s) as tasks on {args.cluster}")
-    with cluster_errors(), connect(args.cluster) as cluster:
+    with cluster_errors(), connect(args.cluster, args.cluster_timeout_s) as cluster:
         calls = stream_calls(streams, not args.no_mc, args.seed)
         return map_calls(cluster.client, compute_stream, calls, catch=(TooFewEvents,))
 
@@ -109,6 +112,7 @@ def _run(args: argparse.Namespace, feedback: Feedback) -> int:
     streams: list[Stream]
     evs: list[Any] = []
     report_dir = check_output_dir(args.report, "--report") if args.report else None  # before computing
+    resolve_cluster(args)  # --cluster, else [cluster] of --config
     if args.cluster:
         _check_cluster_spec(args.cluster)
     if args.timestamps:
@@ -116,28 +120,49 @@ def _run(args: argparse.Namespace, feedback: Feedback) -> int:
             raise AnalyzeError("give either RECORDING_DIR or --timestamps FILE, not both")
         path = Path(args.timestamps)
         streams = [Stream(name=path.name, segments=[read_timestamps(path)])]
+    elif args.recording and args.cluster:  # read on the workers (daemon/analysis/cluster.py)
+        streams = []
     elif args.recording:
         dirs = [Path(r) for r in args.recording]
         bar = lambda d: feedback.track(d, "reading recordings")  # noqa: E731
         streams, evs = read_streams(dirs, args.by, clock, transitions, feedback.step, bar)
     else:
         raise AnalyzeError("give RECORDING_DIR or --timestamps FILE")
-    feedback.step(f"{len(streams)} stream(s)")
-    remote = _cluster_streams(args, streams, feedback) if args.cluster else None
-    analysis = analyse_streams(
-        streams,
-        mc=not args.no_mc,
-        seed=args.seed,
-        alpha=args.alpha,
-        correction=args.correction,
-        remote=remote,
-        track=lambda s: feedback.track(s, "streams"),
-    )
+    rows: list[dict[str, Any]] | None = None  # the report's point rows, when computed on the workers
+    if args.cluster and not streams:
+        from daemon.analysis.cluster import analyze_on_cluster
+
+        with cluster_errors():
+            outcomes, remote_transitions, rows = analyze_on_cluster(
+                args.recording,
+                address=args.cluster,
+                timeout_s=args.cluster_timeout_s,
+                by=args.by,
+                clock=clock,
+                mc=not args.no_mc,
+                seed=args.seed,
+                report=bool(args.report),
+                step=feedback.step,
+            )
+        transitions.extend(remote_transitions)
+        analysis = decide_outcomes(outcomes, alpha=args.alpha, correction=args.correction)
+    else:
+        feedback.step(f"{len(streams)} stream(s)")
+        remote = _cluster_streams(args, streams, feedback) if args.cluster else None
+        analysis = analyse_streams(
+            streams,
+            mc=not args.no_mc,
+            seed=args.seed,
+            alpha=args.alpha,
+            correction=args.correction,
+            remote=remote,
+            track=lambda s: feedback.track(s, "streams"),
+        )
     skipped = analysis.skipped
     if skipped:
         more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
         log.warning("%d stream(s) skipped: %s%s", len(skipped), "; ".join(skipped[:3]), more)
-    notes = [f"transition {t.line()}" for t in transitions]
+    notes = [f"transition {tr.line()}" for tr in transitions]
     feedback.close()
     if args.json:
         print(json.dumps(to_json(analysis.results), allow_nan=False), flush=True)
@@ -150,7 +175,7 @@ def _run(args: argparse.Namespace, feedback: Feedback) -> int:
     if report_dir is not None:
         with Feedback(args.quiet) as fb:
             fb.step(f"writing the report into {report_dir}")
-            path = _write_report(args, report_dir, analysis, evs, clock, notes)
+            path = _write_report(args, report_dir, analysis, evs, clock, notes, rows)
         print(f"report: {path}", file=sys.stderr)
     return EXIT_OK
 
@@ -162,6 +187,7 @@ def _write_report(
     evs: list[Any],
     clock: str,
     notes: list[str],
+    rows: list[dict[str, Any]] | None = None,
 ) -> Path:
     """The HTML report; a write failure is a :class:`RuntimeFailure` (the result is already printed)."""
     try:
@@ -174,6 +200,7 @@ def _write_report(
             recordings=args.recording,
             title=f"asicrc analyze {' '.join(args.recording) or args.timestamps}",
             notes=[*notes, f"clock: {clock}; correction: {args.correction}; alpha: {args.alpha}"],
+            rows=rows,
         )
     except OSError as exc:
         raise RuntimeFailure(f"--report {args.report}: {exc} (the result above is complete)") from exc
@@ -210,7 +237,11 @@ def register(subparsers: Any) -> None:
         "--cluster",
         metavar="ADDRESS",
         default=None,
-        help="compute the streams as Dask tasks: local[:N] or tcp://HOST:PORT; the correction stays here",
+        help="read the recordings and compute their streams as Dask tasks on the workers: local[:N] or "
+        "tcp://HOST:PORT (docs/cluster.md); the correction stays here",
+    )
+    p.add_argument(
+        "--config", metavar="FILE", help="daemon config: its [cluster] when --cluster is not given"
     )
     p.add_argument(
         "--alpha", type=open_unit, default=0.05, help="family-wise (holm) or FDR (bh) level, in (0, 1)"

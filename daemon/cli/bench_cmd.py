@@ -22,6 +22,7 @@ import json
 import sys
 from typing import Any
 
+from daemon.cli.cluster_opts import resolve_cluster
 from daemon.cli.errors import (
     RuntimeFailure,
     UsageError,
@@ -81,7 +82,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--no-null", action="store_true", help="asic: skip the poisson-null run at the measured rate"
     )
-    p.add_argument("--config", metavar="FILE", help="asic: daemon config for the substrate")
+    p.add_argument("--config", metavar="FILE", help="daemon config: asic's substrate; [cluster] otherwise")
     p.add_argument(
         "--chips", type=positive_int, default=1, help="asic --simulate: emulated chips (default 1)"
     )
@@ -148,11 +149,12 @@ def _open_cluster(args: argparse.Namespace) -> Any:
     if args.cluster is None:
         return None
     with cluster_errors():
-        return connect(args.cluster)
+        return connect(args.cluster, args.cluster_timeout_s)
 
 
 def run(args: argparse.Namespace) -> int:
     """Handler: run the benchmark and print the result (then write --report, if asked)."""
+    resolve_cluster(args, config_applies=args.reservoir != "asic")  # --cluster, else [cluster] of --config
     options = _options(args)
     report_dir = check_output_dir(args.report, "--report") if args.report else None  # before computing
     substrate = None

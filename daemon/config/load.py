@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from daemon.cluster_config import cluster_problem
 from daemon.config.checks import check_live, check_mqtt, check_plan, check_plan_envelope, check_safety
 from daemon.config.convert import build
 from daemon.config.errors import ConfigError
@@ -24,11 +25,13 @@ def parse_config(data: dict[str, Any]) -> Config:
         if key not in known:
             raise ConfigError(key, f"unknown key; known keys here: {', '.join(sorted(known))}")
     top: dict[str, Any] = {}
-    for key in ("safety", "recorder", "http", "mqtt", "live", "timing", "simulate", "state_dir"):
+    for key in ("safety", "recorder", "http", "mqtt", "live", "timing", "simulate", "cluster", "state_dir"):
         if key in data:
             top[key] = data[key]
     cfg = build(Config, top, "")
     check_safety("safety", cfg.safety)
+    if (why := cluster_problem(cfg.cluster)) is not None:
+        raise ConfigError("cluster.address", why)
     boards_raw = data.get("boards", [])
     if not isinstance(boards_raw, list):
         raise ConfigError("boards", "expected an array of tables ([[boards]])")

@@ -11,6 +11,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from daemon.cluster_config import ClusterConfig
 from drivers.parts.boards import BOARD_VERSIONS
 
 BOARD_KINDS = ("gamma", "ultra", "generic")
@@ -191,7 +192,7 @@ class TimingConfig:
 
 @dataclass(frozen=True, slots=True)
 class SimFault:
-    """A fault injected into an emulated board ``at_s`` host seconds after start (demos, system tests).
+    """A fault injected into an emulated board ``at_s`` s after its first bring-up (demos, system tests).
 
     overheat: chip temperature forced to ``value`` C; brownout: input supply at ``value`` V for
     ``duration_s``; unplug: the data pty hangs up and comes back at a new path behind the same link (a
@@ -235,4 +236,5 @@ class Config:
     live: LiveConfig = field(default_factory=LiveConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)  # daemon/cluster_config.py
     state_dir: str = "./var"

@@ -16,7 +16,7 @@ import pytest
 
 from daemon.cli import main
 from reservoir.bench import run_bench
-from reservoir.distributed import connect, fit_sharded, seed_mapper, sharded_stats
+from reservoir.distributed import connect, fit_sharded, seed_mapper, sharded_fold_stats, sharded_stats
 from reservoir.readout import RidgeReadout, RidgeStats
 from tests.system.dask_fixture import DaskCluster, dask_cluster, dask_cluster_own
 
@@ -34,11 +34,16 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 
 def _shards(tmp: Path, n_shards: int = 5, d: int = 12) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Collinear features (rank 3 + 5 % noise) and noisy targets: the CV optimum is clear of its neighbours
+    on the alpha grid (by 1e-4 relative), so the choice does not rest on rounding."""
     rng = np.random.default_rng(7)
-    X = rng.normal(size=(3000, d)) * rng.uniform(0.1, 10.0, size=d) + rng.normal(size=d)
-    y = X @ rng.normal(size=d) + 0.3 * rng.normal(size=3000) + 5.0
+    Z = rng.normal(size=(3000, 3))
+    X = (Z @ rng.normal(size=(3, d)) + 0.05 * rng.normal(size=(3000, d))) * rng.uniform(0.1, 10.0, size=d)
+    X += rng.normal(size=d)
+    y = X @ rng.normal(size=d) + 3.0 * rng.normal(size=3000) + 5.0
     paths = []
-    for i, idx in enumerate(np.array_split(np.arange(len(y)), n_shards)):
+    cuts = np.sort(rng.choice(np.arange(1, len(y)), n_shards - 1, replace=False))  # unequal shards
+    for i, idx in enumerate(np.split(np.arange(len(y)), cuts)):
         p = tmp / f"shard{i}.npz"
         np.savez(p, X=X[idx], y=y[idx])
         paths.append(str(p))
@@ -51,12 +56,22 @@ def _check_fit(paths: list[str], X: np.ndarray, y: np.ndarray, client: Any) -> N
     assert total.rows == one.rows == len(y)
     for name in ("x_mean", "y_mean", "cxx", "cxy", "cyy"):
         np.testing.assert_allclose(getattr(total, name), getattr(one, name), rtol=1e-9, atol=0)
-    for alpha in (1.0, "gcv"):
+    for alpha in (1.0, "gcv", "cv"):
         dist = fit_sharded(client, paths, RidgeReadout(alpha=alpha))
         ref = RidgeReadout(alpha=alpha).fit(X, y)
         assert dist.alpha_ == ref.alpha_
         p, q = dist.predict(X), ref.predict(X)
         assert np.max(np.abs(p - q)) <= 1e-9 * np.max(np.abs(q))
+    # cv: folds cut by global row index across shards of unequal size, summed fold by fold on the workers
+    folds = sharded_fold_stats(client, paths, 4)
+    ref = RidgeReadout(alpha="cv", n_folds=4).fit(X, y)
+    ref_folds = ref.fold_stats_
+    assert ref_folds is not None and [f.rows for f in folds] == [f.rows for f in ref_folds]
+    for f, g in zip(folds, ref_folds, strict=True):
+        np.testing.assert_allclose(f.cxx, g.cxx, rtol=1e-9, atol=1e-9 * np.abs(g.cxx).max())
+    dist = RidgeReadout(alpha="cv", n_folds=4).fit_stats(folds)
+    np.testing.assert_allclose(dist.cv_errors_, ref.cv_errors_, rtol=1e-9)
+    assert dist.alpha_ == ref.alpha_
 
 
 def test_local_cluster_bench_and_readout(tmp_path: Path) -> None:
@@ -223,6 +238,45 @@ def test_analyze_recordings_on_the_cluster_equal_serial(
     argv = ["analyze", *dirs, "--by", "board", "--json", "-q"]
     assert main(argv) == 0
     serial = json.loads(capsys.readouterr().out)
-    assert main([*argv, "--cluster", dask_cluster.address]) == 0
+    from distributed import get_task_stream
+
+    with get_task_stream(client=dask_cluster.client) as ts:  # the scheduler's record of every task
+        assert main([*argv, "--cluster", dask_cluster.address]) == 0
     clustered = json.loads(capsys.readouterr().out)
     assert len(serial) >= 6 and clustered == serial
+    # the recordings were read on the workers (one read task per recording), not here
+    assert sum(1 for t in ts.data if str(t["key"]).startswith("read_task")) == len(dirs)
+    # [cluster] of --config instead of --cluster: the same
+    cfg = tmp_path / "asicrc.toml"
+    cfg.write_text(f'[cluster]\naddress = "{dask_cluster.address}"\nconnect_timeout_s = 20\n')
+    assert main([*argv, "--config", str(cfg)]) == 0
+    assert json.loads(capsys.readouterr().out) == serial
+    # a recording a worker cannot see: the serial one-line error, exit 2
+    missing = str(tmp_path / "gone")
+    assert main(["analyze", dirs[0], missing, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert main(["analyze", dirs[0], missing, "-q", "--cluster", dask_cluster.address]) == 2
+    assert capsys.readouterr().err == err and err.count("\n") == 1 and "no such recording directory" in err
+
+
+def test_detection_grid_points_as_tasks_equal_serial(
+    dask_cluster: DaskCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dose-response grid (gain x events x task, each with its seeds) as tasks: the rows are the serial
+    ones but for the wall time."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_detection.py"
+    sys.path.insert(0, str(script.parent))
+    from bench_detection import main as detection
+
+    argv = ["--seeds", "2", "--n-train", "80", "--n-test", "40", "--gains", "0", "0.5", "--events", "10"]
+    argv += ["--kinds", "echo", "--tasks", "memory-capacity", "--json"]
+    assert detection(argv) == 0
+    serial = json.loads(capsys.readouterr().out)
+    # the script as users run it: its functions (in __main__) travel by value, workers need only asicrc
+    run = [sys.executable, str(script), *argv, "--cluster", dask_cluster.address]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=300, check=True)
+    clustered = json.loads(done.stdout)
+    assert len(serial) == 2
+    assert [{k: v for k, v in r.items() if k != "elapsed_s"} for r in clustered] == [
+        {k: v for k, v in r.items() if k != "elapsed_s"} for r in serial
+    ]

@@ -59,5 +59,10 @@ def test_nothing_outside_the_command_line_imports_it(tree: str) -> None:
 
 def test_the_walk_covers_the_library() -> None:
     names = {str(p.relative_to(ROOT)) for p in _modules()}
-    assert {"daemon/live/service.py", "daemon/recording.py", "reservoir/bench.py", "drivers/frames.py"} <= names
+    assert {
+        "daemon/live/service.py",
+        "daemon/recording.py",
+        "reservoir/bench.py",
+        "drivers/frames.py",
+    } <= names
     assert not any(n.startswith("daemon/cli/") for n in names)
