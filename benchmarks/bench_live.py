@@ -31,7 +31,7 @@ from daemon.live import (
     LiveParams,
     LiveService,
     SubstrateSource,
-    live_loop,
+    live_connection,
     run_live,
     train_live_model,
 )
@@ -56,10 +56,11 @@ def _pct(a: list[float], q: float) -> float:
 async def measure(port: int, substrate: Substrate, params: LiveParams, n_inputs: int) -> dict[str, float]:
     u = np.random.default_rng(0).uniform(0.0, 1.0, TRAIN_STEPS)
     model = await asyncio.to_thread(train_live_model, substrate, list(u), list(u), params, alpha=1.0)
-    service = LiveService(
-        model, SubstrateSource(params, substrate), lambda m: None, registry=CollectorRegistry()
+    source = SubstrateSource(params, substrate)
+    service, loop = live_connection(
+        MqttSettings(port=port, host_id="bench"),
+        lambda publish: LiveService(model, source, publish, registry=CollectorRegistry()),
     )
-    loop = live_loop(MqttSettings(port=port, host_id="bench"), service)
     task = asyncio.create_task(run_live(service, loop))
     missed = 0
     service_lat: list[float] = []

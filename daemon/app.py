@@ -47,6 +47,7 @@ from daemon.version import package_version
 if TYPE_CHECKING:
     from daemon.live import LiveService
     from daemon.mqtt import MqttBridge
+    from daemon.mqtt_link import MqttLink
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class Daemon:
         self._sim_dir: tempfile.TemporaryDirectory[str] | None = None
         self._live_task: asyncio.Task[None] | None = None
         self.live: LiveService | None = None
+        self._live_link: MqttLink | None = None  # the live service's own broker connection
         self.state_ok = True
         #: One registry for /metrics: the state collector plus the live service's metrics.
         self.registry = make_registry(self.state)
@@ -296,7 +298,8 @@ class Daemon:
         Raises :class:`ConfigError` (naming the ``live.*`` key) when the board is unknown, runs a plan, or
         does not match the readout's reservoir (chips, features).
         """
-        from daemon.live import LiveModel, LiveService, PlanSource
+        from daemon.live import LiveModel, LiveService, PlanSource, live_connection
+        from daemon.mqtt_link import MqttSettings
 
         lv = self.cfg.live
         rt = self.boards.get(lv.board)
@@ -317,9 +320,13 @@ class Daemon:
             ticket_diff=lv.ticket_diff,
             clock=self.clock,
         )
+        settings = MqttSettings.from_config(self.cfg.mqtt)
         try:
-            svc = LiveService(
-                model, src, lambda m: None, registry=self.registry, clock=self.clock, queue_size=lv.queue_size
+            svc, self._live_link = live_connection(
+                settings,
+                lambda publish: LiveService(
+                    model, src, publish, registry=self.registry, clock=self.clock, queue_size=lv.queue_size
+                ),
             )
         except ValueError as exc:
             raise ConfigError(
@@ -329,18 +336,17 @@ class Daemon:
 
     def _start_live(self, svc: LiveService) -> None:
         """Run ``svc`` on its own broker connection; publish the readout statistics when configured."""
-        from daemon.live import live_loop, run_live
-        from daemon.mqtt_link import MqttSettings
+        from daemon.live import run_live
 
-        settings = MqttSettings.from_config(self.cfg.mqtt)
-        self._live_task = asyncio.create_task(run_live(svc, live_loop(settings, svc)), name="live")
+        assert self._live_link is not None  # built with the service (_prepare_live)
+        self._live_task = asyncio.create_task(run_live(svc, self._live_link), name="live")
         if self.cfg.live.publish_stats and self.mqtt is not None:
             self.mqtt.publish_json("readout/stats", svc.model.readout.stats_.to_dict(), retain=True)
         log.info(
             "live service on board %s: inputs on %s/live/input, predictions on %s/live/prediction",
             self.cfg.live.board,
-            settings.base,
-            settings.base,
+            self._live_link.settings.base,
+            self._live_link.settings.base,
         )
 
     async def _stop(self) -> None:

@@ -168,7 +168,7 @@ def serve_main(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry, start_http_server
 
     from daemon.config import SimulateConfig, load_config
-    from daemon.live import LiveModel, LiveService, SubstrateSource, live_loop, run_live
+    from daemon.live import LiveModel, LiveService, SubstrateSource, live_connection, run_live
     from daemon.mqtt_link import MqttSettings
     from daemon.substrate import BoardSubstrate
 
@@ -194,10 +194,13 @@ def serve_main(args: argparse.Namespace) -> int:
     registry = CollectorRegistry()
     if args.metrics_port:
         start_http_server(args.metrics_port, addr="127.0.0.1", registry=registry)
-    service = LiveService(model, SubstrateSource(model.params, substrate), lambda m: None, registry=registry)
+    source = SubstrateSource(model.params, substrate)
+    service, link = live_connection(
+        settings, lambda publish: LiveService(model, source, publish, registry=registry)
+    )
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_live(service, live_loop(settings, service)))
+            asyncio.run(run_live(service, link))
     finally:
         substrate.close()
     return 0

@@ -13,7 +13,7 @@ from daemon.live.service import (
     STEP_TIMEOUT_S,
     LiveMetrics,
     LiveService,
-    live_loop,
+    live_connection,
     parse_input,
     run_live,
 )
@@ -31,7 +31,7 @@ __all__ = [
     "PlanSource",
     "StateSource",
     "SubstrateSource",
-    "live_loop",
+    "live_connection",
     "live_states",
     "parse_input",
     "run_live",

@@ -179,14 +179,23 @@ class LiveService:
             await self._wakeup.wait()
 
 
-def live_loop(settings: MqttSettings, service: LiveService, *, identifier: str | None = None) -> MqttLink:
-    """The broker connection of ``service``: subscribes ``<base>/live/input`` (into :meth:`LiveService.offer`)
-    and becomes its publisher on ``<base>/live/prediction``."""
+def live_connection(
+    settings: MqttSettings,
+    make_service: Callable[[Callable[[dict[str, Any]], None]], LiveService],
+    *,
+    identifier: str | None = None,
+) -> tuple[LiveService, MqttLink]:
+    """A service and its broker connection, built together: ``make_service(publish)`` gets the publisher on
+    ``<base>/live/prediction``; the link subscribes ``<base>/live/input`` into :meth:`LiveService.offer`
+    (its handler runs only once the link runs, when the service exists); ``make_service`` errors propagate."""
     base = settings.base
     ident = identifier or f"asicrc-live-{settings.host_id}-{os.getpid()}"
-    loop = MqttLink(settings, [f"{base}/live/input"], lambda _t, p: service.offer(p), identifier=ident)
-    service.publish = lambda msg: loop.publish(f"{base}/live/prediction", json.dumps(msg).encode())
-    return loop
+    services: list[LiveService] = []
+    link = MqttLink(settings, [f"{base}/live/input"], lambda _t, p: services[0].offer(p), identifier=ident)
+    services.append(
+        make_service(lambda msg: link.publish(f"{base}/live/prediction", json.dumps(msg).encode()))
+    )
+    return services[0], link
 
 
 async def run_live(service: LiveService, loop: MqttLink) -> None:

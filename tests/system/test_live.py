@@ -22,7 +22,7 @@ from daemon.live import (
     LiveParams,
     LiveService,
     SubstrateSource,
-    live_loop,
+    live_connection,
     run_live,
     train_live_model,
 )
@@ -43,9 +43,9 @@ async def _serve_and_ask(
     broker: Broker, model: LiveModel, substrate: BoardSubstrate, inputs: np.ndarray, within_s: float = 60.0
 ) -> tuple[list[dict[str, Any]], CollectorRegistry]:
     registry = CollectorRegistry()
-    service = LiveService(model, SubstrateSource(model.params, substrate), lambda m: None, registry=registry)
     settings = MqttSettings(port=broker.port, host_id="live-test", reconnect_min_s=0.05, reconnect_max_s=0.2)
-    loop = live_loop(settings, service)
+    source = SubstrateSource(model.params, substrate)
+    service, loop = live_connection(settings, lambda pub: LiveService(model, source, pub, registry=registry))
     task = asyncio.create_task(run_live(service, loop))
     got: list[dict[str, Any]] = []
     try:
