@@ -120,6 +120,10 @@ def register(subparsers: Any) -> None:
         default=None,
         help="run the seeds as Dask tasks: local[:N] worker processes or tcp://HOST:PORT (docs/cluster.md)",
     )
+    p.add_argument("--cache", metavar="DIR", help="liquids: per-seed features + stage 1, resumable")
+    p.add_argument("--save-liquid", metavar="DIR", help="liquids: write stage-1 checkpoints into DIR")
+    p.add_argument("--load-liquid", metavar="DIR", help="liquids: stage 1 from the checkpoints of DIR")
+    p.add_argument("--readout", choices=("ridge", "softmax"), default="ridge", help="liquids: readout")
     p.set_defaults(func=run)
 
 
@@ -153,7 +157,7 @@ def mnist_task(data: str, n_train: int | None = None, n_test: int | None = None)
             raise TaskDataError(f"{name} must be >= 1, got {n}")
     X_train, y_train = X_train[:n_train], y_train[:n_train]
     X_test, y_test = X_test[:n_test], y_test[:n_test]
-    info = {"source": str(path)}
+    info = {"source": str(path), "input_max": 255.0}  # pixels / 255 for the liquids (docs/spiking.md)
     return ClassificationTask(f"mnist:{path.name}", X_train, y_train, X_test, y_test, info=info)
 
 
@@ -206,6 +210,16 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _long_run(args: argparse.Namespace, task: Any, task_options: dict[str, Any]) -> Any:
+    """Liquids on a classification task: reservoir.spiking.longrun (with the long-run flags), else None."""
+    from reservoir.spiking.longrun import long_run  # torch only once a liquid is built
+
+    try:
+        return long_run(args, task, task_options, SPIKING)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def _open_cluster(args: argparse.Namespace) -> Any:
     """The Dask session of ``--cluster`` (None without it: Dask is then never imported)."""
     if args.cluster is None:
@@ -250,16 +264,21 @@ def run(args: argparse.Namespace) -> int:
             stack.enter_context(listening(feedback.detail))  # batches and stage-1 samples of spiking kinds
             if args.reservoir in SPIKING:
                 built = stack.enter_context(recording(args.reservoir))
-            result = run_bench(
-                task,
-                args.reservoir,
-                size=args.size,
-                seeds=args.seeds,
-                options=options,
-                task_options=task_options,
-                progress=feedback.step,
-                with_null=not args.no_null,
-                map_seeds=None if cluster is None else seed_mapper(cluster.client),
+            long_run = _long_run(args, task, task_options)
+            result = (
+                long_run(options, feedback.step)
+                if long_run
+                else run_bench(
+                    task,
+                    args.reservoir,
+                    size=args.size,
+                    seeds=args.seeds,
+                    options=options,
+                    task_options=task_options,
+                    progress=feedback.step,
+                    with_null=not args.no_null,
+                    map_seeds=None if cluster is None else seed_mapper(cluster.client),
+                )
             )
     except (TaskDataError, UnsupportedTask, ImportError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
@@ -271,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
             close()
         if cluster is not None:
             cluster.close()
-    info = reservoir_info(built, result.extra.get("reservoir_info") if cluster is not None else None)
+    info = reservoir_info(built, result.extra.get("reservoir_info"))
     summary = _clean({**result.summary, "reservoir_info": info} if info else result.summary)
     _print_summary(summary, args.json)
     if report_dir is not None:
