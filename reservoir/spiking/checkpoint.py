@@ -106,10 +106,10 @@ def save_features(
     test: NDArray[np.float64],
     info: dict[str, Any],
 ) -> None:
-    """Write one seed's features (train and test rows) and the liquid's ``info()`` (JSON-able)."""
-    _write(
-        path, params, {"train": train, "test": test, "info": np.array(json.dumps(info, default=_jsonable))}
-    )
+    """Write one seed's features (train and test rows) and the liquid's ``info()`` (JSON-able). Spike counts
+    (whole numbers below 65536) are stored as uint16: a quarter of float64 (140 MB for 70,000 x 1000)."""
+    info_json = np.array(json.dumps(info, default=_jsonable))
+    _write(path, params, {"train": _compact(train), "test": _compact(test), "info": info_json})
 
 
 def load_features(
@@ -117,7 +117,15 @@ def load_features(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], dict[str, Any]]:
     """(train features, test features, info) cached with ``params``; :class:`CheckpointError` otherwise."""
     data = _read(path, params, "feature cache")
-    return data["train"], data["test"], json.loads(str(data["info"]))
+    train, test = (np.asarray(data[k], dtype=np.float64) for k in ("train", "test"))
+    return train, test, json.loads(str(data["info"]))
+
+
+def _compact(a: NDArray[np.float64]) -> NDArray[Any]:
+    """uint16 when that is exact (spike counts), else the array as it is."""
+    if a.size and np.all(a >= 0) and np.all(a < 65536) and np.array_equal(a, np.floor(a)):
+        return a.astype(np.uint16)
+    return a
 
 
 def _jsonable(x: Any) -> Any:

@@ -67,6 +67,18 @@ def test_checkpoint_round_trip_and_one_line_refusals(tmp_path: Path) -> None:
         ck.load_liquid(tmp_path / "junk.npz", params)
 
 
+def test_feature_cache_stores_counts_compactly_and_exactly(tmp_path: Path) -> None:
+    counts = np.array([[0.0, 3.0, 250.0], [1.0, 0.0, 7.0]])
+    other = np.array([[0.5, -1.0]])
+    ck.save_features(tmp_path / "f.npz", {"a": 1}, counts, other, {"bf": float("nan")})
+    with np.load(tmp_path / "f.npz") as z:
+        assert z["train"].dtype == np.uint16 and z["test"].dtype == np.float64
+    train, test, info = ck.load_features(tmp_path / "f.npz", {"a": 1})
+    np.testing.assert_array_equal(train, counts)
+    np.testing.assert_array_equal(test, other)
+    assert train.dtype == np.float64 and np.isnan(info["bf"])
+
+
 def test_paper_encoding_and_mnist_n_init() -> None:
     tk = _task(input_max=255.0)
     Xtr, _, name = encode(tk)
