@@ -200,7 +200,7 @@ def classify_liquid(
             if progress:
                 progress(f"{head}: {msg}")
 
-        say("starting")
+        say("simulating")
         Ftr, Fte, info, was_cached = _features(tk, Xtr, Xte, kind, size, seed, opts, run, data, say)
         if was_cached:
             resumed.append(seed)
