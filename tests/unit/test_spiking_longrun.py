@@ -183,5 +183,7 @@ def test_killed_run_resumes_without_recomputing_finished_seeds(tmp_path: Path) -
     resumed = json.loads(done.stdout)
     assert 0 in resumed["resumed_seeds"] and 3 not in resumed["resumed_seeds"]
     assert seed0.stat().st_mtime_ns == mtime  # seed 0 was read, not recomputed
-    fresh = classify_liquid(make_task("classify", data=str(data)), "nalsm", 125, 4, OPTS)  # uninterrupted
+    tk = make_task("classify", data=str(data))
+    assert isinstance(tk, ClassificationTask)
+    fresh = classify_liquid(tk, "nalsm", 125, 4, OPTS)  # uninterrupted
     assert fresh.summary["per_seed"] == resumed["per_seed"]
