@@ -184,7 +184,7 @@ def classify_liquid(
     if not seed_list:
         raise ValueError("need at least one seed")
     opts = liquid_options(tk, options)
-    LiquidConfig.from_options(kind, size, opts)  # bad options fail before any work
+    cfg = LiquidConfig.from_options(kind, size, opts)  # bad options fail before any work
     Xtr, Xte, encoding = encode(tk)
     data = (ck.digest(Xtr), ck.digest(Xte))
     values: list[float] = []
@@ -231,7 +231,7 @@ def classify_liquid(
         "chance": float(np.max(np.bincount(tk.y_test)) / len(tk.y_test)),
         "encoding": encoding,
         "readout": run.readout,
-        "n_init": int(LiquidConfig.from_options(kind, size, opts).n_init),
+        "n_init": int(cfg.n_init) if cfg.plastic else None,  # lsm has no stage 1
         "resumed_seeds": resumed,
     }
     return BenchResult(summary, np.asarray(tk.y_test), first_pred, {"reservoir_info": infos})

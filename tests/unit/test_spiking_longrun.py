@@ -99,6 +99,7 @@ def test_same_result_as_run_bench(kind: str) -> None:
     assert got.summary["per_seed"] == ref.summary["per_seed"]
     np.testing.assert_array_equal(got.y_pred, ref.y_pred)
     assert got.summary["encoding"] == "minmax" and got.summary["resumed_seeds"] == []
+    assert got.summary["n_init"] == (None if kind == "lsm" else 4)
 
 
 def test_saved_liquid_reloads_to_the_same_features(tmp_path: Path) -> None:
