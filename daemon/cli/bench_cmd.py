@@ -210,14 +210,15 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _long_run(args: argparse.Namespace, task: Any, task_options: dict[str, Any]) -> Any:
-    """Liquids on a classification task: reservoir.spiking.longrun (with the long-run flags), else None."""
+def _long_run(args: argparse.Namespace, task: Any, task_opts: dict[str, Any], options: Any, step: Any) -> Any:
+    """Liquids on a classification task: the result of reservoir.spiking.longrun, else None (run_bench's)."""
     from reservoir.spiking.longrun import long_run  # torch only once a liquid is built
 
     try:
-        return long_run(args, task, task_options, SPIKING)
+        go = long_run(args, task, task_opts, SPIKING)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    return None if go is None else go(options, step)
 
 
 def _open_cluster(args: argparse.Namespace) -> Any:
@@ -264,21 +265,16 @@ def run(args: argparse.Namespace) -> int:
             stack.enter_context(listening(feedback.detail))  # batches and stage-1 samples of spiking kinds
             if args.reservoir in SPIKING:
                 built = stack.enter_context(recording(args.reservoir))
-            long_run = _long_run(args, task, task_options)
-            result = (
-                long_run(options, feedback.step)
-                if long_run
-                else run_bench(
-                    task,
-                    args.reservoir,
-                    size=args.size,
-                    seeds=args.seeds,
-                    options=options,
-                    task_options=task_options,
-                    progress=feedback.step,
-                    with_null=not args.no_null,
-                    map_seeds=None if cluster is None else seed_mapper(cluster.client),
-                )
+            result = _long_run(args, task, task_options, options, feedback.step) or run_bench(
+                task,
+                args.reservoir,
+                size=args.size,
+                seeds=args.seeds,
+                options=options,
+                task_options=task_options,
+                progress=feedback.step,
+                with_null=not args.no_null,
+                map_seeds=None if cluster is None else seed_mapper(cluster.client),
             )
     except (TaskDataError, UnsupportedTask, ImportError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
