@@ -72,12 +72,26 @@ def run_session(
     map_seeds: SeedMapper | None = None,
     progress: Progress | None = None,
     detail: Callable[[str], None] = lambda _s: None,
+    long_run: Any = None,
 ) -> tuple[BenchResult, dict[str, Any]]:
     """:func:`run_bench` for ``asicrc bench``: the result and its JSON-safe summary (with ``reservoir_info``
-    for spiking kinds). ``detail`` receives the inner notes (batches, stage-1 samples)."""
+    for spiking kinds). ``detail`` receives the inner notes (batches, stage-1 samples). ``long_run``: the
+    command's namespace when it may ask a liquid's long run (checkpoints, feature cache, resumable seeds,
+    :func:`reservoir.spiking.longrun.long_run`); ValueError when its flags do not apply."""
+    the_task = bench_task(task, task_options)
+    go = None
+    if long_run is not None:
+        from reservoir.spiking.longrun import long_run as plan_long_run  # torch only once a liquid is built
+
+        go = plan_long_run(long_run, the_task, task_options, SPIKING)
     with listening(detail):
+        if go is not None:
+            result = go(options, progress)
+            infos = result.extra.get("reservoir_info") or []
+            info = reservoir_info([], infos)
+            return result, json_safe({**result.summary, "reservoir_info": info} if info else result.summary)
         result = run_bench(
-            bench_task(task, task_options),
+            the_task,
             reservoir,
             size=size,
             seeds=seeds,

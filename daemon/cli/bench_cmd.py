@@ -112,6 +112,10 @@ def register(subparsers: Any) -> None:
         default=None,
         help="run the seeds as Dask tasks: local[:N] worker processes or tcp://HOST:PORT (docs/cluster.md)",
     )
+    p.add_argument("--cache", metavar="DIR", help="liquids: per-seed features + stage 1, resumable")
+    p.add_argument("--save-liquid", metavar="DIR", help="liquids: write stage-1 checkpoints into DIR")
+    p.add_argument("--load-liquid", metavar="DIR", help="liquids: stage 1 from the checkpoints of DIR")
+    p.add_argument("--readout", choices=("ridge", "softmax"), default="ridge", help="liquids: readout")
     p.set_defaults(func=run)
 
 
@@ -192,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
                 map_seeds=None if cluster is None else seed_mapper(cluster.client),
                 progress=feedback.step,
                 detail=feedback.detail,  # batches and stage-1 samples of spiking kinds
+                long_run=args,  # --cache/--save-liquid/--load-liquid/--readout (reservoir/spiking/longrun.py)
             )
     except (TaskDataError, UnsupportedTask, ImportError, ValueError) as exc:
         raise UsageError(str(exc)) from exc

@@ -67,6 +67,8 @@ def run_stage1(
     syn = np.zeros(na, dtype=F32)
     i_syn = np.zeros(n, dtype=F32)
     v = np.zeros(n, dtype=F32)
+    v64 = np.zeros(n, dtype=np.float64)  # the fused membrane update, computed in float64 (work buffer)
+    above = np.zeros(n, dtype=np.bool_)
     x = np.zeros(na, dtype=F32)
     last = np.zeros(n, dtype=np.int64)
     n_samples = p.shape[0]
@@ -76,6 +78,8 @@ def run_stage1(
         u = torch.rand((k_draw * steps, n_in, 1), generator=gen).numpy()[:, :, 0]
         spikes = u.reshape(k_draw, steps, n_in) < p[first : first + k_draw, None, :]
         for k in range(k_draw):
+            t_in, j_all = spikes[k].nonzero()  # input spikes of this sample, by step
+            bounds = np.searchsorted(t_in, np.arange(steps + 1)).tolist()
             i_syn.fill(0.0)
             v.fill(0.0)
             x.fill(0.0)
@@ -90,11 +94,14 @@ def run_stage1(
                 else:
                     i_syn[:] = (i_syn.astype(np.float64) + np.float64(alpha) * syn[:n]).astype(F32)
                 i_syn *= d_u
-                v[:] = (i_syn.astype(np.float64) + k_v * v.astype(np.float64)).astype(F32)
-                fired = np.flatnonzero(v >= v_th)
+                np.multiply(v, k_v, out=v64)  # float64: k_v v + i_syn rounded once, like torch's fma
+                v64 += i_syn
+                v[:] = v64
+                np.greater_equal(v, v_th, out=above)
+                fired = above.nonzero()[0]
                 if params.t_ref > 0 and fired.size:
                     fired = fired[(t - last[fired]) >= min_gap]
-                j_in = np.flatnonzero(spikes[k, t])
+                j_in = j_all[bounds[t] : bounds[t + 1]]
                 neg = -a if astro else -eta32
                 if fired.size:
                     v[fired] = v_reset

@@ -32,5 +32,5 @@ def mnist_task(data: str, n_train: int | None = None, n_test: int | None = None)
             raise TaskDataError(f"{name} must be >= 1, got {n}")
     X_train, y_train = X_train[:n_train], y_train[:n_train]
     X_test, y_test = X_test[:n_test], y_test[:n_test]
-    info = {"source": str(path)}
+    info = {"source": str(path), "input_max": 255.0}  # pixels / 255 for the liquids (docs/spiking.md)
     return ClassificationTask(f"mnist:{path.name}", X_train, y_train, X_test, y_test, info=info)
