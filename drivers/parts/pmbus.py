@@ -2,7 +2,7 @@
 
 ESP-Miner computes in single precision (``float``, ``powf``) and converts to integers with C casts, which
 truncate toward zero. The encoders here reproduce that (values go through float32 first), so the words the
-daemon writes are the words the firmware writes; ``tests/unit/test_tps546_config.py`` pins them.
+daemon writes are the words the firmware writes; ``tests/unit/drivers/test_tps546_config.py`` pins them.
 
 * ``slinear11_from_float`` = ``float_2_slinear11`` (positive values only; 0 for anything else, as the C does).
 * ``slinear11_from_int`` = ``int_2_slinear11`` (exponent >= 0).

@@ -228,7 +228,7 @@ def test_analyze_recordings_on_the_cluster_equal_serial(
     dask_cluster: DaskCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Several recordings' streams as tasks; the correction over all of them is the serial one."""
-    from tests.unit.test_analyze_cmd import make_recording
+    from tests.unit.cli.test_analyze_cmd import make_recording
 
     dirs = []
     for i in range(3):

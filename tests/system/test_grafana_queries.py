@@ -23,7 +23,7 @@ import pytest
 from daemon.state import INTERARRIVAL_BUCKETS_S
 from tests.system.fast_config import fast_config
 from tests.system.prom_fixture import Prometheus, free_port, prometheus_factory, wait_port
-from tests.unit.test_grafana_json import (
+from tests.unit.grafana.test_grafana_json import (
     load_dashboards,
     panel_queries,
     parse_label_values,

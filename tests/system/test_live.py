@@ -1,7 +1,7 @@
 """The live reservoir service on an emulated board (ptys, supervisor, safety envelope) against a real
 mosquitto: inputs on ``live/input`` are answered on ``live/prediction`` in order, with measured latency and
 metrics; malformed inputs are counted. Prediction accuracy is checked on the toy substrate in
-tests/unit/test_live.py."""
+tests/unit/daemon/test_live.py."""
 
 from __future__ import annotations
 

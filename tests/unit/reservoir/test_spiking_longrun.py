@@ -28,7 +28,7 @@ from reservoir.spiking.longrun import (
 )
 from reservoir.tasks import ClassificationTask, make_task
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OPTS: dict[str, Any] = {"presentation_ms": 60, "batch_size": 32, "bf_samples": 4, "n_init": 4, "init_ms": 10}
 SET = [a for k, v in OPTS.items() for a in ("--set", f"{k}={v}")]
 

@@ -8,7 +8,7 @@ from daemon.events import make_log_batch
 from daemon.recorder import Recorder, RecorderPolicy
 from daemon.recording import read_table
 from daemon.state import RecorderStats
-from tests.unit.test_recorder import FakeClock
+from tests.unit.daemon.test_recorder import FakeClock
 
 
 def test_close_inside_the_retry_interval_still_writes_the_last_rows(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_an_events_write_error_does_not_take_the_log_rows_with_it(tmp_path: Path
 
     from daemon.recording import recover_dir
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     run = tmp_path / "r"
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(run)], cwd=root, capture_output=True, text=True, timeout=60

@@ -15,7 +15,7 @@ from daemon.cli import main
 from daemon.cli.decode_cmd import parse_hex
 from drivers.chipmath import DIFF1_TARGET
 from drivers.frames import NonceReply, RegisterReply, read_reg, write_reg
-from tests.unit.test_share import BLOCK_HASH_DISPLAY, block_125552_job, block_125552_reply
+from tests.unit.drivers.test_share import BLOCK_HASH_DISPLAY, block_125552_job, block_125552_reply
 
 REAL_DIFF = DIFF1_TARGET / int(BLOCK_HASH_DISPLAY, 16)
 

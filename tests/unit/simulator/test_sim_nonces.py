@@ -16,7 +16,7 @@ from simulator.chain import ChainCore, Knobs
 from simulator.emission import NonceRecord
 from simulator.mining import DEFAULT_DIFFICULTY_SCALE
 from simulator.physics import PhysicsParams
-from tests.unit.test_sim_core import Host
+from tests.unit.simulator.test_sim_core import Host
 
 DIFF1 = 0xFFFF * 2**208
 

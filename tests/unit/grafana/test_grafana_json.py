@@ -28,7 +28,7 @@ from daemon.metrics import make_registry, render
 from daemon.state import DaemonState, PlanProgress
 from tests.conftest import require_binary
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GRAFANA = ROOT / "grafana"
 DASHBOARD_DIR = GRAFANA / "dashboards"
 #: Dashboards the project promises: fleet, board detail, timing, plan progress.

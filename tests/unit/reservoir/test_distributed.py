@@ -10,7 +10,7 @@ import pytest
 
 from reservoir.cluster_spec import parse_spec
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize(

@@ -20,10 +20,10 @@ from simulator.chain import ChainCore
 from simulator.faults import Fault
 from simulator.i2c_devices import TPS546D24A
 from simulator.power_budget import chain_current_a, max_freq_mhz
-from tests.unit.test_parts_control_startup import DeviceTransport
-from tests.unit.test_safety import LIM, FakeClock, limits
+from tests.unit.daemon.test_parts_control_startup import DeviceTransport
+from tests.unit.daemon.test_safety import LIM, FakeClock, limits
 
-#: 485 MHz (the BM1366 PLL0 value ESP-Miner writes for it; tests/unit/test_sim_core.py).
+#: 485 MHz (the BM1366 PLL0 value ESP-Miner writes for it; tests/unit/simulator/test_sim_core.py).
 PLL_485 = 0x50C20240
 
 
@@ -134,7 +134,7 @@ def test_the_emulators_current_model_puts_four_chips_at_the_high_point_over_the_
 
 
 def test_the_calibration_bench_holds_four_chips_under_the_warn_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[3] / "benchmarks"))
     import bench_calibration as cal
 
     assert cal.hold_point(1, 100) == cal.HOLD

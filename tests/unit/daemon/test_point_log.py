@@ -17,7 +17,7 @@ from daemon.plan_points import SweepPoint
 from daemon.plan_summary import PointAccumulator, summarize
 from daemon.point_log import read_point_summaries
 from daemon.safety import Telemetry
-from tests.unit.test_analyze_cmd import make_recording
+from tests.unit.cli.test_analyze_cmd import make_recording
 
 GRID = [(1.15, 485.0), (1.15, 525.0), (1.2, 485.0), (1.2, 525.0)]
 

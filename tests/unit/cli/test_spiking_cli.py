@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 
 from daemon.cli import main
-from tests.unit.test_spiking_idx import _write_mnist
+from tests.unit.reservoir.test_spiking_idx import _write_mnist
 
 # small liquid, presentations long enough for the branching-factor window (2 x (25 + 4) ms)
 FAST = ["--size", "125", "--set", "presentation_ms=80", "--set", "batch_size=64", "--set", "bf_samples=8"]

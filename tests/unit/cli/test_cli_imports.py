@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 #: Library and tool trees; tests drive the command line on purpose and are not walked.
 TREES = ("drivers", "simulator", "reservoir", "daemon", "benchmarks", "fuzz", "scripts")
 CLI = ROOT / "daemon" / "cli"

@@ -21,9 +21,9 @@ import pytest
 
 from daemon.cli import SUBCOMMANDS, command_name, main
 from daemon.exit_codes import EXIT_NO_BOARDS, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
-from tests.unit.test_recorder_cli import make_recording
+from tests.unit.cli.test_recorder_cli import make_recording
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FAST_BENCH = ["--n-train", "200", "--n-test", "100", "--size", "20"]
 
 

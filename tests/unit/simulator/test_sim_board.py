@@ -8,7 +8,7 @@ from drivers.frames import read_reg
 from simulator.bitaxe_raw import BitaxeRawDevice
 from simulator.chain import ChainCore
 from simulator.i2c_devices import DS4432U, from_linear11, linear11
-from tests.unit.test_sim_core import Host
+from tests.unit.simulator.test_sim_core import Host
 
 
 def request(rid: int, page: int, cmd: int, data: bytes = b"") -> bytes:

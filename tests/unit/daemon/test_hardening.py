@@ -315,7 +315,7 @@ def test_mqtt_status_holds_counters_but_no_settings() -> None:
 def test_example_config_parses_with_the_new_keys() -> None:
     import tomllib
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     data = tomllib.loads((root / "systemd" / "asicrc.example.toml").read_text())
     assert {"ca_file", "status_interval_s", "buffer_messages", "homeassistant"} <= set(data["mqtt"])
     cfg = parse_config(data)

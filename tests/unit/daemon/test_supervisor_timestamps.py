@@ -11,7 +11,7 @@ from daemon.supervisor import BoardSupervisor
 from drivers.frames import NonceReply
 from drivers.transport import loopback_pair
 from drivers.transport.base import BITS_PER_BYTE
-from tests.unit.test_supervisor import FakeClock, _chain, _pll_writes, make_sup
+from tests.unit.daemon.test_supervisor import FakeClock, _chain, _pll_writes, make_sup
 
 BAUD = 1_000_000
 NS_PER_BYTE = BITS_PER_BYTE * 1_000_000_000 // BAUD  # 10 us at 1 Mbaud

@@ -9,7 +9,7 @@ import pytest
 
 from daemon.config import Config, ConfigError, default_config, load_config, parse_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _err(text: str) -> ConfigError:

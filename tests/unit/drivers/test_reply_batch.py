@@ -13,7 +13,7 @@ from drivers.crc import crc5
 from drivers.decoder import FrameDecoder
 from drivers.frames import Frame, NonceReply, RegisterReply, write_reg
 from drivers.reply_batch import ReplyBatch, ReplyBatchDecoder, crc_ok_windows, encode_replies
-from tests.unit.test_decoder import (
+from tests.unit.drivers.test_decoder import (
     assert_recovered,
     chunkings,
     encode,

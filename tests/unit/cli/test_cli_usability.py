@@ -16,9 +16,9 @@ import pytest
 
 from daemon.cli import build_parser, main
 from daemon.exit_codes import EXIT_USAGE
-from tests.unit.test_recorder_cli import make_recording
+from tests.unit.cli.test_recorder_cli import make_recording
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_recover_moves_garbage_aside_reports_it_and_exits_2(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from daemon.safety import Setpoint
-from tests.unit.test_supervisor import FakeControl, _chain, make_sup
+from tests.unit.daemon.test_supervisor import FakeControl, _chain, make_sup
 
 
 async def _spin(n: int = 50) -> None:

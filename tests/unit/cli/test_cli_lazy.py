@@ -10,7 +10,7 @@ import pytest
 
 from daemon.cli import SUBCOMMANDS, build_parser, command_name, main, requested_command
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NAMES = [command_name(m) for m in SUBCOMMANDS]
 
 
