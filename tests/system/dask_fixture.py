@@ -1,6 +1,6 @@
 """A real Dask cluster on loopback: ``dask scheduler`` and two ``dask worker`` processes, bounded waits.
 
-Import the fixtures into a test module (``from tests.system.dask_fixture import dask_cluster, DaskCluster``):
+The fixtures are registered in tests/system/conftest.py (test modules use them by name):
 ``dask_cluster`` is shared by the module's tests, ``dask_cluster_own`` belongs to one test (kill its workers).
 Workers run without a nanny, so :meth:`DaskCluster.kill_worker` really ends one (the scheduler then re-runs
 its tasks elsewhere); every process is killed at teardown.

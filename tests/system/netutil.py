@@ -3,10 +3,8 @@ listener, and a bounded async wait for a condition."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
-from collections.abc import Callable
 
 
 def free_port() -> int:
@@ -26,10 +24,3 @@ def wait_port(port: int, timeout_s: float = 10.0) -> None:
         except OSError:
             time.sleep(0.02)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s} s")
-
-
-async def wait_until(cond: Callable[[], object], within_s: float = 5.0, poll_s: float = 0.005) -> None:
-    """Poll ``cond()`` every ``poll_s`` until it is true; ``TimeoutError`` after ``within_s``."""
-    async with asyncio.timeout(within_s):
-        while not cond():  # noqa: ASYNC110 - polling plain counters, there is nothing to await
-            await asyncio.sleep(poll_s)

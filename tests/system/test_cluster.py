@@ -18,10 +18,9 @@ from daemon.cli import main
 from reservoir.bench import run_bench
 from reservoir.distributed import connect, fit_sharded, seed_mapper, sharded_fold_stats, sharded_stats
 from reservoir.readout import RidgeReadout, RidgeStats
-from tests.system.dask_fixture import DaskCluster, dask_cluster, dask_cluster_own
+from tests.system.dask_fixture import DaskCluster
 
 pytestmark = pytest.mark.system
-__all__ = ["dask_cluster", "dask_cluster_own"]
 
 TASK_OPTS = {"n_train": 400, "n_test": 100}
 

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
@@ -24,10 +23,10 @@ from daemon.events import make_event_batch
 from daemon.mqtt import MqttBridge, MqttSettings, encode_events
 from daemon.recording import read_table, scan_stream
 from reservoir.readout import RidgeReadout, RidgeStats
-from tests.system.mqtt_fixture import Broker, mosquitto
+from tests.polling import until
+from tests.system.mqtt_fixture import Broker
 from tests.system.test_daemon import BASE, HOLD, ROOT
 
-__all__ = ["mosquitto"]
 pytestmark = pytest.mark.system
 
 #: Bounds on waiting for a process to start or for rows to arrive (s).
@@ -49,14 +48,6 @@ def _rows_on_disk(out: Path) -> int:
     if not out.is_dir():
         return 0
     return sum(scan_stream(p).rows for p in out.glob("events-*.arrows*"))
-
-
-async def _until(cond: Callable[[], bool], what: str, procs: list[subprocess.Popen[bytes]]) -> None:
-    async with asyncio.timeout(WAIT_S):
-        while not cond():
-            for p in procs:
-                assert p.poll() is None, f"{what}: process {p.args!r} exited with {p.returncode}"
-            await asyncio.sleep(0.05)
 
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -99,7 +90,13 @@ async def test_two_hosts_one_collector_one_recording(mosquitto: Broker, tmp_path
     state = tmp_path / "state"
     daemon: subprocess.Popen[bytes] | None = None
     try:
-        await _until(lambda: "collect: recording" in col_log.read_text(), "collector ready", [collector])
+        await until(
+            lambda: "collect: recording" in col_log.read_text(),
+            what="collector ready",
+            procs=[collector],
+            within_s=WAIT_S,
+            poll_s=0.05,
+        )
         run_args = ["-m", "daemon", "run", "--config", str(cfg), "--state-dir", str(state), "--simulate", "1"]
         daemon = _spawn(run_args, tmp_path / "daemon.log")
         settings = MqttSettings(
@@ -118,7 +115,13 @@ async def test_two_hosts_one_collector_one_recording(mosquitto: Broker, tmp_path
                 await cli.publish("asicrc/hostC/events/b0", b"\x00garbage", qos=1)
                 await cli.publish("asicrc/hostC/events/b0", encode_events(pa.record_batch({"x": [1]})), qos=1)
                 await cli.publish("asicrc/hostC/readout/stats", b'{"n": "many"}', qos=1)
-            await _until(lambda: _rows_on_disk(out) >= 30 + 200, "rows of both hosts", [collector, daemon])
+            await until(
+                lambda: _rows_on_disk(out) >= 30 + 200,
+                what="rows of both hosts",
+                procs=[collector, daemon],
+                within_s=WAIT_S,
+                poll_s=0.05,
+            )
         finally:
             await bridge.close()
             task.cancel()

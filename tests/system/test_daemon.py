@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pytest
 
 from daemon.recording import read_table
+from tests.polling import wait_for
 from tests.system.fast_config import fast_config
 
 pytestmark = pytest.mark.system
@@ -69,18 +69,6 @@ def _status(state: Path) -> dict[str, Any] | None:
         return None
 
 
-def _wait_for(cond: Callable[[], bool], proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"daemon exited early: {proc.communicate()[1][-3000:]}")
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"timed out; stderr: {proc.communicate()[1][-3000:]}")
-
-
 def _stop_after_second_bring_up(proc: subprocess.Popen[str], state: Path) -> tuple[int, str]:
     """SIGTERM once sim0 came up a second time and recorded nonces after it (bounded wait, no fixed run)."""
     seen: dict[str, int] = {}
@@ -91,9 +79,9 @@ def _stop_after_second_bring_up(proc: subprocess.Popen[str], state: Path) -> tup
             return False
         n = int(st["boards"]["sim0"]["nonces"])
         seen.setdefault("at", n)
-        return n >= seen["at"] + 20
+        return n >= seen["at"] + 150  # ~1.5 s of mining after the second bring-up
 
-    _wait_for(recovered, proc, timeout=60.0)
+    wait_for(recovered, procs=[proc], within_s=60.0, what="sim0 up again with nonces after it")
     proc.send_signal(signal.SIGTERM)
     return _finish(proc)
 
@@ -135,7 +123,7 @@ def test_sweep_then_sigterm_leaves_boards_safe_and_records_everything(tmp_path: 
         st = _status(state)
         return bool(st) and all((b["plan"] or {}).get("point", 0) >= 1 for b in st["boards"].values())  # type: ignore[index]
 
-    _wait_for(one_point_done, proc)
+    wait_for(one_point_done, procs=[proc], what="one plan point done on every board")
     proc.send_signal(signal.SIGTERM)
     rc, err = _finish(proc)
     assert rc == 0, err[-3000:]
@@ -188,7 +176,7 @@ def test_sigkill_leaves_a_torn_segment_recovered_at_restart(tmp_path: Path) -> N
         st = _status(state)
         return bool(st) and st["recorder"]["rows"] > 200  # type: ignore[index]
 
-    _wait_for(rows_flushed, proc)
+    wait_for(rows_flushed, procs=[proc], what="rows flushed")
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=10)
     before = _status(state)

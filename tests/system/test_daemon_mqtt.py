@@ -16,10 +16,9 @@ import aiomqtt
 import pytest
 
 from daemon.mqtt import decode_events
-from tests.system.mqtt_fixture import Broker, mosquitto
+from tests.system.mqtt_fixture import Broker
 from tests.system.test_daemon import BASE, ROOT
 
-__all__ = ["mosquitto"]
 pytestmark = pytest.mark.system
 
 TOKEN = "t0ken-for-tests"

@@ -22,7 +22,7 @@ import pytest
 
 from daemon.state import INTERARRIVAL_BUCKETS_S
 from tests.system.fast_config import fast_config
-from tests.system.prom_fixture import Prometheus, free_port, prometheus_factory, wait_port
+from tests.system.prom_fixture import Prometheus, free_port, wait_port
 from tests.unit.grafana.test_grafana_json import (
     load_dashboards,
     panel_queries,
@@ -33,7 +33,6 @@ from tests.unit.grafana.test_grafana_json import (
 
 pytestmark = pytest.mark.system
 
-__all__ = ["prometheus_factory"]  # fixture used by name
 
 ROOT = Path(__file__).resolve().parents[2]
 

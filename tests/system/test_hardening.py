@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import pytest
 
 from daemon.recording import read_table
 from tests.conftest import require_binary
+from tests.polling import wait_for
 from tests.system.fast_config import fast_config
 from tests.system.mqtt_fixture import Broker, free_port, wait_port
 
@@ -128,16 +129,6 @@ def _metric(text: str, name: str, **labels: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def _wait(cond: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"daemon exited early while waiting for {what}"
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 class TlsClient:
     """A paho client over TLS (the test CA): collects messages of ``topics``, publishes commands."""
 
@@ -182,8 +173,12 @@ def test_daemon_over_tls_with_the_configured_ca_counts_commands_trips_and_fan(
     client = None
     try:
         wait_port(port, 30)
-        _wait(
-            lambda: _metric(_get(port, "/metrics"), "asicrc_mqtt_connected") == 1.0, proc, 30, "MQTT over TLS"
+        wait_for(
+            lambda: _metric(_get(port, "/metrics"), "asicrc_mqtt_connected") == 1.0,
+            procs=[proc],
+            within_s=30,
+            what="MQTT over TLS",
+            poll_s=0.1,
         )
         client = TlsClient(broker, ca, [f"{base}/cmd/result", "homeassistant/#"])
         time.sleep(0.5)  # subscribed before the commands go out
@@ -200,7 +195,13 @@ def test_daemon_over_tls_with_the_configured_ca_counts_commands_trips_and_fan(
                 and sum(t.endswith("cmd/result") for t, _ in client.messages) >= 2
             )
 
-        _wait(done, proc, 30, "command results, brown-out trip and fan values in /metrics")
+        wait_for(
+            done,
+            procs=[proc],
+            within_s=30,
+            what="command results, brown-out trip and fan values in /metrics",
+            poll_s=0.1,
+        )
         metrics, status = _get(port, "/metrics"), _get(port, "/status")
         assert (_metric(metrics, "asicrc_fan_speed_hertz", board="sim0") or 0) > 0
         assert (_metric(metrics, "asicrc_mqtt_published_messages_total") or 0) > 0
@@ -229,20 +230,28 @@ def test_recording_resumes_once_an_unwritable_state_dir_becomes_writable(tmp_pat
     proc = _start(BASE, tmp_path, state, port)
     try:
         wait_port(port, 30)
-        _wait(lambda: _metric(_get(port, "/metrics"), "asicrc_recorder_up") == 0.0, proc, 30, "recorder down")
-        _wait(
+        wait_for(
+            lambda: _metric(_get(port, "/metrics"), "asicrc_recorder_up") == 0.0,
+            procs=[proc],
+            within_s=30,
+            what="recorder down",
+            poll_s=0.1,
+        )
+        wait_for(
             lambda: (_metric(_get(port, "/metrics"), "asicrc_recorder_error_dropped_rows_total") or 0) > 0,
-            proc,
-            30,
-            "rows dropped and counted",
+            procs=[proc],
+            within_s=30,
+            what="rows dropped and counted",
+            poll_s=0.1,
         )
         blocker.unlink()  # the operator fixes it; no restart
         # the recorder retries every RecorderPolicy.retry_interval_s (10 s)
-        _wait(
+        wait_for(
             lambda: (_metric(_get(port, "/metrics"), "asicrc_recorder_rows_total") or 0) > 0,
-            proc,
-            40,
-            "recording to resume",
+            procs=[proc],
+            within_s=40,
+            what="recording to resume",
+            poll_s=0.1,
         )
     finally:
         err = _stop(proc, tmp_path)

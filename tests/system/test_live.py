@@ -28,9 +28,8 @@ from daemon.live import (
 )
 from daemon.mqtt import MqttSettings
 from daemon.substrate import BoardSubstrate
-from tests.system.mqtt_fixture import Broker, mosquitto
+from tests.system.mqtt_fixture import Broker
 
-__all__ = ["mosquitto"]
 pytestmark = pytest.mark.system
 
 #: Emulator speed-up and slot length (emulated ns): 40 ms of host time per slot (lenient on a loaded host),

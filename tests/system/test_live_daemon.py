@@ -22,11 +22,11 @@ import pytest
 from daemon.live import LiveModel
 from daemon.recording import read_table
 from reservoir.readout import RidgeStats
-from tests.system.mqtt_fixture import Broker, free_port, mosquitto
-from tests.system.test_collect import WAIT_S, _spawn, _stop, _until
+from tests.polling import until
+from tests.system.mqtt_fixture import Broker, free_port
+from tests.system.test_collect import WAIT_S, _spawn, _stop
 from tests.system.test_daemon import BASE, HOLD
 
-__all__ = ["mosquitto"]
 pytestmark = pytest.mark.system
 
 #: Emulated board: 20 ms sub-slots, 4 per input (an input step is ~0.1 s of board time plus a tail).
@@ -102,8 +102,13 @@ async def test_daemon_serves_live_predictions(mosquitto: Broker, tmp_path: Path)
                 inputs = np.random.default_rng(5).uniform(0.0, 1.0, 5)
                 for i, u in enumerate(inputs):
                     await cli.publish(f"{base}/live/input", json.dumps({"seq": i, "u": float(u)}), qos=1)
-                await _until(lambda: sum(m["seq"] >= 0 for m in got) == len(inputs) and stats is not None,
-                             "predictions", [proc])  # fmt: skip
+                await until(
+                    lambda: sum(m["seq"] >= 0 for m in got) == len(inputs) and stats is not None,
+                    what="predictions",
+                    procs=[proc],
+                    within_s=WAIT_S,
+                    poll_s=0.05,
+                )
             finally:
                 rx.cancel()
                 await asyncio.gather(rx, return_exceptions=True)
@@ -139,7 +144,13 @@ async def test_two_host_ids_one_collector(mosquitto: Broker, tmp_path: Path) -> 
     daemons: list[subprocess.Popen[bytes]] = []
     seen: Counter[str] = Counter()
     try:
-        await _until(lambda: "collect: recording" in col_log.read_text(), "collector ready", [collector])
+        await until(
+            lambda: "collect: recording" in col_log.read_text(),
+            what="collector ready",
+            procs=[collector],
+            within_s=WAIT_S,
+            poll_s=0.05,
+        )
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as cli:
             await cli.subscribe("asicrc/+/events/+", qos=1)
             for host in ("hostA", "hostB"):
@@ -152,8 +163,13 @@ async def test_two_host_ids_one_collector(mosquitto: Broker, tmp_path: Path) -> 
 
             rx = asyncio.create_task(receive())
             try:
-                await _until(lambda: min(seen["hostA"], seen["hostB"]) >= 3, "both hosts' events",
-                             [collector, *daemons])  # fmt: skip
+                await until(
+                    lambda: min(seen["hostA"], seen["hostB"]) >= 3,
+                    what="both hosts' events",
+                    procs=[collector, *daemons],
+                    within_s=WAIT_S,
+                    poll_s=0.05,
+                )
             finally:
                 rx.cancel()
                 await asyncio.gather(rx, return_exceptions=True)

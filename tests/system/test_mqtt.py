@@ -14,10 +14,9 @@ import pytest
 
 from daemon.events import make_event_batch
 from daemon.mqtt import MqttBridge, MqttSettings, decode_events, parse_command
-from tests.system.mqtt_fixture import Broker, mosquitto, mosquitto_auth, mosquitto_persistent
-from tests.system.netutil import wait_until
+from tests.polling import until
+from tests.system.mqtt_fixture import Broker
 
-__all__ = ["mosquitto", "mosquitto_auth", "mosquitto_persistent"]
 pytestmark = pytest.mark.system
 
 
@@ -81,7 +80,7 @@ async def test_availability_status_and_events_arrive(mosquitto: Broker) -> None:
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as sub:
         await sub.subscribe("asicrc/testhost/#", qos=1)
         async with running(bridge):
-            await wait_until(lambda: bridge.stats.connected)
+            await until(lambda: bridge.stats.connected)
             bridge.publish_events("b0", _batch(50))
             bridge.publish_summary("b0", {"point": 0, "rate_hz": 1.0})
             seen: dict[str, bytes] = {}
@@ -104,7 +103,7 @@ async def test_availability_status_and_events_arrive(mosquitto: Broker) -> None:
 async def test_retained_offline_after_close(mosquitto: Broker) -> None:
     bridge = MqttBridge(_settings(mosquitto), status=dict)
     async with running(bridge):
-        await wait_until(lambda: bridge.stats.connected)
+        await until(lambda: bridge.stats.connected)
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as sub:
         await sub.subscribe("asicrc/testhost/availability")
         (msg,) = await _collect(sub, 1)
@@ -114,7 +113,7 @@ async def test_retained_offline_after_close(mosquitto: Broker) -> None:
 async def test_wrong_password_is_a_clear_error(mosquitto_auth: Broker) -> None:
     bridge = MqttBridge(_settings(mosquitto_auth, username="asicrc", password="wrong"), status=dict)
     async with running(bridge):
-        await wait_until(lambda: bool(bridge.stats.last_error))
+        await until(lambda: bool(bridge.stats.last_error))
         assert not bridge.stats.connected
     assert "not authori" in bridge.stats.last_error.lower() or "bad user" in bridge.stats.last_error.lower()
     assert "wrong" not in bridge.stats.last_error  # the secret is never echoed
@@ -124,7 +123,7 @@ async def test_right_password_connects(mosquitto_auth: Broker) -> None:
     settings = _settings(mosquitto_auth, username=mosquitto_auth.username, password=mosquitto_auth.password)
     bridge = MqttBridge(settings, status=dict)
     async with running(bridge):
-        await wait_until(lambda: bridge.stats.connected)
+        await until(lambda: bridge.stats.connected)
 
 
 async def test_broker_restart_loses_nothing_within_buffer(mosquitto_persistent: Broker) -> None:
@@ -148,17 +147,17 @@ async def test_broker_restart_loses_nothing_within_buffer(mosquitto_persistent: 
     async with running(bridge):
         consumer = asyncio.create_task(consume())
         try:
-            await wait_until(lambda: bridge.stats.connected)
+            await until(lambda: bridge.stats.connected)
             for i in range(10):
                 bridge.publish_events("b0", _batch(1, t0=i))
-            await wait_until(lambda: len(got) >= 10)
+            await until(lambda: len(got) >= 10)
             mosquitto.stop()
-            await wait_until(lambda: not bridge.stats.connected)
+            await until(lambda: not bridge.stats.connected)
             for i in range(10, 60):  # during the outage: buffered, bound 100
                 bridge.publish_events("b0", _batch(1, t0=i))
             mosquitto.start()
-            await wait_until(lambda: bridge.stats.connected, within_s=10)
-            await wait_until(lambda: len(set(got)) >= 60, within_s=10)
+            await until(lambda: bridge.stats.connected, within_s=10)
+            await until(lambda: len(set(got)) >= 60, within_s=10)
         finally:
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -177,7 +176,7 @@ async def test_commands_need_the_token_and_pass_the_handler(mosquitto: Broker) -
     bridge = MqttBridge(_settings(mosquitto, token="tok"), status=dict, commands=handler)
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as cli, running(bridge):
         await cli.subscribe("asicrc/testhost/cmd/result", qos=1)
-        await wait_until(lambda: bridge.stats.connected)
+        await until(lambda: bridge.stats.connected)
         await asyncio.sleep(0.1)  # the bridge's subscription is in place after CONNACK + SUBACK
         for payload in (
             {"action": "set_setpoint", "freq_mhz": 480, "token": "tok", "id": "a"},

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from daemon.mqtt_link import LinkStats, MqttLink, MqttSettings
-from tests.system.mqtt_fixture import Broker, mosquitto
-from tests.system.netutil import free_port, wait_until
+from tests.polling import until
+from tests.system.mqtt_fixture import Broker
+from tests.system.netutil import free_port
 
-__all__ = ["mosquitto"]
 pytestmark = pytest.mark.system
 
 
@@ -37,7 +37,7 @@ async def test_unreachable_broker_retries_with_capped_backoff_logs_once_and_clos
     link = MqttLink(_settings(free_port()), ["t/#"], identifier="nobody")
     task = asyncio.create_task(link.run())
     t0 = time.monotonic()
-    await wait_until(lambda: link.stats.reconnects >= 8)
+    await until(lambda: link.stats.reconnects >= 8)
     elapsed = time.monotonic() - t0
     # 0.02 + 0.04 + 0.08 * 5 = 0.46 s of backoff before the 8th retry: capped, not doubling forever
     # (0.02 * (2^8 - 1) = 5.1 s) and not a busy loop.
@@ -65,17 +65,17 @@ async def test_outage_buffers_in_order_drops_oldest_counted_and_recovers(mosquit
     )
     tasks = [asyncio.create_task(sub.run()), asyncio.create_task(pub.run())]
     try:
-        await wait_until(lambda: sub.subscribed.is_set() and pub.subscribed.is_set())
+        await until(lambda: sub.subscribed.is_set() and pub.subscribed.is_set())
         pub.publish("link/x", b"0")
-        await wait_until(lambda: got == [b"0"])
+        await until(lambda: got == [b"0"])
         mosquitto.stop()
-        await wait_until(lambda: not pub.stats.connected)
+        await until(lambda: not pub.stats.connected)
         for i in range(1, 31):  # 30 messages into a buffer of 20: the 10 oldest go, counted
             pub.publish("link/x", str(i).encode())
         assert pub.pending == 20 and stats.dropped == 10
         mosquitto.start()
-        await wait_until(lambda: pub.stats.connected and sub.subscribed.is_set(), within_s=10)
-        await wait_until(lambda: pub.pending == 0 and len(got) >= 21, within_s=10)
+        await until(lambda: pub.stats.connected and sub.subscribed.is_set(), within_s=10)
+        await until(lambda: pub.pending == 0 and len(got) >= 21, within_s=10)
         assert got == [b"0"] + [str(i).encode() for i in range(11, 31)]
         assert stats is pub.stats and stats.reconnects >= 1 and stats.published == 21
         assert sub.stats.received == 21 and sub.stats.reconnects >= 1  # the subscriber re-subscribed
@@ -91,12 +91,12 @@ async def test_close_flushes_the_queue_and_last_messages_then_returns(mosquitto:
     pub = MqttLink(_settings(mosquitto.port), identifier="pub2")
     sub_task, pub_task = asyncio.create_task(sub.run()), asyncio.create_task(pub.run())
     try:
-        await wait_until(lambda: sub.subscribed.is_set() and pub.subscribed.is_set())
+        await until(lambda: sub.subscribed.is_set() and pub.subscribed.is_set())
         for i in range(50):
             pub.publish("link/q", str(i).encode())
         await pub.close([("link/bye", b"offline", True)])
         assert pub_task.done() and pub.pending == 0 and not pub.stats.connected
-        await wait_until(lambda: len(got) >= 51)
+        await until(lambda: len(got) >= 51)
         assert got[-1] == ("link/bye", b"offline")
         assert [p for t, p in got if t == "link/q"] == [str(i).encode() for i in range(50)]
     finally:

@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 
 from daemon.events import make_event_batch
-from tests.system.prom_fixture import MetricsServer, Prometheus, metrics_server, prometheus_factory
+from tests.system.prom_fixture import MetricsServer, Prometheus
 
 pytestmark = pytest.mark.system
-
-__all__ = ["metrics_server", "prometheus_factory"]  # fixtures used by name
 
 
 def value(result: list[dict[str, object]]) -> float:

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.prom_fixture import Prometheus, free_port, prometheus_factory
+from tests.system.prom_fixture import Prometheus, free_port
 
 pytestmark = pytest.mark.system
 
-__all__ = ["prometheus_factory"]  # fixture used by name
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.system.test_faults import HOLD, Child, _logs, _nonces, child_factory
+from tests.system.daemon_child import HOLD, Child, _logs, _nonces
 
 pytestmark = pytest.mark.system
 
-__all__ = ["child_factory"]  # fixture used by name
 
 REASON = "regulator_overcurrent"
 

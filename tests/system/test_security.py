@@ -29,12 +29,11 @@ from daemon.http import HttpServer, make_app
 from daemon.mqtt import MqttBridge, MqttSettings
 from daemon.state import DaemonState
 from tests.conftest import require_binary
-from tests.system.mqtt_fixture import Broker, free_port, mosquitto, mosquitto_auth, wait_port
-from tests.system.netutil import wait_until
+from tests.polling import until
+from tests.system.mqtt_fixture import Broker, free_port, wait_port
 
 pytestmark = pytest.mark.system
 
-__all__ = ["mosquitto", "mosquitto_auth"]  # fixtures used by name
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "tok-7f3a9c1e-secret"
@@ -137,7 +136,7 @@ async def _command_results(port: int, base: str, payloads: list[bytes], **kw: An
 async def test_mqtt_commands_need_the_token(mosquitto: Broker, bridge_factory: Any) -> None:
     s = MqttSettings(port=mosquitto.port, host_id="sec", token=TOKEN, status_interval_s=60)
     bridge, calls = bridge_factory(s)
-    await wait_until(lambda: bridge.stats.connected, 15.0)
+    await until(lambda: bridge.stats.connected, within_s=15.0)
     await asyncio.sleep(0.3)  # the cmd subscription follows the connect
     sp = {"action": "set_setpoint", "board": "sim0", "voltage_v": 1.2, "freq_mhz": 485.0}
     results = await _command_results(
@@ -161,7 +160,7 @@ async def test_mqtt_commands_need_the_token(mosquitto: Broker, bridge_factory: A
 async def test_mqtt_without_token_accepts_no_command(mosquitto: Broker, bridge_factory: Any) -> None:
     s = MqttSettings(port=mosquitto.port, host_id="open", token=None, status_interval_s=60)
     bridge, calls = bridge_factory(s)
-    await wait_until(lambda: bridge.stats.connected, 15.0)
+    await until(lambda: bridge.stats.connected, within_s=15.0)
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
         await client.publish(f"{s.base}/cmd", json.dumps({"action": "status", "token": ""}).encode(), qos=1)
         await client.publish(f"{s.base}/cmd", json.dumps({"action": "status"}).encode(), qos=1)
@@ -229,7 +228,7 @@ async def test_mqtt_bridge_over_tls_with_a_private_ca(tls_broker: Any, bridge_fa
     broker, ca = tls_broker
     s = MqttSettings(port=broker.port, tls=True, ca_file=str(ca), host_id="tls", token=TOKEN)
     bridge, calls = bridge_factory(s)
-    await wait_until(lambda: bridge.stats.connected, 15.0)
+    await until(lambda: bridge.stats.connected, within_s=15.0)
     ctx = ssl.create_default_context(cafile=str(ca))
     payload = json.dumps({"action": "status", "token": TOKEN}).encode()
     await asyncio.sleep(0.3)
@@ -245,7 +244,7 @@ async def test_mqtt_bridge_refuses_an_untrusted_certificate(tls_broker: Any, bri
     broker, _ = tls_broker
     s = MqttSettings(port=broker.port, tls=True, ca_file=None, host_id="untrusted")  # system CAs only
     bridge, _calls = bridge_factory(s)
-    await wait_until(lambda: bool(bridge.stats.last_error), 15.0)
+    await until(lambda: bool(bridge.stats.last_error), within_s=15.0)
     assert not bridge.stats.connected
     assert "certificate" in bridge.stats.last_error.lower() or "ssl" in bridge.stats.last_error.lower()
 

@@ -14,11 +14,9 @@ import pytest
 from daemon.config import SimulateConfig, parse_config
 from daemon.telemetry_loop import TELEMETRY_FAILURES_MAX
 from simulator.bitaxe_raw import FIRMWARES
-from tests.system.test_faults import HOLD, Child, _nonces, assert_no_loss, child_factory
+from tests.system.daemon_child import HOLD, Child, _nonces, assert_no_loss
 
 pytestmark = pytest.mark.system
-
-__all__ = ["child_factory"]  # fixture used by name
 
 
 def test_a_telemetry_error_keeps_the_board_streaming(child_factory: Callable[..., Child]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from daemon.events import Pipeline
 from daemon.plan_tasks import PlanTasks
 from daemon.state import DaemonState
 from daemon.supervisor import BoardSupervisor
+from tests.polling import until
 
 HOLD = PlanConfig(name="h", kind="hold", hold_voltage_v=1.2, hold_freq_mhz=485.0, duration_s=0.0)
 
@@ -26,14 +26,6 @@ def _handler(tmp_path: Path, live_board: str | None = None) -> tuple[CommandHand
         sups[name] = BoardSupervisor(board, TimingConfig(), pipeline, st, lambda: NotImplemented)
     handler = CommandHandler(sups, [HOLD], PlanTasks(pipeline, tmp_path), state.to_status, live_board)
     return handler, pipeline, state
-
-
-async def _until(cond: object, what: str) -> None:
-    for _ in range(1000):
-        if callable(cond) and cond():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"never: {what}")
 
 
 async def test_setpoints_go_through_the_gate(tmp_path: Path) -> None:
@@ -68,7 +60,7 @@ async def test_start_plan_runs_it_and_stop_plan_cancels_and_logs(tmp_path: Path)
     h, pipeline, state = _handler(tmp_path)
     logs = pipeline.subscribe("t", 64, events=False)
     assert (await h({"action": "start_plan", "board": "g0", "plan": "h"})) == {"ok": True}
-    await _until(lambda: state.boards["g0"].plan is not None, "hold plan running")
+    await until(lambda: state.boards["g0"].plan is not None, what="hold plan running", poll_s=0)
     assert h.plan_tasks.running("g0") and not h.plan_tasks.running("g1")
     assert (await h({"action": "stop_plan", "board": "g0"})) == {"ok": True}
     assert not h.plan_tasks.running("g0")

@@ -29,6 +29,7 @@ from daemon.plan_summary import PointAccumulator, PointSummary
 from daemon.safety import Decision, Setpoint
 from reservoir.substrate import EventSlot, RateModelSubstrate, SlotSchedule
 from reservoir.windows import slot_bounds
+from tests.polling import until
 
 PARAMS = LiveParams(n_sub=4, slot_ns=20_000_000, seed=2)
 
@@ -59,12 +60,6 @@ async def serving(service: LiveService) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def _until(pred: Any) -> None:
-    async with asyncio.timeout(30):
-        while not pred():  # noqa: ASYNC110 - the service runs in another task
-            await asyncio.sleep(0.001)
 
 
 @given(seq=st.integers(-(2**62), 2**62), u=st.floats(allow_nan=False, allow_infinity=False))
@@ -117,7 +112,7 @@ async def test_service_predicts_in_order_with_measured_latency() -> None:
     async with serving(service):
         for i, v in enumerate(u_test):
             assert service.offer(json.dumps({"seq": i, "u": float(v)}).encode())
-        await _until(lambda: len(published) == len(u_test))
+        await until(lambda: len(published) == len(u_test), within_s=30, poll_s=0.001)
     assert [m["seq"] for m in published] == list(range(len(u_test)))
     # the clock reads 1..40 ms at the 40 arrivals and 41..80 ms at the publications: queueing included
     assert [m["latency_s"] for m in published] == [pytest.approx(0.040)] * len(u_test)
@@ -139,7 +134,7 @@ async def test_malformed_inputs_and_overflow_are_counted() -> None:
     for i in range(5):  # nothing runs yet: the two oldest are dropped
         service.offer(json.dumps({"seq": i, "u": 0.5}).encode())
     async with serving(service):
-        await _until(lambda: len(published) == 3)
+        await until(lambda: len(published) == 3, within_s=30, poll_s=0.001)
     assert [m["seq"] for m in published] == [2, 3, 4]
     assert registry.get_sample_value("asicrc_live_malformed_total") == 1
     assert registry.get_sample_value("asicrc_live_dropped_total") == 2
@@ -158,7 +153,9 @@ async def test_a_failing_step_is_counted_and_the_service_goes_on() -> None:
     async with serving(service):
         service.offer(b'{"seq": 1, "u": 0.2}')
         service.offer(b'{"seq": 2, "u": 0.2}')
-        await _until(lambda: registry.get_sample_value("asicrc_live_errors_total") == 2)
+        await until(
+            lambda: registry.get_sample_value("asicrc_live_errors_total") == 2, within_s=30, poll_s=0.001
+        )
 
 
 def test_a_readout_for_another_board_shape_is_refused() -> None:
@@ -183,7 +180,9 @@ async def test_a_stuck_step_times_out_and_is_counted() -> None:
     service = LiveService(model, StuckSource(), lambda m: None, registry=registry, step_timeout_s=0.01)
     async with serving(service):
         service.offer(b'{"seq": 1, "u": 0.2}')
-        await _until(lambda: registry.get_sample_value("asicrc_live_errors_total") == 1)
+        await until(
+            lambda: registry.get_sample_value("asicrc_live_errors_total") == 1, within_s=30, poll_s=0.001
+        )
 
 
 def test_substrate_source_runs_one_step_at_a_time() -> None:
