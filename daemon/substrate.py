@@ -58,8 +58,31 @@ EMULATOR_LIMITS = SafetyLimits(freq_step_rate_mhz_s=100_000.0, cool_down_s=5.0)
 MIN_REAL_SLOT_S = 0.025
 #: Time (emulated s) allowed after the last slot for replies still on the wire to arrive.
 TAIL_S = 0.05
+#: Host starvation guard: a slot whose setpoint request went out more than STARVED_LATE_SLOTS of a slot after
+#: its due time is late; a run with more than STARVED_MAX_FRAC of its slots late is refused (StarvedRun). On a
+#: starved host the emulator, on the same loop, applies writes and emits nonces in late bursts that are then
+#: stamped at their read time: slots empty and bursting (Fano factor > 100 measured at load > 12).
+STARVED_LATE_SLOTS = 0.5
+STARVED_MAX_FRAC = 0.1
 #: Bring-up and first-setpoint timeout (real s).
 START_TIMEOUT_S = 60.0
+
+
+class StarvedRun(RuntimeError):
+    """The host could not keep the slot schedule: the slots would be corrupt (see STARVED_LATE_SLOTS)."""
+
+
+def check_schedule(late_ns: np.ndarray, slot_ns: int) -> None:
+    """Raise :class:`StarvedRun` when too many slots were requested late (``late_ns``: request minus due)."""
+    late = np.asarray(late_ns, dtype=np.int64)
+    bad = int(np.count_nonzero(late > STARVED_LATE_SLOTS * slot_ns))
+    if late.size and bad > STARVED_MAX_FRAC * late.size:
+        raise StarvedRun(
+            f"host too slow for the slot schedule: {bad} of {late.size} slots started more than "
+            f"{STARVED_LATE_SLOTS:g} slot late (worst {late.max() / 1e6:.0f} ms of {slot_ns / 1e6:g} ms); "
+            "the slots would be corrupt, so the run is refused: rerun on a less loaded host, with longer "
+            "slots or a smaller --time-scale"
+        )
 
 
 class ScaledClock:
@@ -114,6 +137,8 @@ class BoardSubstrate:
         self._runs = 0
         #: Write minus due time (ns; emulated ns on a simulated board) of each slot written in the last run.
         self.last_write_latency_ns = np.zeros(0, dtype=np.int64)
+        #: Request minus due time (ns, emulated on a simulated board) of each slot of the last run.
+        self.last_late_ns = np.zeros(0, dtype=np.int64)
 
     # ------------------------------------------------------------------ sync API (Substrate)
 
@@ -243,6 +268,7 @@ class BoardSubstrate:
         sub = pipe.subscribe(name, maxsize=1_000_000, logs=False)
         temps = np.zeros(n)
         written: dict[int, int] = {}
+        late = np.zeros(n, dtype=np.int64)
 
         def on_write(point: int, t_ns: int, _freq: float) -> None:
             if point >= 0:
@@ -259,6 +285,7 @@ class BoardSubstrate:
             due = t0 + np.arange(n, dtype=np.int64) * slot_ns
             for k in range(n):
                 await clock.sleep((int(due[k]) - clock()) / 1e9)
+                late[k] = clock() - int(due[k])
                 vk = self.voltage_v if volts is None else float(volts[k])
                 sup.request(Setpoint(vk, float(freqs[k]), self.ticket_diff), k)
                 t = sup.state.chip_temp_c
@@ -273,6 +300,8 @@ class BoardSubstrate:
             pipe.unsubscribe(name)
         lat = np.array([t - due[k] for k, t in written.items() if 0 <= k < n], dtype=np.int64)
         self.last_write_latency_ns = lat
+        self.last_late_ns = late
+        check_schedule(late, slot_ns)
         return _split(batches, starts, slot_ns, temps, self.n_chips)
 
 

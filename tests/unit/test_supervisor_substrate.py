@@ -6,7 +6,9 @@ import numpy as np
 import pyarrow as pa
 
 from daemon.events import make_event_batch
-from daemon.substrate import ScaledClock, _split, slot_starts
+import pytest
+
+from daemon.substrate import ScaledClock, StarvedRun, _split, check_schedule, slot_starts
 
 
 def _batch(t_ns: list[int], chip: list[int]) -> pa.RecordBatch:
@@ -69,3 +71,15 @@ def test_scaled_clock_runs_faster_from_its_start() -> None:
     assert clock() == 1_000
     base[0] += 1_000_000
     assert clock() == 1_000 + 50_000_000
+
+
+def test_a_starved_schedule_is_refused_with_one_clear_message() -> None:
+    """More than a tenth of the slots requested over half a slot late: refused; occasional lateness: kept."""
+    slot = 100_000_000
+    late = np.full(100, 5_000_000, np.int64)
+    late[:10] = 60_000_000  # 10 % late: still accepted
+    check_schedule(late, slot)
+    late[:11] = 60_000_000
+    with pytest.raises(StarvedRun, match="11 of 100 slots started more than 0.5 slot late"):
+        check_schedule(late, slot)
+    check_schedule(np.zeros(0, np.int64), slot)
