@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-
-from daemon.events import make_event_batch
 import pytest
 
+from daemon.events import make_event_batch
 from daemon.substrate import ScaledClock, StarvedRun, _split, check_schedule, slot_starts
 
 
@@ -80,6 +79,6 @@ def test_a_starved_schedule_is_refused_with_one_clear_message() -> None:
     late[:10] = 60_000_000  # 10 % late: still accepted
     check_schedule(late, slot)
     late[:11] = 60_000_000
-    with pytest.raises(StarvedRun, match="11 of 100 slots started more than 0.5 slot late"):
+    with pytest.raises(StarvedRun, match=r"11 of 100 slots started more than 0\.5 slot late"):
         check_schedule(late, slot)
     check_schedule(np.zeros(0, np.int64), slot)
