@@ -58,10 +58,11 @@ EMULATOR_LIMITS = SafetyLimits(freq_step_rate_mhz_s=100_000.0, cool_down_s=5.0)
 MIN_REAL_SLOT_S = 0.025
 #: Time (emulated s) allowed after the last slot for replies still on the wire to arrive.
 TAIL_S = 0.05
-#: Host starvation guard: a slot whose setpoint request went out more than STARVED_LATE_SLOTS of a slot after
-#: its due time is late; a run with more than STARVED_MAX_FRAC of its slots late is refused (StarvedRun). On a
-#: starved host the emulator, on the same loop, applies writes and emits nonces in late bursts that are then
-#: stamped at their read time: slots empty and bursting (Fano factor > 100 measured at load > 12).
+#: Host starvation guard (on the bench's substrate, make_substrate): a slot whose setpoint request went out
+#: more than STARVED_LATE_SLOTS of a slot after its due time is late; a run with more than STARVED_MAX_FRAC of
+#: its slots late is refused (StarvedRun). On a starved host the emulator, on the same loop, applies writes and
+#: emits nonces in late bursts that are then stamped at their read time: slots empty and bursting (Fano factor
+#: 13-151 and 17-50 % empty slots measured at load 13-15 and 4x; docs/asic-results.md).
 STARVED_LATE_SLOTS = 0.5
 STARVED_MAX_FRAC = 0.1
 #: Bring-up and first-setpoint timeout (real s).
@@ -72,11 +73,12 @@ class StarvedRun(RuntimeError):
     """The host could not keep the slot schedule: the slots would be corrupt (see STARVED_LATE_SLOTS)."""
 
 
-def check_schedule(late_ns: np.ndarray, slot_ns: int) -> None:
-    """Raise :class:`StarvedRun` when too many slots were requested late (``late_ns``: request minus due)."""
+def check_schedule(late_ns: np.ndarray, slot_ns: int, max_frac: float = STARVED_MAX_FRAC) -> None:
+    """Raise :class:`StarvedRun` when more than ``max_frac`` of the slots were requested over
+    STARVED_LATE_SLOTS of a slot late (``late_ns``: request minus due time, ns)."""
     late = np.asarray(late_ns, dtype=np.int64)
     bad = int(np.count_nonzero(late > STARVED_LATE_SLOTS * slot_ns))
-    if late.size and bad > STARVED_MAX_FRAC * late.size:
+    if late.size and bad > max_frac * late.size:
         raise StarvedRun(
             f"host too slow for the slot schedule: {bad} of {late.size} slots started more than "
             f"{STARVED_LATE_SLOTS:g} slot late (worst {late.max() / 1e6:.0f} ms of {slot_ns / 1e6:g} ms); "
@@ -116,6 +118,7 @@ class BoardSubstrate:
         voltage_v: float = 1.2,
         ticket_diff: float = 1.0,
         timing: TimingConfig | None = None,
+        max_late_frac: float | None = None,
     ) -> None:
         if (sim is None) == (board is None):
             raise ValueError("give exactly one of sim= (emulated board) or board= (hardware)")
@@ -126,6 +129,8 @@ class BoardSubstrate:
         self.voltage_v = voltage_v
         self.ticket_diff = ticket_diff
         self.timing = timing
+        #: Refuse a run (StarvedRun) with more than this fraction of late slots; None: never (check_schedule).
+        self.max_late_frac = max_late_frac
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._sup: BoardSupervisor | None = None
@@ -301,7 +306,8 @@ class BoardSubstrate:
         lat = np.array([t - due[k] for k, t in written.items() if 0 <= k < n], dtype=np.int64)
         self.last_write_latency_ns = lat
         self.last_late_ns = late
-        check_schedule(late, slot_ns)
+        if self.max_late_frac is not None:
+            check_schedule(late, slot_ns, self.max_late_frac)
         return _split(batches, starts, slot_ns, temps, self.n_chips)
 
 
@@ -373,11 +379,11 @@ def make_substrate(args: argparse.Namespace) -> BoardSubstrate:
             plant_param=tuple(getattr(args, "plant_param", None) or ()),
         )
         parse_plants(sim.plant, sim.plant_param)  # one-line ValueError before anything starts
-        return BoardSubstrate(sim=sim)
+        return BoardSubstrate(sim=sim, max_late_frac=STARVED_MAX_FRAC)
     path = getattr(args, "config", None)
     if not path:
         raise ValueError("the asic reservoir needs --simulate or --config FILE with a [[boards]] entry")
     cfg = load_config(path)
     if not cfg.boards:
         raise ValueError(f"{path}: no [[boards]] configured for the asic reservoir")
-    return BoardSubstrate(board=cfg.boards[0])
+    return BoardSubstrate(board=cfg.boards[0], max_late_frac=STARVED_MAX_FRAC)
