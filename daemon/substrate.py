@@ -60,9 +60,9 @@ MIN_REAL_SLOT_S = 0.025
 TAIL_S = 0.05
 #: Host starvation guard (on the bench's substrate, make_substrate): a slot whose setpoint request went out
 #: more than STARVED_LATE_SLOTS of a slot after its due time is late; a run with more than STARVED_MAX_FRAC of
-#: its slots late is refused (StarvedRun). On a starved host the emulator, on the same loop, applies writes and
-#: emits nonces in late bursts that are then stamped at their read time: slots empty and bursting (Fano factor
-#: 13-151 and 17-50 % empty slots measured at load 13-15 and 4x; docs/asic-results.md).
+#: its slots late is refused (StarvedRun). On a starved host the emulator, on the same loop, applies writes
+#: and emits nonces in late bursts that are then stamped at their read time: empty and bursting slots (Fano
+#: factor 13-151 and 17-50 % empty slots measured at load 13-15 and 4x; docs/asic-results.md).
 STARVED_LATE_SLOTS = 0.5
 STARVED_MAX_FRAC = 0.1
 #: Bring-up and first-setpoint timeout (real s).
