@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from reservoir.asic import MASKS
+from reservoir.asic import MASK_SCALES, MASKS
 from reservoir.bench import ci95, run_bench
 from reservoir.distributed import map_grid
 from reservoir.power import detection_table, paired
@@ -117,6 +117,7 @@ def one(
         "slot_ns": slot_ns,
         "n_sub": a.n_sub,
         "mask": a.mask,
+        "mask_scale": a.mask_scale,
     }
     t0 = time.perf_counter()
     s = run_bench(
@@ -142,6 +143,7 @@ def one(
         "chips": a.chips,
         "n_sub": a.n_sub,
         "mask": a.mask,
+        "mask_scale": a.mask_scale,
         "n_train": s["n_train"],
         "n_test": s["n_test"],
         "seeds": s["seeds"],
@@ -269,6 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         "measured with them (rows without a mask field: symmetric)",
     )
     p.add_argument(
+        "--mask-scale",
+        choices=MASK_SCALES,
+        default=MASK_SCALES[0],
+        help="mask magnitudes (reservoir/asic.py); with --from-json, the rows measured with them (rows "
+        "without the field: uniform)",
+    )
+    p.add_argument(
         "--cluster", metavar="ADDRESS", help="grid points as Dask tasks: local[:N] or tcp://HOST:PORT"
     )
     p.add_argument("--out", help="append one JSON row per result to this file")
@@ -292,9 +301,14 @@ def main(argv: list[str] | None = None) -> int:
                         r["voltage_v"],
                         r["temperature"],
                         r.get("mask", "symmetric"),
+                        r.get("mask_scale", "uniform"),
                     )
                     seen.setdefault(key, r)  # the same row in two files (gain 0) counts once
-        rows = [r for r in seen.values() if r.get("mask", "symmetric") == a.mask]
+        rows = [
+            r
+            for r in seen.values()
+            if r.get("mask", "symmetric") == a.mask and r.get("mask_scale", "uniform") == a.mask_scale
+        ]
     else:
         rows = []
         combos = [("none", 0.0)] if 0.0 in a.gains else []

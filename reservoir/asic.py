@@ -13,6 +13,14 @@ trace longer than a step) integrates the clock over the sub-slots; under symmetr
 ~N(0, 1/(3 S)) x u, so such a memory is nearly invisible by construction (docs/asic-results.md, "Detection
 power"). Per-sub-slot gains |m_j| are identical under both, so a memoryless readout of the present input
 loses nothing.
+
+Mask magnitudes (option ``mask_scale``): ``"full"`` (default) scales each sub-slot's row so its magnitudes
+sum to d_in, so the clock reaches both ends of [f_min, f_max] (with d_in = 1 every |m_j| = 1: the input
+spans the whole range in every sub-slot); ``"uniform"`` keeps the drawn magnitudes U[0, 1] (mean 0.5: on
+average half the range). A slow state's swing is proportional to the mean mask, so its memory capacity
+(~swing^2) is ~4x larger under ``"full"`` (docs/asic-results.md, "Detection power"). With d_in = 1 the
+sub-slots then share one clock: virtual-node diversity is traded for range (it only matters for a
+nonlinear substrate response, where different operating points give different basis functions).
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ CHUNK_STEPS = 500
 SAMPLE_CHUNK = 8
 #: Input mask designs (module docstring); the first is the default.
 MASKS: tuple[str, ...] = ("positive", "symmetric")
+#: Mask magnitude scalings (option ``mask_scale``; module docstring); the first is the default.
+MASK_SCALES: tuple[str, ...] = ("full", "uniform")
 
 
 @dataclass(frozen=True)
@@ -88,9 +98,12 @@ class NoiseStats:
         }
 
 
-def input_mask(seed: int, n_sub: int, d: int, kind: str = MASKS[0]) -> F64:
-    """The fixed random input mask (n_sub, d) of a seed (module docstring: ``positive`` or ``symmetric``)."""
+def input_mask(seed: int, n_sub: int, d: int, kind: str = MASKS[0], scale: str = MASK_SCALES[0]) -> F64:
+    """The fixed random input mask (n_sub, d) of a seed (module docstring: ``positive`` or ``symmetric``;
+    ``full``: each row's magnitudes sum to d, so the clock spans the whole range, or ``uniform``)."""
     m = np.random.default_rng(seed).uniform(-1.0, 1.0, (n_sub, d))
+    if scale == "full":
+        m = m * (d / np.maximum(np.abs(m).sum(axis=1, keepdims=True), 1e-12))
     return np.abs(m) if kind == "positive" else m
 
 
@@ -128,11 +141,14 @@ class AsicReservoir:
         slot_ns: int = SLOT_NS,
         seed: int = 0,
         mask: str = MASKS[0],
+        mask_scale: str = MASK_SCALES[0],
     ) -> None:
         if not f_max > f_min:
             raise ValueError(f"f_max ({f_max}) must exceed f_min ({f_min}) MHz")
         if mask not in MASKS:
             raise ValueError(f"mask must be one of {', '.join(MASKS)}, got {mask!r}")
+        if mask_scale not in MASK_SCALES:
+            raise ValueError(f"mask_scale must be one of {', '.join(MASK_SCALES)}, got {mask_scale!r}")
         self.substrate = substrate
         self.n_inputs = n_inputs
         self.n_sub = n_sub
@@ -140,6 +156,7 @@ class AsicReservoir:
         self.slot_ns = slot_ns
         self.seed = seed
         self.mask = mask
+        self.mask_scale = mask_scale
         self.n_chips = int(substrate.n_chips)
         self.state_dim = n_sub * self.n_chips * len(FEATURES)
         self._mask: F64 | None = None
@@ -147,7 +164,7 @@ class AsicReservoir:
 
     def _get_mask(self, d: int) -> F64:
         if self._mask is None or self._mask.shape[1] != d:
-            self._mask = input_mask(self.seed, self.n_sub, d, self.mask)
+            self._mask = input_mask(self.seed, self.n_sub, d, self.mask, self.mask_scale)
         return self._mask
 
     def setpoints(self, u: F64) -> F64:
@@ -223,6 +240,7 @@ def _common(spec: ReservoirSpec, substrate: Substrate) -> AsicReservoir:
         slot_ns=int(o.get("slot_ns", SLOT_NS)),
         seed=spec.seed,
         mask=str(o.get("mask", MASKS[0])),
+        mask_scale=str(o.get("mask_scale", MASK_SCALES[0])),
     )
 
 

@@ -37,22 +37,23 @@ DIRECTION = {"mc": 1.0, "nmse": -1.0}
 
 #: Measured MDE (planted gain) per task and kind at ``events`` per sub-slot and chip, from
 #: ``benchmarks/bench_detection.py`` (docs/asic-results.md, "Detection power"), with the test samples
-#: ``n_eff`` = n_test x seeds they were measured with. ``inf`` = not detected at any tested gain (<= 1).
+#: ``n_eff`` = n_test x seeds they were measured with (2 chips x 2 sub-slots, positive full-range masks, the
+#: 2026-12-03 grid). ``inf`` = not detected at any tested gain.
 REFERENCE: dict[str, Any] = {
     "n_eff": 1000,
     "rows": [
-        {"task": "memory-capacity", "kind": "echo", "events": 10.0, "mde_gain": 1.9},
-        {"task": "memory-capacity", "kind": "echo", "events": 40.1, "mde_gain": math.inf},
-        {"task": "memory-capacity", "kind": "echo", "events": 160.6, "mde_gain": 0.751},
-        {"task": "memory-capacity", "kind": "threshold", "events": 10.0, "mde_gain": 0.4},
-        {"task": "memory-capacity", "kind": "threshold", "events": 40.1, "mde_gain": 0.3},
-        {"task": "memory-capacity", "kind": "threshold", "events": 160.6, "mde_gain": 0.164},
-        {"task": "narma10", "kind": "echo", "events": 10.0, "mde_gain": 0.303},
-        {"task": "narma10", "kind": "echo", "events": 40.1, "mde_gain": 0.0955},
-        {"task": "narma10", "kind": "echo", "events": 160.6, "mde_gain": 0.844},
-        {"task": "narma10", "kind": "threshold", "events": 10.0, "mde_gain": 0.563},
-        {"task": "narma10", "kind": "threshold", "events": 40.1, "mde_gain": 0.607},
-        {"task": "narma10", "kind": "threshold", "events": 160.6, "mde_gain": math.inf},
+        {"task": "memory-capacity", "kind": "echo", "events": 10.0, "mde_gain": 1.05},
+        {"task": "memory-capacity", "kind": "echo", "events": 40.1, "mde_gain": 0.776},
+        {"task": "memory-capacity", "kind": "echo", "events": 160.5, "mde_gain": 0.631},
+        {"task": "memory-capacity", "kind": "threshold", "events": 10.0, "mde_gain": 0.141},
+        {"task": "memory-capacity", "kind": "threshold", "events": 40.1, "mde_gain": 0.0646},
+        {"task": "memory-capacity", "kind": "threshold", "events": 160.5, "mde_gain": 0.0663},
+        {"task": "narma10", "kind": "echo", "events": 10.0, "mde_gain": 0.148},
+        {"task": "narma10", "kind": "echo", "events": 40.1, "mde_gain": 0.262},
+        {"task": "narma10", "kind": "echo", "events": 160.5, "mde_gain": 0.106},
+        {"task": "narma10", "kind": "threshold", "events": 10.0, "mde_gain": 0.640},
+        {"task": "narma10", "kind": "threshold", "events": 40.1, "mde_gain": 0.739},
+        {"task": "narma10", "kind": "threshold", "events": 160.5, "mde_gain": 0.880},
     ],
 }
 

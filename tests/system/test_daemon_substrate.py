@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from daemon.config import SimulateConfig
-from daemon.substrate import BoardSubstrate, make_substrate
+from daemon.substrate import STARVED_MAX_FRAC, BoardSubstrate, make_substrate
 from reservoir.substrate import SlotSchedule, Substrate
 
 pytestmark = pytest.mark.system
@@ -48,7 +48,7 @@ def test_make_substrate_needs_simulate_or_a_board(tmp_path: object) -> None:
         argparse.Namespace(simulate=True, chips=3, seed=1, slot_ns=1_000_000, time_scale=50.0)
     )
     try:
-        assert sub.n_chips == 3
+        assert sub.n_chips == 3 and sub.max_late_frac == STARVED_MAX_FRAC  # the bench refuses starved runs
         assert sub.sim is not None and sub.sim.time_scale <= 0.04 + 1e-9  # 1 ms slots: at least 25 ms real
     finally:
         sub.close()

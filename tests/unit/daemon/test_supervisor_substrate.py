@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from daemon.substrate import ScaledClock, slot_starts
+from daemon.substrate import ScaledClock, StarvedRun, check_schedule, slot_starts
 
 
 def test_slots_start_at_their_pll_writes() -> None:
@@ -23,3 +24,15 @@ def test_scaled_clock_runs_faster_from_its_start() -> None:
     assert clock() == 1_000
     base[0] += 1_000_000
     assert clock() == 1_000 + 50_000_000
+
+
+def test_a_starved_schedule_is_refused_with_one_clear_message() -> None:
+    """More than a tenth of the slots requested over half a slot late: refused; occasional lateness: kept."""
+    slot = 100_000_000
+    late = np.full(100, 5_000_000, np.int64)
+    late[:10] = 60_000_000  # 10 % late: still accepted
+    check_schedule(late, slot)
+    late[:11] = 60_000_000
+    with pytest.raises(StarvedRun, match=r"11 of 100 slots started more than 0\.5 slot late"):
+        check_schedule(late, slot)
+    check_schedule(np.zeros(0, np.int64), slot)

@@ -212,7 +212,7 @@ def _lag1_coefficient(mask: str, seed: int) -> float:
     """Count change per unit u(t-1), relative to the mean count, on a substrate whose rate lags the clock
     by 3 slots (a slow state, as a die temperature or a mean-power trace is): what a memory task reads."""
     sub = RateModelSubstrate(rate_hz=100_000, tau_ns=3_000_000, spread=0.0, seed=seed)
-    res = AsicReservoir(sub, 1, n_sub=4, slot_ns=1_000_000, seed=seed, mask=mask)
+    res = AsicReservoir(sub, 1, n_sub=4, slot_ns=1_000_000, seed=seed, mask=mask, mask_scale="uniform")
     u = np.random.default_rng(50 + seed).uniform(-1, 1, 400)
     counts = res.run(u[:, None]).reshape(400, 4, len(FEATURES))[20:, :, 0].sum(axis=1)
     X = np.column_stack([np.ones(380), u[20:], u[19:-1]])
@@ -227,3 +227,17 @@ def test_positive_masks_keep_a_slow_state_input_dependent() -> None:
     sym = [abs(_lag1_coefficient("symmetric", s)) for s in range(8)]
     assert all(p > 0 for p in pos), pos  # a higher past clock, a higher present rate
     assert np.mean(pos) > 2 * np.mean(sym), (pos, sym)  # measured 0.042 against 0.018
+
+
+def test_full_mask_scale_spans_the_range_and_uniform_keeps_the_draw() -> None:
+    """``full``: each sub-slot's magnitudes sum to d_in (1 input: the clock reaches both ends in every
+    sub-slot); ``uniform``: the drawn magnitudes; signs and ratios are the same under both."""
+    one = AsicReservoir(PoissonSubstrate(), 1, n_sub=5, seed=2).setpoints(np.array([[1.0], [-1.0]]))
+    np.testing.assert_allclose(one, [575.0] * 5 + [400.0] * 5)
+    full = AsicReservoir(PoissonSubstrate(), 3, n_sub=5, seed=2)._get_mask(3)
+    uni = AsicReservoir(PoissonSubstrate(), 3, n_sub=5, seed=2, mask_scale="uniform")._get_mask(3)
+    np.testing.assert_allclose(full.sum(axis=1), 3.0)
+    np.testing.assert_allclose(full / full.sum(axis=1, keepdims=True), uni / uni.sum(axis=1, keepdims=True))
+    assert np.all(uni <= 1.0) and uni.sum(axis=1).max() < 3.0
+    with pytest.raises(ValueError, match="mask_scale"):
+        AsicReservoir(PoissonSubstrate(), 1, mask_scale="half")

@@ -108,9 +108,9 @@ def test_echo_puts_the_previous_slot_into_the_count_and_gain_zero_does_not() -> 
 class _Emulated:
     """reservoir Substrate over the in-process runner; constant temperature (events only)."""
 
-    def __init__(self, seed: int, plants: tuple[PlantSpec, ...]) -> None:
+    def __init__(self, seed: int, plants: tuple[PlantSpec, ...], step_s: float = 0.04) -> None:
         self.n_chips = 2
-        self._runner = SlotRunner(2, seed, plants=plants, step_s=0.04)
+        self._runner = SlotRunner(2, seed, plants=plants, step_s=step_s)
 
     def run(self, schedule: SlotSchedule) -> list[EventSlot]:
         out = self._runner.run(schedule.freq_mhz, schedule.slot_ns / 1e9)
@@ -118,23 +118,26 @@ class _Emulated:
         return [EventSlot(s.t_ns, s.chip, s.core, s.valid, zero, s.start_ns, s.duration_ns) for s in out]
 
 
-def _mc_diff(gain: float) -> float:
-    plants = parse_plants([f"echo={gain}"], ["echo.tau_ms=1200"]) if gain else ()
-    opts = {"substrate": lambda seed: _Emulated(seed, plants), "slot_ns": 400_000_000, "n_sub": 2}
+def _mc_diff_acceptance(gain: float, seed: int) -> float:
+    """asic - null MC at the acceptance setting: 2 chips, 100 ms sub-slots x 2 (~10 events per sub-slot and
+    chip), echo tau 300 ms (the default), 400 train / 200 test, default masks (positive, full range)."""
+    plants = parse_plants([f"echo={gain}"], []) if gain else ()
     s = run_bench(
         "memory-capacity",
         "asic",
-        seeds=[3],
-        options=opts,
-        task_options={"n_train": 200, "n_test": 100},
+        seeds=[seed],
+        options={"substrate": lambda sd: _Emulated(sd, plants, 0.01), "slot_ns": 100_000_000, "n_sub": 2},
+        task_options={"n_train": 400, "n_test": 200},
         with_null=True,
     ).summary
     return paired(s["per_seed"], s["null"]["per_seed"])[0]
 
 
-def test_echo_raises_memory_capacity_over_the_matched_null() -> None:
-    """One seed, ~40 events per sub-slot and chip: echo=1 lifts asic - null MC well above gain 0's."""
-    assert _mc_diff(1.0) > _mc_diff(0.0) + 0.1  # measured +0.308 against -0.201 (seeded, deterministic)
+def test_echo_is_seen_at_the_acceptance_setting() -> None:
+    """The direction of the acceptance result, in process, one seed: echo=1 at ~10 events per sub-slot and
+    chip lifts asic - null MC above 0 and above gain 0's (deterministic: emulated time, seeded)."""
+    echo, bare = _mc_diff_acceptance(1.0, 0), _mc_diff_acceptance(0.0, 0)
+    assert echo > 0.08 and echo > bare + 0.08, (echo, bare)  # measured +0.154 against -0.004
 
 
 def test_planning_aid_figures() -> None:
