@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits
 from reservoir.bench import run_bench
 from reservoir.distributed import connect, fit_sharded, map_calls, seed_mapper
 from reservoir.readout import RidgeReadout
-from reservoir.stats import compute_stream, decide, synth
+from reservoir.timing import compute_stream, decide, synth
 
 #: ``--only`` choices -> result keys.
 PARTS = {"seeds": "seed_grid", "streams": "analyze_streams", "readout": "readout"}

@@ -346,7 +346,7 @@ async def _ingest(
         last = -1
         while time.monotonic() < drain_until:
             for s in sups:
-                s._publish()
+                s.events.publish()
             now_n = sum(s.counters.nonces for s in sups)
             pending = sum(await ask("pending"))
             if pending == 0 and now_n == last:

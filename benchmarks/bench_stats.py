@@ -1,4 +1,4 @@
-"""Benchmark of reservoir.stats: statistics without Monte-Carlo p-values on 10^7 events (target >= 1 M
+"""Benchmark of reservoir.timing: statistics without Monte-Carlo p-values on 10^7 events (target >= 1 M
 events/s on one core) and the time per stream with Monte-Carlo p-values (cold null cache and warm).
 
     .venv/bin/python benchmarks/bench_stats.py [--events 10000000] [--mc-events 2000 20000] [--json]
@@ -19,7 +19,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from reservoir.stats import compute_stream, decide, nulls, synth  # noqa: E402
+from reservoir.timing import compute_stream, decide, nulls, synth  # noqa: E402
 
 
 def _time(fn: Any, repeat: int = 1) -> tuple[float, float]:

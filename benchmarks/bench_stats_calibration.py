@@ -1,6 +1,6 @@
 """Calibration of ``asicrc analyze`` on known truth delivered through a busy serial reader: for each delivery
 (link wire-end times; reads with a mean scheduling latency of 0.1-5 ms, serialization spacing off and on),
-the share of seeds called right per source (reservoir/stats/calibration.py; docs/analyze.md).
+the share of seeds called right per source (reservoir/timing/calibration.py; docs/analyze.md).
 
     .venv/bin/python benchmarks/bench_stats_calibration.py [--seeds 200] [--power-seeds 200]
         [--extra-seeds 50] [--events 20000] [--json]
@@ -22,7 +22,7 @@ from typing import Any
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-from reservoir.stats import calibration as cal  # noqa: E402
+from reservoir.timing import calibration as cal  # noqa: E402
 
 #: source -> (which seed count applies, target share)
 TARGETS: dict[str, tuple[str, float | None]] = {

@@ -225,7 +225,7 @@ async def dry_run_board(cfg: Config, board: BoardConfig) -> DryRun:
         except Exception as exc:
             raise DryRunError(f"board {board.name}: bring-up failed: {exc}") from exc
         env = sup.envelope
-        await sup._apply(chain, env.tick())  # the control loop's first tick, right after the bring-up
+        await sup.writer.apply(chain, env.tick())  # the control loop's first tick, right after the bring-up
         n_bring_up = len(sent)
         if not plans:
             return DryRun(board, sent, None, None, sup.applied, "no plan", n_bring_up)
@@ -235,7 +235,7 @@ async def dry_run_board(cfg: Config, board: BoardConfig) -> DryRun:
             for _ in range(MAX_TICKS):
                 await clock.sleep(cfg.timing.control_tick_s)
                 out = env.tick()
-                await sup._apply(chain, out)
+                await sup.writer.apply(chain, out)
                 if out.mode is Mode.NORMAL and out.setpoint.close_to(env.target):
                     break
             else:

@@ -290,7 +290,7 @@ class BoardSubstrate:
             await clock.sleep((t0 + n * slot_ns - clock()) / 1e9)
             starts = slot_starts(due, written)
             await clock.sleep((int(starts[-1]) + slot_ns - clock()) / 1e9 + TAIL_S)
-            sup._publish()
+            sup.events.publish()
             batches = sub.drain()
         finally:
             sup.on_freq_written = None

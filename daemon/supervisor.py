@@ -33,7 +33,7 @@ from daemon.events import Pipeline
 from daemon.jobs import JobSource, feed_jobs
 from daemon.link_health import HealthError, LinkHealth
 from daemon.plan_summary import PointAccumulator, PointSummary
-from daemon.safety import Decision, Mode, Output, Request, SafetyEnvelope, Setpoint, Source
+from daemon.safety import Decision, Mode, Request, SafetyEnvelope, Setpoint, Source
 from daemon.setpoint_writer import SetpointWriter, writable_freq
 from daemon.state import BoardState, PlanProgress
 from daemon.telemetry_loop import TelemetryLoop
@@ -208,17 +208,9 @@ class BoardSupervisor:
             if chain is not None and self.connected:
                 with contextlib.suppress(TransportError, ChainError, chipmath.UnreachableFrequency):
                     await asyncio.wait_for(self.writer.apply(chain, out), 5.0)
-        self._publish()
+        self.events.publish()
         self.state.status = "stopped"
         self.pipeline.log(self.name, "safety", {"action": "shutdown", "setpoint": out.setpoint.as_dict()})
-
-    def _publish(self) -> None:
-        """Decode and publish the reads kept so far (the substrate flushes before it reads its slots)."""
-        self.events.publish()
-
-    async def _apply(self, chain: Chain, out: Output) -> None:
-        """Write ``out`` to the board (the dry run drives this step by step)."""
-        await self.writer.apply(chain, out)
 
     # ------------------------------------------------------------------ session
 
@@ -235,7 +227,7 @@ class BoardSupervisor:
             self.bringup.up()
             try:
                 await _run_all(
-                    self._stream(transport),
+                    self.stream(transport),
                     self._control_loop(chain),
                     feed_jobs(
                         chain.send_job, self.jobs, self.writer.is_held, self.timing.job_interval_s, self.sleep
@@ -249,7 +241,7 @@ class BoardSupervisor:
                 self.connected = False
                 self._up.clear()
                 self._ready.clear()
-                self._publish()
+                self.events.publish()
 
     async def _bring_up(self, transport: Transport) -> Chain:
         env = self.envelope
@@ -293,7 +285,7 @@ class BoardSupervisor:
         self.pipeline.log(self.name, "state", {"up": True, "chips": info.chip_count, "baud": info.baud})
         return chain
 
-    async def _stream(self, transport: Transport) -> None:
+    async def stream(self, transport: Transport) -> None:
         """Keep each read with its baud and the setpoint in force (decoded in batches); the link lives."""
         read, events, health, writer = transport.read, self.events, self.health, self.writer
         while True:
@@ -369,7 +361,7 @@ class BoardSupervisor:
         return acc
 
     def close_window(self, acc: PointAccumulator) -> None:
-        self._publish()
+        self.events.publish()
         with contextlib.suppress(ValueError):
             self._windows.remove(acc)
 

@@ -2,7 +2,7 @@
 
 The library behind ``asicrc analyze``: :mod:`~daemon.analysis.read` turns a recording directory into event
 columns (through the one recording reader, :mod:`daemon.recording`), :mod:`~daemon.analysis.streams` groups
-them by board, chip or plan point, and :mod:`~daemon.analysis.compute` runs :mod:`reservoir.stats` on each
+them by board, chip or plan point, and :mod:`~daemon.analysis.compute` runs :mod:`reservoir.timing` on each
 stream and writes the HTML report. Bad input raises :class:`AnalysisInputError` (a ``ValueError``) with a
 one-line message naming the input.
 """

@@ -1,7 +1,7 @@
 """Each stream's statistics (here or as Dask tasks), the multiple-comparison verdict, JSON and the report.
 
-The statistics are :func:`reservoir.stats.compute_stream` with seed ``seed + i`` for stream ``i``, whether
-computed here or on a cluster (docs/cluster.md); :func:`reservoir.stats.decide` applies the correction.
+The statistics are :func:`reservoir.timing.compute_stream` with seed ``seed + i`` for stream ``i``, whether
+computed here or on a cluster (docs/cluster.md); :func:`reservoir.timing.decide` applies the correction.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import numpy as np
 
 from daemon.analysis.read import AnalysisInputError
 from daemon.analysis.streams import Stream, group_streams, stream_extras
-from reservoir.stats import MIN_EVENTS, StreamResult, StreamStats, TooFewEvents, compute_stream, decide
+from reservoir.timing import MIN_EVENTS, StreamResult, StreamStats, TooFewEvents, compute_stream, decide
 
-#: Multiple-comparison corrections of :func:`reservoir.stats.decide`.
+#: Multiple-comparison corrections of :func:`reservoir.timing.decide`.
 Correction = Literal["holm", "bh", "none"]
 
 
@@ -127,7 +127,7 @@ def write_analysis_report(
     point log's summaries of ``recordings`` (``rows``: both computed on cluster workers instead); an
     :class:`OSError` when it cannot be written."""
     from daemon.point_log import read_point_summaries
-    from reservoir.stats.report import write_report
+    from reservoir.timing.report import write_report
 
     points: list[dict[str, Any]] = []
     if by == "point":

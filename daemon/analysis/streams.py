@@ -17,7 +17,7 @@ import numpy as np
 from daemon.analysis.read import AnalysisInputError, read_recording
 from daemon.point_streams import Transition, point_runs
 from drivers.chipmath import expected_nonce_rate
-from reservoir.stats import MIN_EVENTS
+from reservoir.timing import MIN_EVENTS
 
 #: Per-event columns a stream keeps (for the verdict's evidence and the per-stream extras).
 STREAM_COLUMNS = ("valid", "freq_mhz", "ticket_diff", "read_id", "read_pos", "read_nonces", "power_w", "chip")

@@ -8,7 +8,7 @@ older formats are read as the current one; a damaged finished segment is an erro
 ``asicrc record recover DIR`` sets aside). ``--by point`` groups by the plan's point: each point's events at
 its setpoint are one stream; ramp steps and events outside any point are transitions, counted apart and not
 tested. Several recordings are analysed side by side, their streams named ``<run-id>/<stream>``. The work is
-done by :mod:`daemon.analysis` and :mod:`reservoir.stats`. Bad input exits 2, a report that cannot be written
+done by :mod:`daemon.analysis` and :mod:`reservoir.timing`. Bad input exits 2, a report that cannot be written
 after the result was printed exits 1 (daemon/exit_codes.py).
 """
 
@@ -47,7 +47,7 @@ from daemon.cli.errors import (
 from daemon.cli.progress import Feedback
 from daemon.exit_codes import EXIT_OK
 from daemon.point_streams import Transition
-from reservoir.stats import StreamResult, compute_stream, summary
+from reservoir.timing import StreamResult, compute_stream, summary
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def _cluster_streams(args: argparse.Namespace, streams: list[Stream], feedback: 
     seeds as the serial loop); a StreamStats or the stream's TooFewEvents per stream, in order
     (docs/cluster.md). Recordings are read on the workers instead (daemon/analysis/cluster.py)."""
     from reservoir.distributed import connect, map_calls
-    from reservoir.stats import TooFewEvents
+    from reservoir.timing import TooFewEvents
 
     feedback.step(f"{len(streams)} stream(s) as tasks on {args.cluster}")
     with cluster_errors(), connect(args.cluster, args.cluster_timeout_s) as cluster:

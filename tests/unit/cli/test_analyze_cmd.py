@@ -15,7 +15,7 @@ import pytest
 
 from daemon.analysis import read_segment
 from daemon.cli import main
-from reservoir.stats import synth
+from reservoir.timing import synth
 
 SCHEMA = pa.schema(
     [

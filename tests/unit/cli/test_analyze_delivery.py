@@ -14,7 +14,7 @@ import pytest
 
 from daemon.cli import main
 from daemon.recorder import Recorder
-from reservoir.stats import synth
+from reservoir.timing import synth
 from tests.unit.held_events import held_point_batch
 
 

@@ -18,7 +18,7 @@ from daemon.analysis import (
     stream_calls,
     to_json,
 )
-from reservoir.stats import TooFewEvents, compute_stream, synth
+from reservoir.timing import TooFewEvents, compute_stream, synth
 
 SCHEMA = pa.schema([("t_ns", pa.int64()), ("valid", pa.bool_())])
 

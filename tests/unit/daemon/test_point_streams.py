@@ -14,7 +14,7 @@ import pytest
 from daemon.cli import main
 from daemon.events import EVENT_SCHEMA, make_event_batch
 from daemon.point_streams import point_runs
-from reservoir.stats import synth
+from reservoir.timing import synth
 
 #: (point, voltage, frequency, events): a ramp of 14 short steps under point 0, point 0 held, then a ramp
 #: of 5 steps under point 1 and point 1 held; 20 events before the plan (point -1) at the floor.

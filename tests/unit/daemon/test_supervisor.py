@@ -115,12 +115,12 @@ async def test_replies_become_event_columns_with_read_times_and_structure() -> N
     host.inject(r1 + r2, t_host_ns=5_000_000_000)
     host.inject(r1[:4], t_host_ns=5_100_000_000)  # half a frame: completed by the next read
     host.inject(r1[4:], t_host_ns=5_200_000_000)
-    task = asyncio.create_task(sup._stream(host))
+    task = asyncio.create_task(sup.stream(host))
     for _ in range(5):
         await asyncio.sleep(0)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    sup._publish()
+    sup.events.publish()
     batch = sub.get_nowait()
     assert batch is not None and batch.num_rows == 3
     c = batch.to_pydict()
@@ -146,7 +146,7 @@ async def test_windows_count_what_is_published() -> None:
     sup.applied = Setpoint(1.2, 485.0, 4.0)
     acc = sup.open_window()
     host.inject(NonceReply(1, 0, 0, 0).encode() * 4)
-    task = asyncio.create_task(sup._stream(host))
+    task = asyncio.create_task(sup.stream(host))
     await asyncio.sleep(0)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -202,15 +202,15 @@ async def test_apply_writes_pll_voltage_and_holds_reset_in_overheat() -> None:
     sup, _, ctl = make_sup()
     chain, dev = await _chain()
     sup.applied = Setpoint(1.1, 50.0, 256.0)
-    await sup._apply(chain, Output(Setpoint(1.2, 485.0, 256.0), 100.0, False, Mode.NORMAL))
+    await sup.writer.apply(chain, Output(Setpoint(1.2, 485.0, 256.0), 100.0, False, Mode.NORMAL))
     assert _pll_writes(dev) == [pytest.approx(chain.freq_mhz)]
     assert chain.freq_mhz <= 485.0
     assert ctl.voltages == [1.2]
     assert sup.state.freq_mhz == chain.freq_mhz
-    await sup._apply(chain, Output(Setpoint(0.0, 50.0, 256.0), 100.0, True, Mode.OVERHEAT))
+    await sup.writer.apply(chain, Output(Setpoint(0.0, 50.0, 256.0), 100.0, True, Mode.OVERHEAT))
     assert _pll_writes(dev) == [pytest.approx(50.0)]  # PLL down before the reset is held
     assert ctl.voltages[-1] == 0.0 and ctl.resets == [True]
-    await sup._apply(chain, Output(Setpoint(0.0, 50.0, 256.0), 100.0, True, Mode.OVERHEAT))
+    await sup.writer.apply(chain, Output(Setpoint(0.0, 50.0, 256.0), 100.0, True, Mode.OVERHEAT))
     assert ctl.resets == [True]  # no repeats
 
 
@@ -276,7 +276,7 @@ def test_the_chip_and_regulator_only_ever_see_in_envelope_values(seq: list[tuple
         async def apply(out: Output) -> None:
             nonlocal t
             k = len(host.written)
-            await sup._apply(chain, out)
+            await sup.writer.apply(chain, out)
             for data in host.written[k:]:
                 t += 1e-3
                 core.feed(data, t)

@@ -79,8 +79,8 @@ async def test_a_late_loop_with_unseen_reads_is_not_declared_lost() -> None:
     sup = _sup(clock, sleep)
     sup._transport = host
     with pytest.raises(_Stop):
-        await _run_all(sup._stream(host), sup._control_loop(Chain(host)))
-    sup._publish()
+        await _run_all(sup.stream(host), sup._control_loop(Chain(host)))
+    sup.events.publish()
     assert sup.counters.nonces == 5 + 29  # every reply, the stalled ones included
     assert sup.state.reconnects == 0
 

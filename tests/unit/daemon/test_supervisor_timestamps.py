@@ -30,16 +30,16 @@ async def _stream(
     sub = pipe.subscribe("t", 64, logs=False)
     host, _dev = loopback_pair(baud=BAUD)
     sup.applied = Setpoint(1.2, 485.0, 1.0)
-    task = asyncio.create_task(sup._stream(host))
+    task = asyncio.create_task(sup.stream(host))
     for i, (data, t) in enumerate(reads):
         host.inject(data, t_host_ns=t)
         for _ in range(3):
             await asyncio.sleep(0)
         if i == publish_after:
-            sup._publish()
+            sup.events.publish()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    sup._publish()
+    sup.events.publish()
     out: list[int] = []
     while (b := sub.get_nowait()) is not None:
         out += b.column(col).to_pylist()
@@ -80,12 +80,12 @@ async def test_each_pll_write_is_reported_with_its_point_and_time() -> None:
     sup.on_freq_written = lambda point, t, f: seen.append((point, t, f))
     sup.applied = Setpoint(1.2, 50.0, 256.0)
     sup.point = 4
-    await sup._apply(chain, Output(Setpoint(1.2, 485.0, 256.0), 100.0, False, Mode.NORMAL))
+    await sup.writer.apply(chain, Output(Setpoint(1.2, 485.0, 256.0), 100.0, False, Mode.NORMAL))
     assert seen == [(4, 2_000_000_000, chain.freq_mhz)] and _pll_writes(dev) == [chain.freq_mhz]
     clock.t_ns += 1_000
     sup.point = 5  # same frequency: no write, nothing reported
-    await sup._apply(chain, Output(Setpoint(1.2, chain.freq_mhz, 256.0), 100.0, False, Mode.NORMAL))
+    await sup.writer.apply(chain, Output(Setpoint(1.2, chain.freq_mhz, 256.0), 100.0, False, Mode.NORMAL))
     assert len(seen) == 1 and _pll_writes(dev) == []
     sup.point = 6
-    await sup._apply(chain, Output(Setpoint(1.2, 400.0, 256.0), 100.0, False, Mode.NORMAL))
+    await sup.writer.apply(chain, Output(Setpoint(1.2, 400.0, 256.0), 100.0, False, Mode.NORMAL))
     assert seen[-1] == (6, 2_000_001_000, chain.freq_mhz) and chain.freq_mhz <= 400.0

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from reservoir.stats import analyze_stream, summary, synth
-from reservoir.stats.verdict import StreamResult
+from reservoir.timing import analyze_stream, summary, synth
+from reservoir.timing.verdict import StreamResult
 
 RATE = 5.0  # events/s, as docs/methods.md's simulations
 N_POWER = 20_000

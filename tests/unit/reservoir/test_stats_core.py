@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from reservoir.stats import benjamini_hochberg, core, holm, nulls, synth
-from reservoir.stats.verdict import TooFewEvents, compute_stream
+from reservoir.timing import benjamini_hochberg, core, holm, nulls, synth
+from reservoir.timing.verdict import TooFewEvents, compute_stream
 
 
 def test_ks_matches_scipy_with_fitted_scale() -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reservoir.stats import analyze_stream, summary, synth
-from reservoir.stats import calibration as cal
-from reservoir.stats.artifacts import batch_delivery, in_read_mask
+from reservoir.timing import analyze_stream, summary, synth
+from reservoir.timing import calibration as cal
+from reservoir.timing.artifacts import batch_delivery, in_read_mask
 
 RATE = 100.0
 

@@ -1,12 +1,12 @@
-"""Modulation or drift: the periodogram test against its local background (reservoir/stats/periodic.py)."""
+"""Modulation or drift: the periodogram test against its local background (reservoir/timing/periodic.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from reservoir.stats import core, synth
-from reservoir.stats.periodic import PERIODIC_ALPHA, periodicity, rate_change_kind
-from reservoir.stats.verdict import analyze_stream
+from reservoir.timing import core, synth
+from reservoir.timing.periodic import PERIODIC_ALPHA, periodicity, rate_change_kind
+from reservoir.timing.verdict import analyze_stream
 
 RATE = 100.0
 W = 0.1

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reservoir.stats import analyze_stream, synth
-from reservoir.stats.report import write_report
+from reservoir.timing import analyze_stream, synth
+from reservoir.timing.report import write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -33,7 +33,7 @@ def test_report_with_power_has_j_per_th_heatmap(tmp_path: Path) -> None:
 def test_cell_labels_contrast_with_the_colour() -> None:
     import matplotlib.pyplot as plt
 
-    from reservoir.stats.heatmap import text_colour
+    from reservoir.timing.heatmap import text_colour
 
     viridis = plt.get_cmap("viridis")
     assert text_colour(viridis(1.0)) == "black"  # yellow

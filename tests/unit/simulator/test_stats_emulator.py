@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reservoir.stats import analyze_stream
+from reservoir.timing import analyze_stream
 from simulator.chain import ChainCore
 from simulator.link import FtdiLink, IdealLink
 

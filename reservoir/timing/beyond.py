@@ -30,8 +30,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats as sps
 
-from reservoir.stats import core
-from reservoir.stats.artifacts import Detection
+from reservoir.timing import core
+from reservoir.timing.artifacts import Detection
 
 I64 = NDArray[np.int64]
 
@@ -138,7 +138,7 @@ def coarse(segments: Sequence[I64], mean_interval_s: float, res_s: float) -> Bey
 
 def kind(b: Beyond, rejected: set[str], alpha: float, rate_change: str = "rate-drift") -> str:
     """Kind of the structure left beyond the artefact, from the rejected ``beyond-*`` tests; a rate change is
-    named ``rate_change`` (``rate-drift`` or ``modulation``, from :mod:`reservoir.stats.periodic`)."""
+    named ``rate_change`` (``rate-drift`` or ``modulation``, from :mod:`reservoir.timing.periodic`)."""
     level = alpha * ALPHA_FRACTION
     sig = [w for w, p in b.fano_p.items() if p * len(b.fano_p) < level]
     if "beyond-fano" in rejected and any(b.fano[w] < 1 for w in sig):

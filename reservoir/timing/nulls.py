@@ -13,7 +13,7 @@ import functools
 import numpy as np
 from numpy.typing import NDArray
 
-from reservoir.stats.core import ad_exp, ks_exp
+from reservoir.timing.core import ad_exp, ks_exp
 
 F64 = NDArray[np.float64]
 

@@ -2,11 +2,11 @@
 
 Public API: :func:`compute_stream`, :func:`decide`, :func:`analyze_stream`, :class:`StreamResult`,
 :class:`TooFewEvents`, :func:`holm`, :func:`benjamini_hochberg`; generators with known truth in
-:mod:`reservoir.stats.synth`; the HTML report in :mod:`reservoir.stats.report`.
+:mod:`reservoir.timing.synth`; the HTML report in :mod:`reservoir.timing.report`.
 """
 
-from reservoir.stats.core import benjamini_hochberg, holm
-from reservoir.stats.verdict import (
+from reservoir.timing.core import benjamini_hochberg, holm
+from reservoir.timing.verdict import (
     ALPHA,
     MIN_EVENTS,
     StreamResult,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from reservoir.stats.verdict import StreamResult
+    from reservoir.timing.verdict import StreamResult
 
 
 def summary(res: StreamResult) -> str:

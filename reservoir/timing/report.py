@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from numpy.typing import NDArray
 
-from reservoir.stats.heatmap import HEATMAPS, POWER_KEYS, by_board, heatmap, slug
-from reservoir.stats.verdict import StreamResult, summary
+from reservoir.timing.heatmap import HEATMAPS, POWER_KEYS, by_board, heatmap, slug
+from reservoir.timing.verdict import StreamResult, summary
 
 F64 = NDArray[np.float64]
 
@@ -187,7 +187,7 @@ def write_report(
     """Write ``index.html`` and its PNGs into ``out_dir`` (created); returns the HTML path.
 
     ``gaps_s``: stream name -> intervals (s) for the per-stream plots. ``points``: rows with voltage_v,
-    freq_mhz, optionally board, and any metric of :data:`reservoir.stats.heatmap.HEATMAPS` (maps per board
+    freq_mhz, optionally board, and any metric of :data:`reservoir.timing.heatmap.HEATMAPS` (maps per board
     with at least two points; rows with power readings are also listed as sweep points). ``notes`` are shown
     under the title; ``warnings`` (e.g. streams skipped) are counted there and listed at the end.
     """

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from reservoir.stats import synth
-from reservoir.stats.verdict import StreamResult, analyze_stream
+from reservoir.timing import synth
+from reservoir.timing.verdict import StreamResult, analyze_stream
 
 I64 = NDArray[np.int64]
 

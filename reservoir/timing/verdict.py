@@ -8,7 +8,7 @@ Usage::
 Every test of every stream enters one multiple-comparison family (Holm by default: the family-wise error
 rate is at most ``alpha``; Benjamini-Hochberg controls the false-discovery rate instead). A test *rejects*
 when its adjusted p < alpha and, for the artefact detectors, its effect gate passes. A stream with an
-artefact is re-tested beyond it (:mod:`reservoir.stats.beyond`, a second family at alpha / 5): ``artifact``
+artefact is re-tested beyond it (:mod:`reservoir.timing.beyond`, a second family at alpha / 5): ``artifact``
 when nothing remains, else ``non-poisson`` with the remaining kind and the artefacts still listed.
 """
 
@@ -22,8 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats as sps
 
-from reservoir.stats import artifacts, beyond, core, nulls, periodic
-from reservoir.stats.explain import summary as summary  # re-exported: reservoir.stats.verdict.summary
+from reservoir.timing import artifacts, beyond, core, nulls, periodic
+from reservoir.timing.explain import summary as summary  # re-exported: reservoir.timing.verdict.summary
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]

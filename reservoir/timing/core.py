@@ -1,7 +1,7 @@
 """Vectorised statistics of an event stream: rate, CV, Fano curve, exponential fit, serial correlation.
 
 Everything here is closed-form or a single pass over the data (no Monte-Carlo): the p-values that need a null
-distribution by simulation live in :mod:`reservoir.stats.nulls`. Times are int64 nanoseconds, intervals
+distribution by simulation live in :mod:`reservoir.timing.nulls`. Times are int64 nanoseconds, intervals
 float64 seconds.
 """
 
