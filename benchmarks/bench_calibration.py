@@ -57,12 +57,12 @@ HOLD = {"hold_voltage_v": 1.2, "hold_freq_mhz": 485.0, "hold_ticket_diff": 1.0}
 #: switch the board off. 1.10 V (the envelope's floor) and 300 MHz draw ~18.5-19.1 A (seeds 100-105, fan
 #: 100 %), under 80 % of IOUT_OC_WARN 25 A; ~62 nonces/s per chip (300e6 * 894 / 2^32), ~250/s in all.
 HOLD_4 = {"hold_voltage_v": 1.1, "hold_freq_mhz": 300.0, "hold_ticket_diff": 1.0}
-#: Planted kinds: ``asicrc sim`` arguments, and the word the analyser's kind must contain to name it.
+#: Planted kinds: ``asicrc sim`` arguments, and the analyser's kind that names it (exactly).
 KNOBS: dict[str, tuple[list[str], str]] = {
-    "dead-time": (["--dead-time", "0.003"], "dead-time"),
-    "drift": (["--drift", "0.3,20"], "drift"),
+    "dead-time": (["--dead-time", "0.003"], "regular/dead-time"),
+    "drift": (["--drift", "0.3,20"], "rate-drift"),
     "modulation": (["--modulation", "0.4,2"], "modulation"),
-    "serial-correlation": (["--serial-correlation", "0.3"], "serial"),
+    "serial-correlation": (["--serial-correlation", "0.3"], "serial-correlation"),
 }
 #: Shrunk daemon timing (fast ramps and flushes; the shipped behaviour in a fraction of the time).
 CONFIG = """
@@ -267,9 +267,9 @@ def run_case(case: Case, seconds: float) -> dict[str, Any]:
     return out
 
 
-def names_kind(obj: dict[str, Any], word: str) -> bool:
-    """The stream is called non-Poisson (alone, or beyond an artefact) with a kind containing ``word``."""
-    return obj["verdict"] == "non-poisson" and word in str(obj.get("kind") or "")
+def names_kind(obj: dict[str, Any], kind: str) -> bool:
+    """The stream is called non-Poisson (alone, or beyond an artefact) with exactly ``kind``."""
+    return obj["verdict"] == "non-poisson" and obj.get("kind") == kind
 
 
 def table(results: list[dict[str, Any]]) -> str:
