@@ -27,7 +27,7 @@ from daemon.board_control import BoardSpec
 from daemon.board_specs import configured_boards, sim_board_specs
 from daemon.bringup import wait_first_board_up
 from daemon.commands import CommandHandler
-from daemon.config import Config, ConfigError, check_live_board
+from daemon.config import Config, ConfigError
 from daemon.events import Pipeline
 from daemon.exit_codes import EXIT_NO_BOARDS
 from daemon.http import HttpServer, make_app
@@ -293,46 +293,17 @@ class Daemon:
         self._tasks.append(asyncio.create_task(bridge.run(), name="mqtt"))
 
     def _prepare_live(self) -> None:
-        """Build the live reservoir service on ``[live] board`` (docs/mqtt.md, "Live reservoir service").
+        """Build the live reservoir service on ``[live] board``; :class:`ConfigError` naming the ``live.*``
+        key when the board is unknown or does not fit (:func:`daemon.live.live_from_config`)."""
+        from daemon.live import live_from_config
 
-        Raises :class:`ConfigError` (naming the ``live.*`` key) when the board is unknown, runs a plan, or
-        does not match the readout's reservoir (chips, features).
-        """
-        from daemon.live import LiveModel, LiveService, PlanSource, live_connection
-        from daemon.mqtt_link import MqttSettings
-
-        lv = self.cfg.live
-        rt = self.boards.get(lv.board)
+        board = self.cfg.live.board
+        rt = self.boards.get(board)
         if rt is None:
-            raise ConfigError(
-                "live.board", f"value {lv.board!r} is not a board; known: {sorted(self.boards)}"
-            )
-        check_live_board(self.cfg, lv.board, rt.sup.board.safety)
-        try:
-            model = LiveModel.load(Path(lv.readout))
-        except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError("live.readout", f"value {lv.readout!r}: not a LiveModel file ({exc})") from exc
-        src = PlanSource(
-            model.params,
-            rt.sup,
-            self.pipeline,
-            voltage_v=lv.voltage_v,
-            ticket_diff=lv.ticket_diff,
-            clock=self.clock,
+            raise ConfigError("live.board", f"value {board!r} is not a board; known: {sorted(self.boards)}")
+        self.live, self._live_link = live_from_config(
+            self.cfg, rt.sup, self.pipeline, self.registry, self.clock
         )
-        settings = MqttSettings.from_config(self.cfg.mqtt)
-        try:
-            svc, self._live_link = live_connection(
-                settings,
-                lambda publish: LiveService(
-                    model, src, publish, registry=self.registry, clock=self.clock, queue_size=lv.queue_size
-                ),
-            )
-        except ValueError as exc:
-            raise ConfigError(
-                "live.readout", f"value {lv.readout!r} does not fit board {lv.board!r}: {exc}"
-            ) from exc
-        self.live = svc
 
     def _start_live(self, svc: LiveService) -> None:
         """Run ``svc`` on its own broker connection; publish the readout statistics when configured."""

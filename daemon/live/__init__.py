@@ -6,6 +6,7 @@ input step on a board -> a state row: :class:`SubstrateSource`, :class:`PlanSour
 ``asicrc live`` (``daemon/cli/live_cmd.py``).
 """
 
+from daemon.live.configured import live_from_config
 from daemon.live.model import LiveModel, LiveParams, live_states, train_live_model
 from daemon.live.service import (
     LATENCY_BUCKETS,
@@ -32,6 +33,7 @@ __all__ = [
     "StateSource",
     "SubstrateSource",
     "live_connection",
+    "live_from_config",
     "live_states",
     "parse_input",
     "run_live",
