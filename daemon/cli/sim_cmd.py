@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
-import sys
 from typing import Any
 
 from daemon.cli.errors import UsageError
@@ -21,7 +19,7 @@ from simulator.board_spec import BoardConfig
 from simulator.chain import MAX_CHIPS, Knobs
 from simulator.mining import DEFAULT_DIFFICULTY_SCALE
 from simulator.plant import parse_plants
-from simulator.pty_server import SimulatedBoard
+from simulator.serve import serve_boards
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -158,57 +156,15 @@ def configs(args: argparse.Namespace) -> list[BoardConfig]:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    """Start the boards, print the JSON line, serve until a signal."""
-    boards = [SimulatedBoard(c) for c in configs(args)]
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    reader_task: asyncio.Task[None] | None = None
-    try:
-        for b in boards:
-            await b.start()
-        line = {
-            "boards": [b.info() for b in boards],
-            "difficulty_scale": args.difficulty_scale,
-            "seed": args.seed,
-            "speed": args.speed,
-            "chips": args.chips,
-            "link": args.link,
-            "board_kind": args.board_kind,
-            "firehose": args.firehose,
-        }
-        print(json.dumps(line), flush=True)
-        if args.stdin_control:
-            reader_task = asyncio.create_task(_control(boards, stop))
-        await stop.wait()
-    finally:
-        if reader_task is not None:
-            reader_task.cancel()
-            await asyncio.gather(reader_task, return_exceptions=True)
-        for b in boards:
-            await b.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    """Start the boards, print the JSON line (pty paths and the run's settings), serve until a signal."""
+    header = {k: getattr(args, k) for k in ("difficulty_scale", "seed", "speed", "chips", "link")}
+    header["board_kind"] = args.board_kind
+
+    def announce(infos: list[dict[str, Any]]) -> None:
+        print(json.dumps({"boards": infos, **header, "firehose": args.firehose}), flush=True)
+
+    await serve_boards(configs(args), announce, stdin_control=args.stdin_control)
     return EXIT_OK
-
-
-async def _control(boards: list[SimulatedBoard], stop: asyncio.Event) -> None:
-    """Apply fault JSON lines from stdin; answer each with one JSON line on stdout."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while not stop.is_set():
-        raw = await reader.readline()
-        if not raw:
-            return
-        try:
-            msg = json.loads(raw)
-            board = boards[int(msg.get("board", 0))]
-            ack = board.inject(msg)
-        except (ValueError, TypeError, IndexError, KeyError) as exc:
-            ack = {"ok": False, "error": str(exc)}
-        print(json.dumps(ack), flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
