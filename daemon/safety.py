@@ -177,7 +177,10 @@ class SafetyEnvelope:
 
     @property
     def status(self) -> str:
-        """Board status text for a tripped envelope: ``overheat``, ``fault: <reason>`` or ``safe``."""
+        """Board status text for a tripped envelope: ``overheat``, ``fault: <reason>``, ``stopped`` after
+        :meth:`shutdown` (a control tick racing the shutdown must not make it ``safe`` again) or ``safe``."""
+        if self.mode is Mode.SHUTDOWN:
+            return "stopped"
         if self.mode is Mode.FAULT:
             return f"fault: {self.fault_reason}"
         return "overheat" if self.mode is Mode.OVERHEAT else "safe"
