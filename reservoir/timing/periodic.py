@@ -52,15 +52,16 @@ def periodicity(counts: NDArray[np.floating] | NDArray[np.integer], window_s: fl
     if n < MIN_WINDOWS or not np.any(x != x[0]):
         return Periodicity(1.0, float("nan"), 0.0)
     spec = np.abs(np.fft.rfft(x - x.mean())) ** 2 / n
-    ks = np.arange(MIN_CYCLES, len(spec) - 1)  # neither the mean nor Nyquist
-    ratios = np.empty(len(ks))
-    sizes = np.ones(len(ks))
-    for j, k in enumerate(ks):
-        lo, hi = max(1, k - NEIGHBOURS), min(len(spec) - 1, k + NEIGHBOURS + 1)
-        nb = np.concatenate((spec[lo : max(lo, k - 1)], spec[min(hi, k + 2) : hi]))
-        mean = float(np.mean(nb)) if len(nb) else 0.0
-        ratios[j] = spec[k] / mean if mean > 0 else 0.0
-        sizes[j] = len(nb)
+    m = len(spec)
+    ks = np.arange(MIN_CYCLES, m - 1)  # neither the mean nor Nyquist
+    c = np.concatenate(([0.0], np.cumsum(spec)))  # sum of spec[a:b] = c[b] - c[a]
+    lo, hi = np.maximum(1, ks - NEIGHBOURS), np.minimum(m - 1, ks + NEIGHBOURS + 1)
+    a, b = np.maximum(lo, ks - 1), np.minimum(hi, ks + 2)  # the ordinate and its two leakage neighbours
+    sizes = ((hi - lo) - (b - a)).astype(np.float64)
+    total = (c[hi] - c[lo]) - (c[b] - c[a])
+    mean = np.divide(total, sizes, out=np.zeros(len(ks)), where=sizes > 0)
+    ratios = np.divide(spec[ks], mean, out=np.zeros(len(ks)), where=mean > 0)
+    sizes = np.maximum(sizes, 1.0)
     pk = (1.0 + ratios / sizes) ** -sizes
     j = int(np.argmin(pk))
     p = float(min(1.0, len(ks) * pk[j]))
