@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.system.prom_fixture import MetricsServer, start_prometheus, synthetic_state  # noqa: E402
-from tests.unit.test_grafana_json import load_dashboards, panel_queries, substitute  # noqa: E402
+from tests.unit.grafana.test_grafana_json import load_dashboards, panel_queries, substitute  # noqa: E402
 
 #: Seconds of scraped data before timing: $__rate_interval (5 s here) needs a few 1 s scrapes.
 WARMUP_S = 8.0

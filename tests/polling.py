@@ -50,6 +50,23 @@ def _holds(cond: Callable[[], object], tolerate: tuple[type[BaseException], ...]
         return False
 
 
+def _done(
+    cond: Callable[[], object],
+    deadline: float,
+    within_s: float,
+    what: str,
+    procs: Procs,
+    tolerate: tuple[type[BaseException], ...],
+) -> bool:
+    """One poll: True when ``cond()`` holds; AssertionError when a process died or the time is up."""
+    if _holds(cond, tolerate):
+        return True
+    _check_alive(procs, what)
+    if time.monotonic() > deadline:
+        raise _timed_out(procs, what, within_s)
+    return False
+
+
 async def until(
     cond: Callable[[], object],
     *,
@@ -61,10 +78,7 @@ async def until(
 ) -> None:
     """Poll ``cond()`` every ``poll_s`` (0: each loop turn) until true; AssertionError after ``within_s``."""
     deadline = time.monotonic() + within_s
-    while not _holds(cond, tolerate):
-        _check_alive(procs, what)
-        if time.monotonic() > deadline:
-            raise _timed_out(procs, what, within_s)
+    while not _done(cond, deadline, within_s, what, procs, tolerate):  # noqa: ASYNC110 - plain state
         await asyncio.sleep(poll_s)
 
 
@@ -79,8 +93,5 @@ def wait_for(
 ) -> None:
     """Blocking :func:`until` for plain (non-async) tests."""
     deadline = time.monotonic() + within_s
-    while not _holds(cond, tolerate):
-        _check_alive(procs, what)
-        if time.monotonic() > deadline:
-            raise _timed_out(procs, what, within_s)
+    while not _done(cond, deadline, within_s, what, procs, tolerate):
         time.sleep(poll_s)

@@ -24,8 +24,9 @@ from daemon.mqtt import MqttBridge, MqttSettings, encode_events
 from daemon.recording import read_table, scan_stream
 from reservoir.readout import RidgeReadout, RidgeStats
 from tests.polling import until
+from tests.system.daemon_child import HOLD
 from tests.system.mqtt_fixture import Broker
-from tests.system.test_daemon import BASE, HOLD, ROOT
+from tests.system.test_daemon import BASE, ROOT
 
 pytestmark = pytest.mark.system
 

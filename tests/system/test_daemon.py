@@ -18,6 +18,7 @@ import pytest
 
 from daemon.recording import read_table
 from tests.polling import wait_for
+from tests.system.daemon_child import HOLD
 from tests.system.fast_config import fast_config
 
 pytestmark = pytest.mark.system
@@ -33,15 +34,6 @@ kind = "sweep"
 points = [[1.2, 485.0, 1.0], [1.15, 400.0, 1.0], [1.25, 525.0, 1.0]]
 settle_s = 0.1
 dwell_s = 0.6
-"""
-
-HOLD = """
-[[plans]]
-name = "h"
-kind = "hold"
-hold_voltage_v = 1.2
-hold_freq_mhz = 485.0
-hold_ticket_diff = 1.0
 """
 
 

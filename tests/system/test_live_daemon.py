@@ -23,9 +23,10 @@ from daemon.live import LiveModel
 from daemon.recording import read_table
 from reservoir.readout import RidgeStats
 from tests.polling import until
+from tests.system.daemon_child import HOLD
 from tests.system.mqtt_fixture import Broker, free_port
 from tests.system.test_collect import WAIT_S, _spawn, _stop
-from tests.system.test_daemon import BASE, HOLD
+from tests.system.test_daemon import BASE
 
 pytestmark = pytest.mark.system
 
