@@ -32,11 +32,9 @@ def json_safe(x: Any) -> Any:
     return x
 
 
-def reservoir_info(built: list[object], infos: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
-    """Mean branching factor and liquid rate over the reservoirs built (one per seed), plus each info()
-    (``infos``: those info() dicts already taken, e.g. on cluster workers)."""
-    if infos is None:
-        infos = [i() for i in (getattr(r, "info", None) for r in built) if callable(i)]
+def reservoir_info(infos: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Mean branching factor and liquid rate over the seeds' ``info()`` dicts, plus each of them (None
+    without any)."""
     if not infos:
         return None
 
@@ -87,21 +85,17 @@ def run_session(
     with listening(detail):
         if go is not None:
             result = go(options, progress)
-            infos = result.extra.get("reservoir_info") or []
-            info = reservoir_info([], infos)
-            return result, json_safe({**result.summary, "reservoir_info": info} if info else result.summary)
-        result = run_bench(
-            the_task,
-            reservoir,
-            size=size,
-            seeds=seeds,
-            options=options,
-            task_options=task_options,
-            progress=progress,
-            with_null=with_null,
-            map_seeds=map_seeds,
-        )
-    infos = result.extra.get("reservoir_info") or [] if reservoir in SPIKING else []
-    info = reservoir_info([], infos)
-    summary = json_safe({**result.summary, "reservoir_info": info} if info else result.summary)
-    return result, summary
+        else:
+            result = run_bench(
+                the_task,
+                reservoir,
+                size=size,
+                seeds=seeds,
+                options=options,
+                task_options=task_options,
+                progress=progress,
+                with_null=with_null,
+                map_seeds=map_seeds,
+            )
+    info = reservoir_info(result.extra.get("reservoir_info") or [] if reservoir in SPIKING else [])
+    return result, json_safe({**result.summary, "reservoir_info": info} if info else result.summary)

@@ -66,10 +66,3 @@ def periodicity(counts: NDArray[np.floating] | NDArray[np.integer], window_s: fl
     j = int(np.argmin(pk))
     p = float(min(1.0, len(ks) * pk[j]))
     return Periodicity(p, n * window_s / float(ks[j]), float(ratios[j]))
-
-
-def rate_change_kind(counts: NDArray[np.floating] | NDArray[np.integer] | None, window_s: float) -> str:
-    """``modulation`` when ``counts`` carry a periodic component, else ``rate-drift``."""
-    if counts is None:
-        return "rate-drift"
-    return "modulation" if periodicity(counts, window_s).periodic else "rate-drift"
