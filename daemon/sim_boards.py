@@ -24,9 +24,12 @@ from pathlib import Path
 
 from daemon.config import SafetyLimits, SimFault, SimulateConfig
 from drivers.chain import ChainTiming
+from drivers.transport.base import ReadBatch
+from drivers.transport.loopback import LoopbackTransport
 from simulator.board_spec import EMULATED_BOARD
 from simulator.board_spec import BoardConfig as SimBoardConfig
 from simulator.i2c_devices import linear11
+from simulator.inproc_board import InProcessBoard
 from simulator.plant import parse_plants
 from simulator.pty_server import SimulatedBoard
 
@@ -130,6 +133,49 @@ async def start_sim_boards(
         await board.start()
         out.append(SimBoard(board, directory))
     return out
+
+
+class _BoardEnd(LoopbackTransport):
+    """The emulator's end of a loopback pair: what the host writes is fed to the board at once."""
+
+    def __init__(self, feed: Callable[[bytes], None], clock: Callable[[], int], name: str) -> None:
+        super().__init__(clock=clock, name=name)
+        self._feed = feed
+
+    def inject(self, data: bytes, t_host_ns: int | None = None) -> ReadBatch:
+        self._feed(data)
+        return ReadBatch(data, self._clock() if t_host_ns is None else t_host_ns, 0)
+
+
+class InProcessSimBoard:
+    """An emulated board inside the daemon's loop (``simulator.inproc_board``), reached through two loopback
+    transports instead of ptys: the asic substrate's emulated-time mode (``daemon.virtual_time``)."""
+
+    def __init__(self, sim: SimulateConfig, clock: Callable[[], int]) -> None:
+        self.name = "sim0"
+        cfg = SimBoardConfig(
+            chips=sim.chips,
+            seed=sim.seed,
+            speed=1.0,
+            link=sim.link,
+            board_kind=SIM_BOARD_KIND,
+            raw_firmware=sim.raw_firmware,
+            name=self.name,
+            plants=parse_plants(sim.plant, sim.plant_param),
+        )
+        self.data = LoopbackTransport(clock=clock, name=f"{self.name}-data")
+        self.control = LoopbackTransport(clock=clock, name=f"{self.name}-control")
+        self.board = InProcessBoard(cfg, clock, self.data.inject, self.control.inject)
+        self.data.peer = _BoardEnd(self.board.feed_data, clock, f"{self.name}-data-board")
+        self.control.peer = _BoardEnd(self.board.feed_control, clock, f"{self.name}-control-board")
+        self.valid_scale = EMULATED_BOARD.valid_scale(cfg)
+
+    def start(self) -> None:
+        """Start the board on the running loop (its time 0 is now)."""
+        self.board.start()
+
+    def stop(self) -> None:
+        self.board.stop()
 
 
 async def inject_fault(

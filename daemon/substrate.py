@@ -35,9 +35,17 @@ from daemon.board_control import BoardControl, PartsControl
 from daemon.config import BoardConfig, SafetyLimits, SimulateConfig, TimingConfig, load_config
 from daemon.events import Pipeline, event_slots
 from daemon.safety import Setpoint
-from daemon.sim_boards import EMULATOR_LIMITS, SIM_CHAIN_TIMING, SimBoard, check_plants, start_sim_boards
+from daemon.sim_boards import (
+    EMULATOR_LIMITS,
+    SIM_CHAIN_TIMING,
+    InProcessSimBoard,
+    SimBoard,
+    check_plants,
+    start_sim_boards,
+)
 from daemon.state import BoardState
 from daemon.supervisor import BoardSupervisor
+from daemon.virtual_time import VirtualClock, VirtualTimeLoop, unfrozen
 from drivers.chain import ChainTiming
 from drivers.transport import SerialTransport, Transport
 from reservoir.substrate import EventSlot, SlotSchedule
@@ -102,6 +110,11 @@ class BoardSubstrate:
 
     ``sim``: emulate a board with these settings; otherwise ``board`` (with a data port and optionally a
     bitaxe-raw control port) is driven as hardware on the real clock.
+
+    ``emulated_time`` (``sim`` only): the board is served inside the loop (no ptys) and the loop runs on
+    emulated time (``daemon.virtual_time``): every component sees exact emulated times, a run is a function
+    of its seed and schedule, and host load changes only how long it takes; ``sim.time_scale`` is ignored.
+    Off (default): the emulator on ptys at ``time_scale`` x the host clock, host timing included.
     """
 
     def __init__(
@@ -114,9 +127,13 @@ class BoardSubstrate:
         ticket_diff: float = 1.0,
         timing: TimingConfig | None = None,
         max_late_frac: float | None = None,
+        emulated_time: bool = False,
     ) -> None:
         if (sim is None) == (board is None):
             raise ValueError("give exactly one of sim= (emulated board) or board= (hardware)")
+        if emulated_time and sim is None:
+            raise ValueError("emulated_time needs an emulated board (sim=)")
+        self.emulated_time = emulated_time
         self.sim = sim
         self.board = board
         self.limits = limits or (EMULATOR_LIMITS if sim is not None else board.safety)  # type: ignore[union-attr]
@@ -131,8 +148,9 @@ class BoardSubstrate:
         self._sup: BoardSupervisor | None = None
         self._task: asyncio.Task[None] | None = None
         self._sim_boards: list[SimBoard] = []
+        self._inproc: InProcessSimBoard | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._clock: ScaledClock | None = None
+        self._clock: ScaledClock | VirtualClock | None = None
         self._pipeline: Pipeline | None = None
         self._runs = 0
         #: Write minus due time (ns; emulated ns on a simulated board) of each slot written in the last run.
@@ -168,13 +186,16 @@ class BoardSubstrate:
     # ------------------------------------------------------------------ loop plumbing
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        loop = self._loop
+        assert loop is not None
+        if isinstance(loop, VirtualTimeLoop):
+            coro = unfrozen(loop, coro)
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
     def _ensure_started(self) -> None:
         if self._loop is not None:
             return
-        loop = asyncio.new_event_loop()
+        loop = VirtualTimeLoop() if self.emulated_time else asyncio.new_event_loop()
         self._loop = loop
         self._thread = threading.Thread(target=loop.run_forever, name="asicrc-substrate", daemon=True)
         self._thread.start()
@@ -185,7 +206,23 @@ class BoardSubstrate:
         timing = self.timing or TimingConfig(
             control_tick_s=0.002, job_interval_s=1.0, telemetry_interval_s=0.5, batch_interval_s=0.05
         )
-        if sim is not None:
+        transports: dict[str, Transport] = {}
+        if sim is not None and self.emulated_time:
+            assert isinstance(self._loop, VirtualTimeLoop)
+            self._clock = VirtualClock(self._loop)
+            self._inproc = ib = InProcessSimBoard(sim, self._clock)
+            ib.start()
+            transports = {"in-process:data": ib.data, "in-process:control": ib.control}
+            board = BoardConfig(
+                name=ib.name,
+                kind="gamma",
+                data_port="in-process:data",
+                control_port="in-process:control",
+                chips=sim.chips,
+                safety=self.limits,
+            )
+            valid_scale, chain_timing = ib.valid_scale, SIM_CHAIN_TIMING
+        elif sim is not None:
             self._clock = ScaledClock(sim.time_scale)
             self._tmp = tempfile.TemporaryDirectory(prefix="asicrc-substrate-")
             self._sim_boards = await start_sim_boards(1, Path(self._tmp.name), sim)
@@ -207,6 +244,8 @@ class BoardSubstrate:
         clock = self._clock
 
         def factory(path: str) -> Callable[[], Transport]:
+            if path in transports:
+                return lambda: transports[path]
             return lambda: SerialTransport(path, clock=clock)
 
         control: BoardControl | None = None
@@ -245,6 +284,8 @@ class BoardSubstrate:
             await self._sup.control.close()
         for sb in self._sim_boards:
             await sb.stop()
+        if self._inproc is not None:
+            self._inproc.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -320,10 +361,12 @@ def slot_starts(due_ns: np.ndarray, written_ns: dict[int, int]) -> np.ndarray:
 def make_substrate(args: argparse.Namespace) -> BoardSubstrate:
     """The asic substrate for ``asicrc bench TASK --reservoir asic``.
 
-    ``--simulate``: an emulated board (``chips``, ``seed``, ``time_scale`` attributes when present; the clock
-    is accelerated as far as the slot length allows). Otherwise the first board of ``--config``.
+    ``--simulate``: an emulated board (``chips``, ``seed`` attributes when present) served in-process on
+    emulated time; with ``host_time`` on ptys at ``time_scale`` x the host clock (accelerated as far as the
+    slot length allows). Otherwise the first board of ``--config``.
     """
     if getattr(args, "simulate", False):
+        emulated = not getattr(args, "host_time", False)
         slot_s = float(getattr(args, "slot_ns", 1_000_000)) / 1e9
         want = float(getattr(args, "time_scale", 1.0) or 1.0)
         scale = max(1e-3, min(want, slot_s / MIN_REAL_SLOT_S)) if slot_s > 0 else want
@@ -335,7 +378,7 @@ def make_substrate(args: argparse.Namespace) -> BoardSubstrate:
             plant_param=tuple(getattr(args, "plant_param", None) or ()),
         )
         check_plants(sim)  # one-line ValueError before anything starts
-        return BoardSubstrate(sim=sim, max_late_frac=STARVED_MAX_FRAC)
+        return BoardSubstrate(sim=sim, max_late_frac=STARVED_MAX_FRAC, emulated_time=emulated)
     path = getattr(args, "config", None)
     if not path:
         raise ValueError("the asic reservoir needs --simulate or --config FILE with a [[boards]] entry")

@@ -264,10 +264,20 @@ def make_asic(spec: ReservoirSpec) -> AsicReservoir:
 
 
 def make_poisson_asic(spec: ReservoirSpec) -> AsicReservoir:
-    """The asic pipeline on a :class:`PoissonSubstrate` (options ``rate_hz``, ``n_chips``)."""
+    """The asic pipeline on a :class:`PoissonSubstrate` (options ``rate_hz``, ``n_chips``, ``invalid_p``).
+
+    Option ``draw`` (int >= 0, default 0): which Poisson realisation of the seed. The input mask is the
+    seed's whatever the draw; draw 0 seeds the events with the seed itself, draw k > 0 with
+    ``SeedSequence([seed, k])``, so the matched null can average several realisations per seed.
+    """
+    draw = int(spec.options.get("draw", 0))
+    if draw < 0:
+        raise ValueError(f"poisson-null draw must be >= 0, got {draw}")
+    seed = spec.seed if draw == 0 else int(np.random.SeedSequence([spec.seed, draw]).generate_state(1)[0])
     sub = PoissonSubstrate(
         n_chips=int(spec.options.get("n_chips", 1)),
         rate_hz=float(spec.options.get("rate_hz", 20_000.0)),
-        seed=spec.seed,
+        invalid_p=float(spec.options.get("invalid_p", 0.01)),
+        seed=seed,
     )
     return _common(spec, sub)

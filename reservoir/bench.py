@@ -36,6 +36,8 @@ Progress = Callable[[str], None]
 
 #: Teacher-forced steps between free-run trials (re-synchronises the reservoir to the true series).
 RESYNC_STEPS = 100
+#: Poisson realisations per seed averaged into the matched null (:func:`_matched_null`).
+NULL_DRAWS = 5
 
 
 @dataclass
@@ -173,13 +175,15 @@ def run_bench(
     progress: Progress | None = None,
     with_null: bool = False,
     map_seeds: SeedMapper | None = None,
+    null_draws: int = NULL_DRAWS,
 ) -> BenchResult:
     """Run ``reservoir`` on ``task`` for each seed; ``value`` is the mean metric over seeds.
 
     ``options`` go to the reservoir factory (e.g. ``substrate`` for asic, ESN hyper-parameters);
     ``task_options`` to :func:`reservoir.tasks.make_task` (``series``, ``horizon``, ``data``, sizes).
     ``with_null``: for a reservoir reporting a noise floor (asic), also run ``poisson-null`` with the same
-    seeds, size and slot layout at the mean event rate it measured, and add it as ``summary["null"]``.
+    seeds, size and slot layout at the mean event rate it measured, and add it as ``summary["null"]``;
+    ``null_draws`` Poisson realisations per seed are averaged (:func:`_matched_null`).
     ``map_seeds``: runs :func:`bench_seed` for every seed elsewhere (docs/cluster.md); None runs them here.
     """
     t0 = time.perf_counter()
@@ -248,7 +252,9 @@ def run_bench(
     if noise is not None:
         summary["noise_floor"] = noise
         if with_null and reservoir != "poisson-null":
-            summary["null"] = _matched_null(tk, size, seed_list, options, noise, progress, map_seeds)
+            summary["null"] = _matched_null(
+                tk, size, seed_list, options, noise, stats, progress, map_seeds, null_draws
+            )
     y_test: NDArray[Any]
     if isinstance(tk, SeriesTask):
         y_test = tk.y[tk.test, 0] if tk.y.shape[1] == 1 else tk.y[tk.test]
@@ -301,18 +307,54 @@ def _matched_null(
     seeds: list[int],
     options: dict[str, Any] | None,
     noise: dict[str, float],
+    stats: Any,
     progress: Progress | None,
     map_seeds: SeedMapper | None = None,
+    draws: int = NULL_DRAWS,
 ) -> dict[str, Any]:
-    """poisson-null at the measured mean rate per chip, same seeds, size and slot layout."""
+    """poisson-null matched to the asic run: same seeds (so the same input masks), size, slot layout and
+    number of chips, at the mean event rate and invalid fraction per chip the run measured (``stats``, a
+    ``reservoir.asic.NoiseStats``, when the reservoir keeps totals).
+
+    Each seed's null value is the mean over ``draws`` Poisson realisations (``draw`` 0..draws-1 of
+    ``poisson-null``): the null is a distribution, and one draw per seed adds its full sampling noise to the
+    paired asic - null difference (memory capacity at 200 test samples: ~0.05 per draw); the mean of K draws
+    has 1/sqrt(K) of it. ``per_draw`` keeps every draw (draw 0 is the single-draw null of earlier runs).
+    """
     from reservoir.asic import SLOT_NS
 
+    if draws < 1:
+        raise ValueError(f"null draws must be >= 1, got {draws}")
     opts = {k: v for k, v in (options or {}).items() if k != "substrate"}
     slot_s = float(opts.get("slot_ns", SLOT_NS)) / 1e9
     rate = noise["mean_count_per_slot"] / slot_s
     opts["rate_hz"] = rate
-    s = run_bench(tk, "poisson-null", size, seeds, opts, progress=progress, map_seeds=map_seeds).summary
-    return {"value": s["value"], "ci95": s["ci95"], "per_seed": s["per_seed"], "rate_hz": rate}
+    if stats is not None:
+        opts["n_chips"] = int(stats.n_chips)
+        opts["invalid_p"] = float(stats.n_invalid / max(stats.n_events, 1))
+    per_draw: list[list[float]] = []
+    s: dict[str, Any] = {}
+    for k in range(draws):
+        if progress and draws > 1:
+            progress(f"{tk.name} x poisson-null: draw {k + 1}/{draws}")
+        s = run_bench(
+            tk, "poisson-null", size, seeds, {**opts, "draw": k}, progress=progress, map_seeds=map_seeds
+        ).summary
+        per_draw.append(s["per_seed"])
+    per_seed = np.mean(per_draw, axis=0).tolist()
+    metric = s["metric"]
+    bounds = metric_bounds(metric, tk.y.shape[1] if isinstance(tk, SeriesTask) else 1)
+    return {
+        "value": float(np.mean(per_seed)),
+        "ci95": _ci_list(per_seed, bounds),
+        "per_seed": per_seed,
+        "rate_hz": rate,
+        "n_chips": int(opts.get("n_chips", 1)),
+        "invalid_p": float(opts.get("invalid_p", 0.01)),
+        "state_dim": s["state_dim"],
+        "draws": draws,
+        "per_draw": per_draw,
+    }
 
 
 def _classify_seed(

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from reservoir.bench import BenchResult, Progress, SeedMapper, run_bench
+from reservoir.bench import NULL_DRAWS, BenchResult, Progress, SeedMapper, run_bench
 from reservoir.progress import listening
 from reservoir.tasks.base import Task
 from reservoir.tasks.mnist import is_mnist, mnist_task
@@ -67,6 +67,7 @@ def run_session(
     options: dict[str, Any],
     task_options: dict[str, Any],
     with_null: bool = True,
+    null_draws: int = NULL_DRAWS,
     map_seeds: SeedMapper | None = None,
     progress: Progress | None = None,
     detail: Callable[[str], None] = lambda _s: None,
@@ -96,6 +97,7 @@ def run_session(
                 progress=progress,
                 with_null=with_null,
                 map_seeds=map_seeds,
+                null_draws=null_draws,
             )
     info = reservoir_info(result.extra.get("reservoir_info") or [] if reservoir in SPIKING else [])
     return result, json_safe({**result.summary, "reservoir_info": info} if info else result.summary)

@@ -29,9 +29,9 @@ from typing import Any
 
 from simulator.bitaxe_raw import BitaxeRawDevice
 from simulator.board_spec import BoardConfig
-from simulator.chain import ChainCore
 from simulator.faults import Fault, StreamFaults
 from simulator.i2c_devices import TPS546D24A
+from simulator.inproc_board import due_deliveries, make_core
 from simulator.link import GroundTruth, make_link
 from simulator.ptys import Pty, TimerFd
 
@@ -62,16 +62,7 @@ class SimulatedBoard:
         if cfg.speed <= 0:
             raise ValueError(f"speed must be > 0, got {cfg.speed}")
         self.clock = clock
-        self.core = ChainCore(
-            chips=cfg.chips,
-            seed=cfg.seed,
-            params=cfg.params,
-            knobs=cfg.knobs,
-            difficulty_scale=cfg.difficulty_scale,
-            firehose_rate=cfg.firehose_rate,
-            firehose_needs_job=cfg.firehose_needs_job,
-            plants=cfg.plants,
-        )
+        self.core = make_core(cfg)
         self.link = make_link(cfg.link, cfg.ftdi_latency_s, record=cfg.record_truth)
         self.device = BitaxeRawDevice(self.core, cfg.board_kind, cfg.raw_firmware)
         self.faults = StreamFaults(cfg.seed)
@@ -310,19 +301,7 @@ class SimulatedBoard:
     def _pump(self) -> None:
         """Move due replies core -> faults -> link -> pty at the current simulated time."""
         t = self.sim_now()
-        core, link, faults = self.core, self.link, self.faults
-        for te, frame in core.advance(t):
-            if not faults.idle:
-                junk = faults.take_garbage()
-                if junk:
-                    link.push(te, junk, core.baud)
-                frame = faults.apply(frame)
-                if not frame:
-                    continue
-            link.push(te, frame, core.baud)
-        if faults.garbage:
-            link.push(t, faults.take_garbage(), core.baud)
-        ready = link.pop_ready(t)
+        ready = due_deliveries(self.core, self.link, self.faults, t)
         p = self._data
         if ready and p is not None and t >= self._silent_until:
             end = p.queued

@@ -34,6 +34,7 @@ from daemon.cli.errors import (
 )
 from daemon.cli.progress import Feedback
 from daemon.exit_codes import EXIT_OK
+from reservoir.bench import NULL_DRAWS
 from reservoir.bench_session import run_session
 from reservoir.distributed import ClusterError, connect, seed_mapper  # Dask only inside connect()
 from reservoir.registry import REGISTRY, UnsupportedTask
@@ -78,9 +79,25 @@ def register(subparsers: Any) -> None:
         default=[],
         help="reservoir option, repeatable (esn: spectral_radius, leak, input_scaling, bias_scaling)",
     )
-    p.add_argument("--simulate", action="store_true", help="asic: run on the emulator (accelerated clock)")
+    p.add_argument(
+        "--simulate",
+        action="store_true",
+        help="asic: run the daemon's board path on an in-process emulator, on emulated time (deterministic)",
+    )
+    p.add_argument(
+        "--host-time",
+        action="store_true",
+        help="asic --simulate: serve the emulator on ptys on the host clock (x --time-scale) instead",
+    )
     p.add_argument(
         "--no-null", action="store_true", help="asic: skip the poisson-null run at the measured rate"
+    )
+    p.add_argument(
+        "--null-draws",
+        type=positive_int,
+        default=NULL_DRAWS,
+        metavar="K",
+        help=f"asic: Poisson realisations averaged per seed in the matched null (default {NULL_DRAWS})",
     )
     p.add_argument("--config", metavar="FILE", help="daemon config: asic's substrate; [cluster] otherwise")
     p.add_argument(
@@ -90,7 +107,7 @@ def register(subparsers: Any) -> None:
         "--slot-ns", type=positive_int, default=1_000_000, help="asic: sub-slot length in ns (default 1 ms)"
     )
     p.add_argument(
-        "--time-scale", type=positive_float, default=None, help="asic --simulate: clock acceleration"
+        "--time-scale", type=positive_float, default=None, help="asic --host-time: clock acceleration"
     )
     p.add_argument(
         "--plant",
@@ -164,6 +181,12 @@ def run(args: argparse.Namespace) -> int:
     substrate = None
     if (args.plant or args.plant_param) and not (args.reservoir == "asic" and args.simulate):
         raise UsageError("--plant/--plant-param need --reservoir asic --simulate")
+    if args.host_time and not args.simulate:
+        raise UsageError("--host-time needs --simulate (it chooses how the emulator is timed)")
+    if args.time_scale is not None and not args.host_time:
+        raise UsageError(
+            "--time-scale needs --simulate --host-time: on emulated time (the default) it has no meaning"
+        )
     if args.cluster is not None and args.reservoir == "asic":
         raise UsageError(
             "--cluster does not apply to --reservoir asic: its substrate is attached to this host"
@@ -193,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
                 options=options,
                 task_options=task_options,
                 with_null=not args.no_null,
+                null_draws=args.null_draws,
                 map_seeds=None if cluster is None else seed_mapper(cluster.client),
                 progress=feedback.step,
                 detail=feedback.detail,  # batches and stage-1 samples of spiking kinds

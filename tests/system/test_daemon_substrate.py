@@ -14,8 +14,10 @@ from reservoir.substrate import SlotSchedule, Substrate
 pytestmark = pytest.mark.system
 
 
-def test_emulated_board_substrate_runs_a_schedule() -> None:
-    with BoardSubstrate(sim=SimulateConfig(chips=2, time_scale=4.0, seed=3)) as sub:
+@pytest.mark.parametrize("emulated_time", [True, False], ids=["emulated-time", "host-time"])
+def test_emulated_board_substrate_runs_a_schedule(emulated_time: bool) -> None:
+    sim = SimulateConfig(chips=2, time_scale=4.0, seed=3)
+    with BoardSubstrate(sim=sim, emulated_time=emulated_time) as sub:
         assert isinstance(sub, Substrate)
         assert sub.n_chips == 2
         slot_ns = 100_000_000
@@ -45,23 +47,33 @@ def test_make_substrate_needs_simulate_or_a_board(tmp_path: object) -> None:
     with pytest.raises(ValueError, match="--simulate"):
         make_substrate(argparse.Namespace(simulate=False, config=None))
     sub = make_substrate(
-        argparse.Namespace(simulate=True, chips=3, seed=1, slot_ns=1_000_000, time_scale=50.0)
+        argparse.Namespace(simulate=True, host_time=True, chips=3, seed=1, slot_ns=1_000_000, time_scale=50.0)
     )
     try:
         assert sub.n_chips == 3 and sub.max_late_frac == STARVED_MAX_FRAC  # the bench refuses starved runs
         assert sub.sim is not None and sub.sim.time_scale <= 0.04 + 1e-9  # 1 ms slots: at least 25 ms real
+        assert not sub.emulated_time
     finally:
         sub.close()
+    sub = make_substrate(argparse.Namespace(simulate=True, chips=2, seed=1, slot_ns=1_000_000))
+    try:
+        assert sub.emulated_time and sub.n_chips == 2  # the default: emulated time
+    finally:
+        sub.close()
+    with pytest.raises(ValueError, match="emulated board"):
+        BoardSubstrate(board=None, sim=None, emulated_time=True)
 
 
-def test_a_setpoint_step_shows_in_the_count_of_its_own_slot() -> None:
-    """Random 400/575 MHz slots, 100 ms at 4x (25 ms of host time, MIN_REAL_SLOT_S): the count regressed on
-    the setpoints of the same and the previous slot follows the same slot's, not the previous one's."""
+@pytest.mark.parametrize("emulated_time", [True, False], ids=["emulated-time", "host-time"])
+def test_a_setpoint_step_shows_in_the_count_of_its_own_slot(emulated_time: bool) -> None:
+    """Random 400/575 MHz slots, 100 ms (at 4x: 25 ms of host time, MIN_REAL_SLOT_S, or on emulated time): the
+    count regressed on the setpoints of the same and the previous slot follows the same slot's only."""
     rng = np.random.default_rng(7)
     n = 160
     freqs = rng.choice([400.0, 575.0], size=n)
     slot_ns = 100_000_000
-    with BoardSubstrate(sim=SimulateConfig(chips=3, time_scale=4.0, seed=5)) as sub:
+    sim = SimulateConfig(chips=3, time_scale=4.0, seed=5)
+    with BoardSubstrate(sim=sim, emulated_time=emulated_time) as sub:
         slots = sub.run(SlotSchedule(freqs, slot_ns))
         lat = sub.last_write_latency_ns
     dur = np.array([s.duration_ns for s in slots], dtype=np.float64)
@@ -69,6 +81,8 @@ def test_a_setpoint_step_shows_in_the_count_of_its_own_slot() -> None:
     ok = dur >= slot_ns / 2  # a host stall longer than half a slot leaves a short slot: skip those
     ok[0] = False
     assert ok.mean() > 0.8
+    if emulated_time:  # no host stall: every slot is a slot long to within a control tick (2 ms, emulated)
+        assert (np.abs(dur[:-1] - slot_ns) <= 2_000_000).all()
     per_slot = counts / np.maximum(dur, 1.0) * slot_ns  # events per nominal slot
     X = np.column_stack([np.ones(n), freqs, np.roll(freqs, 1)])[ok]
     beta = np.linalg.lstsq(X, per_slot[ok], rcond=None)[0]

@@ -89,6 +89,12 @@ CASES: list[tuple[str, int, str]] = [
     ("bench narma10 -r esn --n-train 0", EXIT_USAGE, "--n-train: must be >= 1"),
     ("bench narma10 -r poisson-null --rate -5", EXIT_USAGE, "--rate: must be > 0"),
     ("bench narma10 -r esn --rate 5", EXIT_USAGE, "poisson-null only"),
+    ("bench narma10 -r asic --host-time", EXIT_USAGE, "--host-time needs --simulate"),
+    (
+        "bench narma10 -r asic --simulate --time-scale 4",
+        EXIT_USAGE,
+        "--time-scale needs --simulate --host-time",
+    ),
     ("bench narma10 -r esn --seeds 1 --set foo=1", EXIT_USAGE, "unknown esn option(s) ['foo']"),
     ("analyze --timestamps {ok} --alpha 5", EXIT_USAGE, "--alpha"),
     ("run --duration -5 --simulate 1", EXIT_USAGE, "--duration: must be > 0"),

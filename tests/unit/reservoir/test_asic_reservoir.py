@@ -241,3 +241,21 @@ def test_full_mask_scale_spans_the_range_and_uniform_keeps_the_draw() -> None:
     assert np.all(uni <= 1.0) and uni.sum(axis=1).max() < 3.0
     with pytest.raises(ValueError, match="mask_scale"):
         AsicReservoir(PoissonSubstrate(), 1, mask_scale="half")
+
+
+def test_the_matched_null_has_the_asic_runs_chips_and_averages_its_draws() -> None:
+    """Same chips (so the same state size), the measured invalid fraction, and K realisations per seed whose
+    mean is the seed's null value; draw 0 is the single-draw null."""
+    sub = {"substrate": lambda seed: RateModelSubstrate(n_chips=2, rate_hz=30_000, seed=seed)}
+    task = narma10_task(n_train=200, n_test=100)
+    s = run_bench(task, "asic", size=12, seeds=2, options=sub, with_null=True, null_draws=3).summary
+    null = s["null"]
+    assert null["n_chips"] == 2 and null["state_dim"] == s["state_dim"] == 12
+    assert null["draws"] == 3 and np.asarray(null["per_draw"]).shape == (3, 2)
+    assert null["per_seed"] == pytest.approx(np.mean(null["per_draw"], axis=0))
+    assert len({tuple(d) for d in null["per_draw"]}) == 3  # three different realisations
+    assert 0.0 <= null["invalid_p"] < 0.2
+    one = run_bench(task, "asic", size=12, seeds=2, options=sub, with_null=True, null_draws=1).summary
+    assert one["null"]["per_seed"] == null["per_draw"][0]
+    with pytest.raises(ValueError, match="null draws"):
+        run_bench(task, "asic", size=12, seeds=1, options=sub, with_null=True, null_draws=0)

@@ -137,7 +137,7 @@ def test_echo_is_seen_at_the_acceptance_setting() -> None:
     """The direction of the acceptance result, in process, one seed: echo=1 at ~10 events per sub-slot and
     chip lifts asic - null MC above 0 and above gain 0's (deterministic: emulated time, seeded)."""
     echo, bare = _mc_diff_acceptance(1.0, 0), _mc_diff_acceptance(0.0, 0)
-    assert echo > 0.08 and echo > bare + 0.08, (echo, bare)  # measured +0.154 against -0.004
+    assert echo > 0.08 and echo > bare + 0.08, (echo, bare)  # measured +0.240 against -0.014
 
 
 def test_planning_aid_figures() -> None:
