@@ -207,6 +207,7 @@ class BoardSubstrate:
             control_tick_s=0.002, job_interval_s=1.0, telemetry_interval_s=0.5, batch_interval_s=0.05
         )
         transports: dict[str, Transport] = {}
+        wall: Callable[[], float] = time.time
         if sim is not None and self.emulated_time:
             assert isinstance(self._loop, VirtualTimeLoop)
             self._clock = VirtualClock(self._loop)
@@ -222,6 +223,7 @@ class BoardSubstrate:
                 safety=self.limits,
             )
             valid_scale, chain_timing = ib.valid_scale, SIM_CHAIN_TIMING
+            wall = self._clock.unix_s  # the jobs' ntime: emulated too
         elif sim is not None:
             self._clock = ScaledClock(sim.time_scale)
             self._tmp = tempfile.TemporaryDirectory(prefix="asicrc-substrate-")
@@ -263,6 +265,7 @@ class BoardSubstrate:
             sleep=clock.sleep,
             chain_timing=chain_timing,
             valid_scale=valid_scale,
+            wall=wall,
         )
         self._task = asyncio.create_task(self._sup.run())
         self._sup.request(Setpoint(self.voltage_v, self.limits.freq_min_mhz, self.ticket_diff), -1)

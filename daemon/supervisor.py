@@ -79,6 +79,7 @@ class BoardSupervisor:
         valid_scale: float = 1.0,
         nonce_scale: float = 1.0,
         seed: int = 0,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.board = board
         self.name = board.name
@@ -94,7 +95,7 @@ class BoardSupervisor:
         self.valid_scale = valid_scale
         self.nonce_scale = nonce_scale
         self.envelope = SafetyEnvelope(board.safety, clock=clock, board=board.name)
-        self.jobs = JobSource(seed)
+        self.jobs = JobSource(seed, wall=wall)  # wall: the jobs' ntime (unix s)
         self.counters = LinkCounters()
         self._windows: list[PointAccumulator] = []
         self.events = EventPublisher(

@@ -22,6 +22,11 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: Unix time (s) at emulated time 0 (2026-01-01 UTC): a wall clock on emulated time (the jobs' ntime), so
+#: the header the emulated chips hash, and with it every nonce, core id and share difficulty, is a function
+#: of the seeds and not of the day the run happened.
+EMULATED_EPOCH_S = 1_767_225_600
+
 
 class _VirtualSelector(selectors.BaseSelector):
     """The default selector, polled without blocking; the owner's clock jumps instead of waiting."""
@@ -94,6 +99,10 @@ class VirtualClock:
 
     async def sleep(self, s: float) -> None:
         await asyncio.sleep(max(0.0, s))
+
+    def unix_s(self) -> float:
+        """A wall clock (unix s) on emulated time: :data:`EMULATED_EPOCH_S` at emulated time 0."""
+        return EMULATED_EPOCH_S + self._loop.now_ns() / 1e9
 
 
 async def unfrozen(loop: VirtualTimeLoop, coro: Coroutine[Any, Any, T]) -> T:
