@@ -20,6 +20,7 @@ writable cache directory (next to this file, else the user's cache; ``NUMBA_CACH
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -319,3 +320,15 @@ def run_kernel(
         F32(W_INPUT_BOUNDS[1]),
     )
     return counts
+
+
+def compile_seconds() -> float:
+    """Seconds to compile the kernel from scratch (no disk cache) for the argument types used so far
+    in this process (run the kernel once first); 0.0 if it has not run. For benchmarks."""
+    if numba is None or _kernel is None or not _kernel.signatures:
+        return 0.0
+    fresh = numba.njit(cache=False, fastmath=False)(_loop)
+    t0 = time.perf_counter()
+    for sig in _kernel.signatures:
+        fresh.compile(sig)
+    return time.perf_counter() - t0
