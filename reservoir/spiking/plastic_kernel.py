@@ -94,41 +94,28 @@ def _loop(  # one flat kernel: its arguments are the tables and constants
     x = np.zeros(na + 1, dtype=np.float32)  # [liquid, inputs, zero]
     last = np.zeros(n, dtype=np.int64)
     fired = np.zeros(n, dtype=np.int64)
-    prev = np.zeros(n, dtype=np.int64)
     j_in = np.zeros(n_in, dtype=np.int64)
-    j_prev = np.zeros(n_in, dtype=np.int64)
     for s in range(n_samples):
         row = 0 if carry else s
         wl = w_l[row]
         wi = w_i[row]
         a = a_all[row]
         eta, wa, ba = eta0, wa0, ba0
+        syn[:] = 0.0
         i_syn[:] = 0.0
         v[:] = 0.0
         x[:] = 0.0
         last[:] = NEVER
-        n_prev = 0
-        n_jprev = 0
         for t in range(steps):
-            # current from the spikes of t - 1: their outgoing rows (already updated by STDP of t - 1)
-            syn[:] = 0.0
-            for q in range(n_prev):
-                i = prev[q]
-                base = i * k_l
-                for c in range(fan_l[i]):
-                    syn[post_l[i, c]] += wl[base + c]
-            for q in range(n_jprev):
-                j = j_prev[q]
-                base = j * k_i
-                for c in range(fan_i[j]):
-                    syn[post_i[j, c]] += wi[base + c]
-            # LIF (lif_step's kernels), threshold crossings, refractoriness as the last spike step
+            # LIF (lif_step's kernels) on the current from the spikes of t - 1, which the acausal pass of
+            # t - 1 summed into syn; threshold crossings, refractoriness as the last spike step
             n_f = 0
             for i in range(n):
                 if alpha == 1.0:
                     cur = i_syn[i] + syn[i]
                 else:
                     cur = np.float32(np.float64(i_syn[i]) + np.float64(alpha) * np.float64(syn[i]))
+                syn[i] = 0.0
                 cur = cur * d_u
                 i_syn[i] = cur
                 vi = np.float32(np.float64(v[i]) * k_v + np.float64(cur))
@@ -148,39 +135,46 @@ def _loop(  # one flat kernel: its arguments are the tables and constants
                     n_j += 1
             eta32 = np.float32(eta)
             neg = -a if astro else -eta32
-            # causal: incoming synapses of the neurons that fired get rate x_pre (traces of t - 1)
+            # causal: incoming synapses of the neurons that fired get rate x_pre (traces of t - 1), clipped
+            # at once unless their presynaptic neuron fired too: the acausal pass below adds its change and
+            # clips the sum, as the torch loop's one clip after both (same bounds, by presynaptic class)
             for q in range(n_f):
                 i = fired[q]
                 for c in range(in_fan_l[i]):
+                    pre = in_pre_l[i, c]
                     rate = neg if in_inh_l[i, c] else eta32
                     p = in_pos_l[i, c]
-                    wl[p] = wl[p] + rate * x[in_pre_l[i, c]]
+                    w = wl[p] + rate * x[pre]
+                    if last[pre] != t:
+                        w = min(max(w, in_lo_l[i, c]), in_hi_l[i, c])
+                    wl[p] = w
                 for c in range(in_fan_i[i]):
+                    pre = in_pre_i[i, c]
                     p = in_pos_i[i, c]
-                    wi[p] = wi[p] + x[in_pre_i[i, c]] * eta32
-            # acausal: outgoing rows of the liquid and input neurons that fired get rate x_post, clipped
+                    w = wi[p] + x[pre] * eta32
+                    if not spikes[s, t, pre - n]:
+                        w = min(max(w, lo_i), hi_i)
+                    wi[p] = w
+            # acausal: outgoing rows of the liquid and input neurons that fired get rate x_post, clipped;
+            # these rows are final for this step, so they are also summed into next step's current here
+            # (liquid rows, then input rows, in the torch loop's scatter order)
             for q in range(n_f):
                 i = fired[q]
                 rate = eta32 if inh[i] else neg
                 base = i * k_l
                 for c in range(fan_l[i]):
-                    w = wl[base + c] + x[post_l[i, c]] * rate
-                    wl[base + c] = min(max(w, lo[i]), hi[i])
+                    tgt = post_l[i, c]
+                    w = min(max(wl[base + c] + x[tgt] * rate, lo[i]), hi[i])
+                    wl[base + c] = w
+                    syn[tgt] += w
             for q in range(n_j):
                 j = j_in[q]
                 base = j * k_i
                 for c in range(fan_i[j]):
-                    w = wi[base + c] + x[post_i[j, c]] * neg
-                    wi[base + c] = min(max(w, lo_i), hi_i)
-            # clip the causal changes (idempotent where the acausal rows already clipped)
-            for q in range(n_f):
-                i = fired[q]
-                for c in range(in_fan_l[i]):
-                    p = in_pos_l[i, c]
-                    wl[p] = min(max(wl[p], in_lo_l[i, c]), in_hi_l[i, c])
-                for c in range(in_fan_i[i]):
-                    p = in_pos_i[i, c]
-                    wi[p] = min(max(wi[p], lo_i), hi_i)
+                    tgt = post_i[j, c]
+                    w = min(max(wi[base + c] + x[tgt] * neg, lo_i), hi_i)
+                    wi[base + c] = w
+                    syn[tgt] += w
             # traces: x <- d (x + a S)
             for q in range(n_f):
                 x[fired[q]] += tenth
@@ -196,10 +190,6 @@ def _loop(  # one flat kernel: its arguments are the tables and constants
                 wa *= decay
                 ba *= decay
                 a = a * decay32
-            prev[:n_f] = fired[:n_f]
-            n_prev = n_f
-            j_prev[:n_j] = j_in[:n_j]
-            n_jprev = n_j
         a_all[row] = a
 
 
