@@ -14,7 +14,7 @@ drawn by the caller with torch's generator (same stream as the torch path) and h
 ``(samples, steps, n_in)`` bool array.
 
 numba is optional (the ``neuro`` extra): :data:`AVAILABLE` says whether it imported; without it the callers
-keep the torch/NumPy loops. Compilation (~10-20 s on first use) is cached on disk when numba finds a
+keep the torch/NumPy loops. Compilation (~2-8 s on first use here) is cached on disk when numba finds a
 writable cache directory (next to this file, else the user's cache; ``NUMBA_CACHE_DIR`` overrides).
 """
 
