@@ -14,6 +14,7 @@ RidgeClassifierReadout(alpha="cv"). 95 % CIs are Student t over seeds; paired di
     .venv/bin/python benchmarks/bench_spiking.py --speed --brian2
     .venv/bin/python benchmarks/bench_spiking.py --accuracy --seeds 5 --json
     .venv/bin/python benchmarks/bench_spiking.py --plastic       # stage 1 and NALSM vs LSM presentations
+                                                                 # (numba kernel and torch loop side by side)
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_plastic import plastic_cost, print_plastic  # noqa: E402
 
 from reservoir.spiking import functional as F  # noqa: E402
 from reservoir.spiking.liquid import Liquid, build_liquid  # noqa: E402
@@ -231,80 +234,7 @@ def speed(args: argparse.Namespace) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- plasticity cost
 
 
-def _timed(fn: Any) -> tuple[float, float, Any]:
-    """(wall s, process CPU s, result) of one call."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    out = fn()
-    return time.perf_counter() - t0, time.process_time() - c0, out
-
-
-def plastic_cost(args: argparse.Namespace) -> dict[str, Any]:
-    """Stage-1 speed and the cost of a NALSM presentation against a fixed-liquid one, same samples.
-
-    Stage 1: ``--n-init-bench`` digits samples x 20 ms, batch 1, by the NumPy loop ("event", the default),
-    the same loop in torch and (a few samples) the dense reference. Presentations: ``--plastic-batch``
-    digits samples x ``--ms`` ms through lsm (fixed initial weights), the fixed liquid with NALSM's stage-1
-    weights (same activity as NALSM, no plasticity) and nalsm (event-driven plasticity), round-robin
-    ``--repeats`` rounds, best wall and CPU time each. CPU time is the process's, which a loaded host
-    inflates less than wall time.
-    """
-    from reservoir.spiking.simulate import Plasticity, initialise_weights, simulate_plastic
-
-    torch.set_num_threads(1)
-    n = args.plastic_size
-    liquid = build_liquid(n, 64, seed=0)
-    p_all = torch.from_numpy(digits_probabilities(max(args.n_init_bench, args.plastic_batch)))
-    plast = Plasticity()
-    log(f"plasticity: N={n} synapses={liquid.n_syn} load {os.getloadavg()[0]:.2f}")
-    stage1: list[dict[str, Any]] = []
-    w_init = None
-    for method, k in (("event", args.n_init_bench), ("torch", args.n_init_bench // 4), ("dense", 5)):
-        wall, cpu, w = _timed(
-            lambda m=method, k=k: initialise_weights(
-                liquid, p_all[:k], torch.Generator().manual_seed(0), plast, method=m
-            )
-        )
-        work = k * 20 * n
-        row = {"method": method, "samples": k, "wall_s": wall, "cpu_s": cpu}
-        row.update(m_steps_wall=work / wall / 1e6, m_steps_cpu=work / cpu / 1e6, load1=os.getloadavg()[0])
-        stage1.append(row)
-        log(
-            f"  stage 1 {method:<6} {k:>4} samples: {row['m_steps_wall']:6.2f} M neuron-steps/s wall, "
-            f"{row['m_steps_cpu']:6.2f} CPU (load {row['load1']:.2f})"
-        )
-        if method == "event":
-            w_init = w
-    assert w_init is not None
-    batch, steps = args.plastic_batch, args.ms
-    p = p_all[:batch]
-    engines = {
-        "lsm": lambda: simulate_fixed(liquid, p, steps, torch.Generator().manual_seed(1)),
-        "fixed, NALSM weights": lambda: simulate_fixed(
-            liquid, p, steps, torch.Generator().manual_seed(1), weights=w_init
-        ),
-        "nalsm": lambda: simulate_plastic(
-            liquid, p, steps, torch.Generator().manual_seed(1), plast, w_start=w_init
-        ),
-    }
-    best: dict[str, list[float]] = {k: [math.inf, math.inf, 0.0] for k in engines}
-    for _ in range(args.repeats):
-        for name, fn in engines.items():
-            wall, cpu, res = _timed(fn)
-            b = best[name]
-            b[0], b[1] = min(b[0], wall), min(b[1], cpu)
-            b[2] = float(res.counts.mean()) * 1000.0 / steps
-    load = os.getloadavg()[0]
-    rows = []
-    for name, (wall, cpu, rate) in best.items():
-        row = {"engine": name, "batch": batch, "ms": steps, "rate_hz": rate, "load1": load}
-        row.update(wall_ms_per_sample=wall / batch * 1e3, cpu_ms_per_sample=cpu / batch * 1e3)
-        row.update(ratio_wall=wall / best["lsm"][0], ratio_cpu=cpu / best["lsm"][1])
-        rows.append(row)
-        log(
-            f"  {name:<22} {row['wall_ms_per_sample']:7.2f} ms/presentation wall "
-            f"{row['cpu_ms_per_sample']:7.2f} CPU, {rate:5.1f} Hz, x{row['ratio_cpu']:.1f} lsm (CPU)"
-        )
-    return {"size": n, "stage1": stage1, "presentations": rows}
+# stage-1 speed and NALSM vs LSM presentation cost: benchmarks/bench_plastic.py
 
 
 # ---------------------------------------------------------------- MNIST ablations
@@ -472,26 +402,7 @@ def print_tables(result: dict[str, Any]) -> None:
             f"target >= {TARGET_M} M for torch at N=1000"
         )
     if result.get("plastic"):
-        pc = result["plastic"]
-        print(f"\nStage 1 (batch 1, 20 ms per sample), N={pc['size']}")
-        print(f"{'method':<8} {'samples':>7} {'M/s wall':>9} {'M/s CPU':>8}  load1")
-        for r in pc["stage1"]:
-            print(
-                f"{r['method']:<8} {r['samples']:>7} {r['m_steps_wall']:9.2f} {r['m_steps_cpu']:8.2f}  "
-                f"{r['load1']:5.2f}"
-            )
-        print("\nPresentation cost (same samples, round-robin, best of repeats)")
-        print(
-            f"{'engine':<22} {'ms/sample wall':>14} {'CPU':>7} {'rate Hz':>8} "
-            f"{'x lsm wall':>10} {'x lsm CPU':>9}"
-        )
-        for r in pc["presentations"]:
-            print(
-                f"{r['engine']:<22} {r['wall_ms_per_sample']:14.2f} {r['cpu_ms_per_sample']:7.2f} "
-                f"{r['rate_hz']:8.1f} {r['ratio_wall']:10.2f} {r['ratio_cpu']:9.2f}"
-            )
-        first = pc["presentations"][0]
-        print(f"  batch {first['batch']}, {first['ms']} ms, load1 {first['load1']:.2f}")
+        print_plastic(result["plastic"])
     if result.get("mnist"):
         mn = result["mnist"]
         print(
@@ -574,7 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.mnist:
         result["mnist"] = mnist_ablation(args)
     if args.plastic or both:
-        result["plastic"] = plastic_cost(args)
+        result["plastic"] = plastic_cost(
+            args, torch.from_numpy(digits_probabilities(max(args.n_init_bench, args.plastic_batch))), log
+        )
     if args.accuracy or both:
         result["accuracy"] = accuracy(args)
     if args.json:

@@ -167,16 +167,17 @@ def simulate_plastic(
     w_start: (n_syn,) or (n_syn, batch) starting weights; a_start: (batch,) starting A (default a0);
     record: keep the spike raster of the first ``record`` samples;
     decay: per-ms multiplier of eta, w_astro, b_astro and A (1.0 = no decay, the initialisation stage);
-    method: "event" touches only synapses of neurons that spiked (:mod:`reservoir.spiking.plastic`),
-    "dense" applies :func:`F.stdp_dw` to every synapse (the reference; the two agree up to float32
+    method: "event" touches only synapses of neurons that spiked (:mod:`reservoir.spiking.plastic`; the
+    numba kernel when installed, else torch; "numba"/"torch" force one, same results), "dense" applies
+    :func:`F.stdp_dw` to every synapse (the reference; the two agree up to float32
     rounding, see the module); tables: prebuilt :class:`PlasticTables` of ``liquid`` (event method);
     threads: torch intra-op threads during the run (as :func:`simulate_fixed`).
 
     Step t: the current from spikes of t-1 drives the LIF step; then STDP uses the traces of t-1 with the
     spikes of t (causal pairs only), the traces and the astrocyte advance, and the rates decay.
     """
-    if method not in ("event", "dense"):
-        raise ValueError(f"method must be 'event' or 'dense', got {method!r}")
+    if method not in ("event", "numba", "torch", "dense"):
+        raise ValueError(f"method must be 'event', 'numba', 'torch' or 'dense', got {method!r}")
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -212,6 +213,7 @@ def simulate_plastic(
                     decay=decay,
                     params=params,
                     raster=None if raster is None or c0 >= raster.shape[2] else raster[:, :, c0:c1],
+                    backend="auto" if method == "event" else method,
                 )
                 weights[:, c0:c1] = tab.to_original(w_l, w_i, c1 - c0)
                 a_all[c0:c1] = rates.a
@@ -294,13 +296,14 @@ def initialise_weights(
     """NALSM stage 1: present samples one at a time (``steps_per_sample`` ms each), no decay, weights and A
     carried from sample to sample (neuron state restarts). Returns the initialised weights (n_syn,).
 
-    method: "event" runs the NumPy loop of :mod:`reservoir.spiking.stage1` (tables built once, weights
-    kept in its layout across samples; the fastest at a batch of one), "torch" the same loop in torch
+    method: "event" runs :mod:`reservoir.spiking.stage1` (tables built once, weights kept in its layout
+    across samples; its numba kernel when installed, else its NumPy loop; "numba"/"numpy" force one,
+    bit-identical), "torch" the same loop in torch
     (:func:`reservoir.spiking.plastic.run_plastic` per sample; bit-identical to "event"), "dense" the
     dense :func:`simulate_plastic` per sample (the reference).
     """
-    if method not in ("event", "torch", "dense"):
-        raise ValueError(f"method must be 'event', 'torch' or 'dense', got {method!r}")
+    if method not in ("event", "numba", "numpy", "torch", "dense"):
+        raise ValueError(f"method must be 'event', 'numba', 'numpy', 'torch' or 'dense', got {method!r}")
     if method == "dense":
         w = torch.from_numpy(liquid.w0.copy())
         a: torch.Tensor | None = None
@@ -328,7 +331,7 @@ def initialise_weights(
         with torch.no_grad():
             tab = PlasticTables.build(liquid)
             w_l, w_i = tab.to_padded(torch.from_numpy(liquid.w0), 1)
-            if method == "event":
+            if method != "torch":
                 run_stage1(
                     tab,
                     p_samples.numpy().astype(np.float32, copy=False),
@@ -343,6 +346,7 @@ def initialise_weights(
                     astro=plasticity.astro,
                     tau_astro=plasticity.tau_astro,
                     params=params,
+                    backend="auto" if method == "event" else method,
                 )
                 return tab.to_original(w_l, w_i, 1)[:, 0].contiguous()
             rates = PlasticRates(0.0, 0.0, 0.0, torch.full((1,), plasticity.a0))
@@ -364,6 +368,7 @@ def initialise_weights(
                     decay=1.0,
                     params=params,
                     raster=None,
+                    backend="torch",
                 )
             return tab.to_original(w_l, w_i, 1)[:, 0].contiguous()
     finally:

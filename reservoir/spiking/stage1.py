@@ -1,4 +1,7 @@
-"""NALSM stage 1 (weight initialisation) in NumPy: one sample at a time, the loop of :mod:`.plastic`.
+"""NALSM stage 1 (weight initialisation): one sample at a time, the loop of :mod:`.plastic`.
+
+The compiled kernel of :mod:`reservoir.spiking.plastic_kernel` runs it when numba is installed; otherwise
+(or with ``backend="numpy"``) the NumPy loop below does.
 
 Stage 1 runs a batch of one, so every step is a few dozen operations on ~1000 floats and the cost is the
 per-call overhead: NumPy's is a few times smaller than torch's. The arithmetic is
@@ -17,6 +20,7 @@ import torch
 
 from reservoir.progress import note
 from reservoir.spiking import functional as F
+from reservoir.spiking import plastic_kernel
 from reservoir.spiking.fast import NEVER
 from reservoir.spiking.liquid import W_INPUT_BOUNDS
 from reservoir.spiking.plastic import PlasticTables
@@ -40,13 +44,42 @@ def run_stage1(
     astro: bool,
     tau_astro: float,
     params: F.LIFParams,
+    backend: str = "auto",
 ) -> float:
     """Present the rows of ``p`` (n_samples, n_in) one after the other, ``steps`` ms each, from rest.
 
     ``w_l``/``w_i`` (the flat blocks of :meth:`PlasticTables.to_padded` for a batch of one, as NumPy
     views) are updated in place and carried from sample to sample, as is A (starting at ``a0``); no decay.
-    Returns the final A.
+    Returns the final A. backend: "numba" (the compiled loop of :mod:`reservoir.spiking.plastic_kernel`,
+    bit-identical), "numpy" (this module's loop) or "auto" (numba when installed).
     """
+    if backend not in ("auto", "numba", "numpy"):
+        raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
+    if backend == "numba" and not plastic_kernel.AVAILABLE:
+        raise RuntimeError("backend 'numba' needs numba (the neuro extra: pip install 'asicrc[neuro]')")
+    if backend != "numpy" and plastic_kernel.AVAILABLE:
+        kt = plastic_kernel.kernel_tables(tab)
+        a_arr = np.full(1, a0, dtype=F32)
+        for first in range(0, p.shape[0], SAMPLES_PER_DRAW):
+            k_draw = min(SAMPLES_PER_DRAW, p.shape[0] - first)
+            note(f"stage 1: sample {first}/{p.shape[0]}")
+            u = torch.rand((k_draw * steps, tab.n_in, 1), generator=gen).numpy()[:, :, 0]
+            plastic_kernel.run_kernel(
+                kt,
+                u.reshape(k_draw, steps, tab.n_in) < p[first : first + k_draw, None, :],
+                w_l.reshape(1, -1),
+                w_i.reshape(1, -1),
+                a_arr,
+                carry=True,
+                eta=eta,
+                w_astro=w_astro,
+                b_astro=b_astro,
+                astro=astro,
+                tau_astro=tau_astro,
+                decay=1.0,
+                params=params,
+            )
+        return float(a_arr[0])
     n, n_in = tab.n, tab.n_in
     na = n + n_in + 1
     liq, inp = tab.liq, tab.inp
