@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from reservoir.asic import MASK_SCALES, MASKS
-from reservoir.bench import ci95, run_bench
+from reservoir.bench import NULL_DRAWS, ci95, run_bench
 from reservoir.distributed import map_grid
 from reservoir.power import detection_table, paired
 from reservoir.substrate import EventSlot, SlotSchedule
@@ -127,6 +127,7 @@ def one(
         options=opts,
         task_options={"n_train": a.n_train, "n_test": a.n_test},
         with_null=True,
+        null_draws=a.null_draws,
     ).summary
     diff = paired(s["per_seed"], s["null"]["per_seed"])
     return {
@@ -149,6 +150,8 @@ def one(
         "seeds": s["seeds"],
         "asic": s["per_seed"],
         "null": s["null"]["per_seed"],
+        "null_chips": s["null"]["n_chips"],
+        "null_draws": s["null"]["draws"],
         "diff": diff,
         "diff_mean": float(np.mean(diff)),
         "diff_ci95": ci95(diff),
@@ -258,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-test", type=int, default=200)
     p.add_argument("--voltage", type=float, default=1.2, help="core voltage (V); 1.10 = stressed point")
     p.add_argument(
+        "--null-draws", type=int, default=NULL_DRAWS, help="Poisson draws averaged per seed in the null"
+    )
+    p.add_argument(
         "--temperature",
         choices=("off", "sensor"),
         default="off",
@@ -302,12 +308,15 @@ def main(argv: list[str] | None = None) -> int:
                         r["temperature"],
                         r.get("mask", "symmetric"),
                         r.get("mask_scale", "uniform"),
+                        r.get("null_draws", 1),  # rows before 2026-12-03 evening: one draw, a 1-chip null
                     )
                     seen.setdefault(key, r)  # the same row in two files (gain 0) counts once
         rows = [
             r
             for r in seen.values()
-            if r.get("mask", "symmetric") == a.mask and r.get("mask_scale", "uniform") == a.mask_scale
+            if r.get("mask", "symmetric") == a.mask
+            and r.get("mask_scale", "uniform") == a.mask_scale
+            and r.get("null_draws", 1) == a.null_draws
         ]
     else:
         rows = []
