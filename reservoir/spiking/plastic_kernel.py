@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from reservoir.spiking import functional as F
 from reservoir.spiking.fast import NEVER
 from reservoir.spiking.liquid import W_INPUT_BOUNDS
-from reservoir.spiking.plastic import PlasticTables
+
+if TYPE_CHECKING:  # plastic imports this module when it runs the kernel
+    from reservoir.spiking.plastic import PlasticTables
 
 numba: Any
 try:
