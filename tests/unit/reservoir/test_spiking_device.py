@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 from reservoir.spiking.device import resolve_device  # noqa: E402
 from reservoir.spiking.liquid import build_liquid  # noqa: E402
@@ -30,12 +34,12 @@ NO_CUDA = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA on this host (torch.c
 DEVICES = ["cpu", pytest.param("cuda", marks=NO_CUDA)]
 
 
-def _probs(batch: int, n_in: int, p: float, seed: int) -> torch.Tensor:
+def _probs(batch: int, n_in: int, p: float, seed: int) -> Tensor:
     rng = np.random.default_rng(seed)
     return torch.from_numpy(rng.uniform(0.0, p, (batch, n_in)).astype(np.float32))
 
 
-def _close_counts(got: torch.Tensor, ref: torch.Tensor, device: str) -> None:
+def _close_counts(got: Tensor, ref: Tensor, device: str) -> None:
     """Bit-identical on the CPU; on CUDA (other summation order, fused kernels) within 1 % of the spikes."""
     assert got.device.type == "cpu" and got.shape == ref.shape
     if device == "cpu":
