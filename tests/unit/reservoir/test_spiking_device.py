@@ -36,7 +36,8 @@ DEVICES = ["cpu", pytest.param("cuda", marks=NO_CUDA)]
 
 def _probs(batch: int, n_in: int, p: float, seed: int) -> Tensor:
     rng = np.random.default_rng(seed)
-    return torch.from_numpy(rng.uniform(0.0, p, (batch, n_in)).astype(np.float32))
+    out: Tensor = torch.from_numpy(rng.uniform(0.0, p, (batch, n_in)).astype(np.float32))
+    return out
 
 
 def _close_counts(got: Tensor, ref: Tensor, device: str) -> None:
