@@ -236,3 +236,25 @@ def test_stage1_starts_from_w_init() -> None:
     b.fit(X)
     assert a.w_init_ is not None and b.w_init_ is not None
     assert float(b.w_init_.abs().mean()) > float(a.w_init_.abs().mean()) + 0.5  # starts at the bound
+
+
+def test_memory_estimate_counts_the_real_tensors() -> None:
+    from reservoir.spiking.fast import EventWeights
+    from reservoir.spiking.memory import FIXED_STATE_BYTES, features_bytes, liquid_memory
+    from reservoir.spiking.plastic import SUB_BATCH, PlasticTables
+
+    liq = build_liquid(125, 20, seed=0)
+    fixed = liquid_memory(liq, 10, plastic=False, steps=50, record=4)
+    ew = EventWeights.build(liq)
+    assert fixed["tables"] == 2 * ew.post.numel() * 8 + ew.w.numel() * 4 + ew.w_in.numel() * 4
+    assert fixed["state"] == 125 * 10 * FIXED_STATE_BYTES and fixed["raster"] == 50 * 125 * 4
+    assert fixed["total"] == sum(v for k, v in fixed.items() if k != "total")
+    tab = PlasticTables.build(liq)
+    b = SUB_BATCH
+    w_l, w_i = tab.to_padded(torch.from_numpy(liq.w0), b)
+    plastic = liquid_memory(liq, 3 * b, plastic=True, steps=50, record=0)
+    assert plastic["sub_batch_weights"] == (w_l.numel() + w_i.numel()) * 4
+    assert plastic["weights_out"] == liq.n_syn * 3 * b * 4 and plastic["input_spikes"] == 50 * 20 * 3 * b
+    assert plastic["raster"] == 0
+    assert liquid_memory(liq, 5, plastic=True)["sub_batch_weights"] * b == plastic["sub_batch_weights"] * 5
+    assert features_bytes(70_000, 1000) == 560_000_000
