@@ -258,3 +258,26 @@ def test_memory_estimate_counts_the_real_tensors() -> None:
     assert plastic["raster"] == 0
     assert liquid_memory(liq, 5, plastic=True)["sub_batch_weights"] * b == plastic["sub_batch_weights"] * 5
     assert features_bytes(70_000, 1000) == 560_000_000
+
+
+def test_stage1_checkpoints_record_w_init_and_input_gain(tmp_path: Path) -> None:
+    from reservoir.spiking.checkpoint import CheckpointError
+
+    rng = np.random.default_rng(1)
+    tk = ClassificationTask(
+        "toy",
+        rng.uniform(0, 1, (12, 6)),
+        rng.integers(0, 2, 12),
+        rng.uniform(0, 1, (6, 6)),
+        rng.integers(0, 2, 6),
+    )
+    opts = {"presentation_ms": 30, "batch_size": 8, "bf_samples": 0, "n_init": 2, "init_ms": 5}
+    classify_liquid(tk, "nalsm", 64, 1, {**opts, "w_init": 3.0}, LongRun(save_liquid=tmp_path))
+    with pytest.raises(CheckpointError, match="w_init"):
+        classify_liquid(tk, "nalsm", 64, 1, opts, LongRun(load_liquid=tmp_path))
+    with pytest.raises(CheckpointError, match="input_gain"):
+        classify_liquid(
+            tk, "nalsm", 64, 1, {**opts, "w_init": 3.0, "input_gain": 2.0}, LongRun(load_liquid=tmp_path)
+        )
+    again = classify_liquid(tk, "nalsm", 64, 1, {**opts, "w_init": 3.0}, LongRun(load_liquid=tmp_path))
+    assert 0.0 <= again.summary["value"] <= 1.0
