@@ -8,8 +8,8 @@
 ``daemon.substrate:make_substrate(args)`` for a Substrate (real boards, or the emulator with --simulate).
 ``classify --data mnist:DIR`` reads the four MNIST / Fashion-MNIST IDX files of DIR (``--n-train`` /
 ``--n-test`` keep the first samples of each split). Spiking reservoirs (lsm, lsm-stdp, nalsm) add
-``reservoir_info`` (branching factor, liquid rate, per-seed ``info()``) to the summary; the run itself is
-:func:`reservoir.bench_session.run_session`.
+``reservoir_info`` (branching factor, liquid rate, per-seed ``info()``) to the summary and take ``--device
+cpu|cuda|auto`` (docs/spiking.md, "Devices"); the run itself is :func:`reservoir.bench_session.run_session`.
 ``--cluster`` runs each seed as a task on Dask distributed (docs/cluster.md): ``local[:N]`` starts N worker
 processes here, an address joins a running scheduler; the result equals the serial run's.
 """
