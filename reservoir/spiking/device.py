@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import fields, replace
+from typing import Any, TypeVar
 
 import torch
 
 DEVICES = ("cpu", "cuda", "auto")
+T = TypeVar("T")
 
 
 def check_device_name(name: str) -> None:
@@ -53,3 +56,23 @@ def default_device(dev: torch.device) -> Iterator[None]:
         return
     with dev:
         yield
+
+
+def on_device(obj: T, dev: torch.device) -> T:
+    """A copy of dataclass ``obj`` with its tensor fields (and those of nested dataclasses) on ``dev``;
+    ``obj`` itself on the CPU (tables are built there)."""
+    if dev.type == "cpu":
+        return obj
+    moved: T = _moved(obj, dev)
+    return moved
+
+
+def _moved(obj: Any, dev: torch.device) -> Any:
+    changes: dict[str, Any] = {}
+    for f in fields(obj):
+        val = getattr(obj, f.name)
+        if isinstance(val, torch.Tensor):
+            changes[f.name] = val.to(dev)
+        elif hasattr(val, "__dataclass_fields__"):
+            changes[f.name] = _moved(val, dev)
+    return replace(obj, **changes)

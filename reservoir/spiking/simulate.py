@@ -8,15 +8,14 @@ N = 1000, batch 500, and ~60x at N = 8000 on 2 cores) is the reference backend
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from reservoir.spiking import functional as F
 from reservoir.spiking.branching import branching_factor as branching_factor  # re-exported
-from reservoir.spiking.device import default_device
+from reservoir.spiking.device import default_device, on_device
 from reservoir.spiking.fast import EventWeights, run_event
 from reservoir.spiking.liquid import SYN_INH, Liquid, csr_weights, dense_weights
 from reservoir.spiking.plastic import SUB_BATCH, PlasticRates, PlasticTables, draw_input_spikes, run_plastic
@@ -73,23 +72,6 @@ def _bernoulli(p_t: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def _device(device: torch.device | str | None) -> torch.device:
     return torch.device("cpu") if device is None else torch.device(device)
-
-
-def _tensors_to(obj: Any, dev: torch.device) -> Any:
-    """A copy of dataclass ``obj`` with its tensor fields (and those of nested dataclasses) on ``dev``."""
-    changes = {}
-    for f in fields(obj):
-        val = getattr(obj, f.name)
-        if isinstance(val, torch.Tensor):
-            changes[f.name] = val.to(dev)
-        elif hasattr(val, "__dataclass_fields__"):
-            changes[f.name] = _tensors_to(val, dev)
-    return replace(obj, **changes)
-
-
-def tables_on(tab: PlasticTables, dev: torch.device) -> PlasticTables:
-    """``tab`` with its tensors on ``dev`` (itself on the CPU)."""
-    return tab if dev.type == "cpu" else _tensors_to(tab, dev)
 
 
 def simulate_fixed(
@@ -228,7 +210,7 @@ def simulate_plastic(
                 return _plastic_dense(
                     liquid, p_in, steps, gen, plasticity, w_start, a_start, decay, params, record
                 )
-            tab = tables_on(PlasticTables.build(liquid) if tables is None else tables, dev)
+            tab = on_device(PlasticTables.build(liquid) if tables is None else tables, dev)
             spikes = draw_input_spikes(p_in.detach().cpu().T.contiguous(), steps, gen)  # on the CPU
             n_in_spikes = float(spikes.sum())
             return _plastic_event(
@@ -410,7 +392,7 @@ def initialise_weights(
                     params=params,
                 )
                 return tab.to_original(w_l, w_i, 1)[:, 0].contiguous()
-            tab, w_l, w_i = tables_on(tab, dev), w_l.to(dev), w_i.to(dev)
+            tab, w_l, w_i = on_device(tab, dev), w_l.to(dev), w_i.to(dev)
             rates = PlasticRates(0.0, 0.0, 0.0, torch.full((1,), plasticity.a0, device=dev))
             p_t = p_samples.detach().cpu().T.contiguous()  # (n_in, n_samples)
             for k in range(p_samples.shape[0]):

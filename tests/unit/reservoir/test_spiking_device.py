@@ -281,3 +281,15 @@ def test_stage1_checkpoints_record_w_init_and_input_gain(tmp_path: Path) -> None
         )
     again = classify_liquid(tk, "nalsm", 64, 1, {**opts, "w_init": 3.0}, LongRun(load_liquid=tmp_path))
     assert 0.0 <= again.summary["value"] <= 1.0
+
+
+def test_tables_move_with_their_nested_parts() -> None:
+    from reservoir.spiking import device as D
+    from reservoir.spiking.plastic import PlasticTables
+
+    tab = PlasticTables.build(build_liquid(64, 8, seed=0))
+    assert D.on_device(tab, torch.device("cpu")) is tab  # built on the CPU: nothing to move
+    moved = D._moved(tab, torch.device("cpu"))  # the path another device takes, run on the CPU
+    assert moved is not tab and moved.liq is not tab.liq
+    assert torch.equal(moved.in_pos_l, tab.in_pos_l) and torch.equal(moved.inp.post, tab.inp.post)
+    assert moved.liq.k == tab.liq.k and moved.n_syn == tab.n_syn
