@@ -8,8 +8,8 @@
 ``daemon.substrate:make_substrate(args)`` for a Substrate (real boards, or the emulator with --simulate).
 ``classify --data mnist:DIR`` reads the four MNIST / Fashion-MNIST IDX files of DIR (``--n-train`` /
 ``--n-test`` keep the first samples of each split). Spiking reservoirs (lsm, lsm-stdp, nalsm) add
-``reservoir_info`` (branching factor, liquid rate, per-seed ``info()``) to the summary; the run itself is
-:func:`reservoir.bench_session.run_session`.
+``reservoir_info`` (branching factor, liquid rate, per-seed ``info()``) to the summary and take ``--device
+cpu|cuda|auto`` (docs/spiking.md, "Devices"); the run itself is :func:`reservoir.bench_session.run_session`.
 ``--cluster`` runs each seed as a task on Dask distributed (docs/cluster.md): ``local[:N]`` starts N worker
 processes here, an address joins a running scheduler; the result equals the serial run's.
 """
@@ -35,7 +35,7 @@ from daemon.cli.errors import (
 from daemon.cli.progress import Feedback
 from daemon.exit_codes import EXIT_OK
 from reservoir.bench import NULL_DRAWS
-from reservoir.bench_session import run_session
+from reservoir.bench_session import SPIKING, run_session
 from reservoir.distributed import ClusterError, connect, seed_mapper  # Dask only inside connect()
 from reservoir.registry import REGISTRY, UnsupportedTask
 from reservoir.tasks import TASKS, TaskDataError
@@ -133,6 +133,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--save-liquid", metavar="DIR", help="liquids: write stage-1 checkpoints into DIR")
     p.add_argument("--load-liquid", metavar="DIR", help="liquids: stage 1 from the checkpoints of DIR")
     p.add_argument("--readout", choices=("ridge", "softmax"), default="ridge", help="liquids: readout")
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default=None,
+        help="liquids: torch device (default auto: cuda when available, else cpu; docs/spiking.md)",
+    )
     p.set_defaults(func=run)
 
 
@@ -162,6 +168,16 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         if args.reservoir != "poisson-null":
             raise UsageError("--rate applies to --reservoir poisson-null only")
         options["rate_hz"] = args.rate
+    if args.device is not None:
+        if args.reservoir not in SPIKING:
+            raise UsageError(f"--device applies to --reservoir {', '.join(SPIKING)} only")
+        from reservoir.spiking.device import resolve_device  # torch only when asked
+
+        try:
+            resolve_device(args.device)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        options["device"] = args.device
     return options
 
 

@@ -33,13 +33,13 @@ class Crossings:
     the top cost of the loop), then only the few words holding a crossing are expanded to positions.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, device: torch.device | None = None) -> None:
         n_words = -(-size // 8)
-        self._flat = torch.zeros(n_words * 8, dtype=torch.bool)
+        self._flat = torch.zeros(n_words * 8, dtype=torch.bool, device=device)
         self._mask = self._flat[:size]
         self._words = self._flat.view(torch.int64)
         self._bytes = self._flat.view(n_words, 8)
-        self._offset = torch.arange(8)
+        self._offset = torch.arange(8, device=device)
 
     def find(self, v: torch.Tensor, threshold: float) -> torch.Tensor:
         """Sorted flat indices (int64) of ``v.view(-1) >= threshold``."""
@@ -80,6 +80,10 @@ class EventWeights:
         np.add.at(w_in, (liquid.post[~rec], liquid.pre[~rec] - n), w_all[~rec])
         return cls(torch.from_numpy(post_pad), torch.from_numpy(w_pad), torch.from_numpy(w_in))
 
+    def to(self, device: torch.device) -> EventWeights:
+        """The same weights on ``device``."""
+        return EventWeights(self.post.to(device), self.w.to(device), self.w_in.to(device))
+
 
 def run_event(
     ew: EventWeights,
@@ -91,23 +95,27 @@ def run_event(
 ) -> tuple[torch.Tensor, float]:
     """Simulate ``steps`` 1 ms steps from rest; p_t: (n_in, batch) per-ms input spike probabilities.
 
-    Fills ``raster`` (steps, n, r) bool for the first r samples when given. Returns the spike counts
-    (n, batch) float32 and the number of input spikes drawn. The random stream is consumed exactly as the
+    Runs on the device of ``ew`` (:meth:`EventWeights.to`); ``p_t`` and ``gen`` stay on the CPU, where the
+    input spikes are drawn, so the spikes do not depend on the device. Fills ``raster`` (steps, n, r) bool
+    (on ``ew``'s device) for the first r samples when given. Returns the spike counts (n, batch) float32 on
+    ``ew``'s device and the number of input spikes drawn. The random stream is consumed exactly as the
     CSR backend does (one ``torch.rand(p_t.shape)`` per step).
     """
     n, batch = ew.w_in.shape[0], p_t.shape[1]
+    dev = ew.w_in.device
     nb = n * batch
-    i_syn = torch.zeros(n, batch)
-    v = torch.zeros(n, batch)
-    syn = torch.zeros(n, batch)
-    cross = Crossings(nb)
+    i_syn = torch.zeros(n, batch, device=dev)
+    v = torch.zeros(n, batch, device=dev)
+    syn = torch.zeros(n, batch, device=dev)
+    cross = Crossings(nb, dev)
     post_scaled = ew.post * batch  # flat (post, sample) index = post * batch + sample
-    last = torch.full((nb,), NEVER, dtype=torch.int32)
-    counts = torch.zeros(nb)
-    s_in = torch.zeros(p_t.shape)
+    last = torch.full((nb,), NEVER, dtype=torch.int32, device=dev)
+    counts = torch.zeros(nb, device=dev)
+    s_in = torch.zeros(p_t.shape, device=dev)
     u = torch.empty(p_t.shape)
+    drawn = torch.empty(p_t.shape, dtype=torch.bool)
     v_flat, syn_flat = v.view(-1), syn.view(-1)
-    fired = torch.zeros(0, dtype=torch.long)
+    fired = torch.zeros(0, dtype=torch.long, device=dev)
     # lif_step: a spike at t0 sets refrac = t_ref, decremented after each later check, so a neuron may fire
     # again at t iff t - t0 >= t_ref + 1
     min_gap = params.t_ref + 1.0
@@ -131,7 +139,7 @@ def run_event(
         if fired.numel():
             v_flat.index_fill_(0, fired, params.v_reset)
             last.index_fill_(0, fired, t)
-            counts.index_add_(0, fired, torch.ones(fired.numel()))
+            counts.index_add_(0, fired, torch.ones(fired.numel(), device=dev))
             if r:
                 nrn = torch.div(fired, batch, rounding_mode="floor")
                 smp = fired - nrn * batch
@@ -139,6 +147,7 @@ def run_event(
                 assert raster is not None
                 raster[t, nrn[keep], smp[keep]] = True
         torch.rand(p_t.shape, generator=gen, out=u)
-        s_in.copy_(u < p_t)
-        n_in_spikes += float(s_in.sum())
+        torch.lt(u, p_t, out=drawn)
+        s_in.copy_(drawn)
+        n_in_spikes += float(drawn.sum())
     return counts.view(n, batch), n_in_spikes

@@ -74,9 +74,11 @@ class LIFState(NamedTuple):
     s: torch.Tensor
 
 
-def lif_init(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> LIFState:
-    """A resting population: V = 0, no current, not refractory, no spikes."""
-    z = torch.zeros(shape, dtype=dtype)
+def lif_init(
+    shape: tuple[int, ...], dtype: torch.dtype = torch.float32, device: torch.device | None = None
+) -> LIFState:
+    """A resting population: V = 0, no current, not refractory, no spikes (on ``device``, default CPU)."""
+    z = torch.zeros(shape, dtype=dtype, device=device)
     return LIFState(z, z.clone(), z.clone(), z.clone())
 
 

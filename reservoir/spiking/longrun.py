@@ -95,6 +95,7 @@ def _params(res: LiquidReservoir, stage1_data: str) -> dict[str, Any]:
         "init_ms": c.init_ms if c.plastic else 0,
         "plasticity": asdict(c.plasticity()) if c.plastic else None,
         "train_data": stage1_data,
+        **c.stage1_options(),  # w_init / input_gain, only where not at their defaults
     }
 
 
@@ -137,7 +138,10 @@ def _features(
 
     res = LiquidReservoir(Xtr.shape[1], LiquidConfig.from_options(kind, size, options), seed)
     params = _params(res, data[0])
-    fparams = {**params, "config": asdict(res.config), "test_data": data[1]}
+    # any device gives the same features; w_init / input_gain only where set (older caches stay valid)
+    config = {k: v for k, v in asdict(res.config).items() if k not in ("device", "w_init", "input_gain")}
+    config.update(res.config.stage1_options())
+    fparams = {**params, "config": config, "test_data": data[1]}
     fpath = ck.features_path(run.cache, res.config.kind, res.config.size, seed) if run.cache else None
     if fpath is not None and fpath.exists():
         Ftr, Fte, info = ck.load_features(fpath, fparams)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from reservoir.progress import note
 from reservoir.spiking import functional as F
+from reservoir.spiking.device import resolve_device
 from reservoir.spiking.liquid import Liquid, build_liquid
 from reservoir.spiking.simulate import (
     INIT_SAMPLE_MS,
@@ -48,7 +49,14 @@ DEFAULT_BF_SAMPLES = 20  # samples per call whose rasters feed the branching fac
 
 @dataclass(frozen=True)
 class LiquidConfig:
-    """Run options (durations in ms). ``w_astro`` None = 0.015 up to 1000 neurons, 0.0075 above."""
+    """Run options (durations in ms). ``w_astro`` None = 0.015 up to 1000 neurons, 0.0075 above.
+
+    ``w_init``: magnitude of every initial weight (liquid and input; signs kept), None = the liquid's +-1;
+    for the plastic kinds it is where stage 1 starts (NALSM's code starts at the bound, 3).
+    ``input_gain``: multiplies the per-ms input spike probabilities (clipped at 1; 1 = the paper's encoding).
+    ``device``: torch device of the simulation, cpu, cuda[:K] or auto (docs/spiking.md, "Devices"); it never
+    changes the results on the CPU.
+    """
 
     kind: str = "lsm"
     size: int = DEFAULT_SIZE
@@ -61,6 +69,9 @@ class LiquidConfig:
     w_astro: float | None = None
     bf_samples: int = DEFAULT_BF_SAMPLES
     backend: str = "event"  # fixed-weight simulation: "event" (fastest), "csr" (reference) or "dense"
+    w_init: float | None = None
+    input_gain: float = 1.0
+    device: str = field(default="auto", compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -74,6 +85,21 @@ class LiquidConfig:
             raise ValueError(f"backend must be 'event', 'csr' or 'dense', got {self.backend!r}")
         if not 0.0 < self.decay <= 1.0:
             raise ValueError(f"decay must be in (0, 1], got {self.decay!r}")
+        if not (self.input_gain > 0.0 and math.isfinite(self.input_gain)):
+            raise ValueError(f"input_gain must be > 0, got {self.input_gain!r}")
+        if self.w_init is not None and not (0.0 < self.w_init <= 3.0):
+            raise ValueError(f"w_init must be in (0, 3] (the weight bounds), got {self.w_init!r}")
+        resolve_device(self.device)  # a name this host cannot run fails here, before any work
+
+    def stage1_options(self) -> dict[str, float]:
+        """The options beyond the plasticity rates that change stage 1, where not at their default
+        (checkpoints record them)."""
+        out: dict[str, float] = {}
+        if self.w_init is not None:
+            out["w_init"] = float(self.w_init)
+        if self.input_gain != 1.0:
+            out["input_gain"] = float(self.input_gain)
+        return out
 
     @property
     def plastic(self) -> bool:
@@ -98,7 +124,7 @@ class LiquidConfig:
         conv: dict[str, Any] = {}
         for k, v in options.items():
             cur = getattr(base, k)
-            if k == "w_astro":
+            if k in ("w_astro", "w_init"):
                 conv[k] = None if v is None else float(v)
             elif isinstance(cur, (bool, str)):
                 conv[k] = type(cur)(v)
@@ -138,9 +164,11 @@ class LiquidReservoir:
         """Build the liquid, fix the input scale on X and run stage 1 (plastic kinds); no features."""
         X = self._check(X)
         t0 = time.perf_counter()
+        dev = resolve_device(self.config.device)
         self.liquid_ = build_liquid(self.config.size, self.n_inputs, self.seed)
-        self.scale_ = encoding_scale(X)
+        self.scale_ = encoding_scale(X) / self.config.input_gain
         self._calls = 0
+        start = self._start_liquid(self.liquid_)
         if self.config.plastic:
             gen = self._generator(0)
             rng = np.random.default_rng(self.seed + 7)
@@ -148,12 +176,24 @@ class LiquidReservoir:
             picks = rng.integers(0, X.shape[0], size=n_init) if X.shape[0] else np.zeros(0, dtype=np.int64)
             p = torch.from_numpy(spike_probabilities(X[picks], self.scale_))
             self.w_init_ = initialise_weights(
-                self.liquid_, p, gen, self.config.plasticity(), steps_per_sample=self.config.init_ms
+                start,
+                p,
+                gen,
+                self.config.plasticity(),
+                steps_per_sample=self.config.init_ms,
+                method="event" if dev.type == "cpu" else "torch",  # the NumPy loop is CPU only
+                device=dev,
             )
         else:
-            self.w_init_ = torch.from_numpy(self.liquid_.w0.copy())
+            self.w_init_ = torch.from_numpy(start.w0.copy())
         self._info["init_seconds"] = time.perf_counter() - t0
         return self
+
+    def _start_liquid(self, liquid: Liquid) -> Liquid:
+        """``liquid`` with the initial weight magnitudes of ``config.w_init`` (itself when None)."""
+        if self.config.w_init is None:
+            return liquid
+        return replace(liquid, w0=(np.sign(liquid.w0) * self.config.w_init).astype(liquid.w0.dtype))
 
     def restore(self, w_init: NDArray[np.float32], scale: float) -> LiquidReservoir:
         """Set the state :meth:`fit` leaves (weights ``w_init_``, input ``scale_``), e.g. from a checkpoint of
@@ -203,6 +243,7 @@ class LiquidReservoir:
     def _simulate(self, p: torch.Tensor, gen: torch.Generator, record: int) -> SimResult:
         assert self.liquid_ is not None and self.w_init_ is not None
         cfg = self.config
+        dev = resolve_device(cfg.device)
         if not cfg.plastic:
             return simulate_fixed(
                 self.liquid_,
@@ -212,6 +253,7 @@ class LiquidReservoir:
                 weights=self.w_init_,
                 record=record,
                 backend=cfg.backend,
+                device=dev,
             )
         return simulate_plastic(
             self.liquid_,
@@ -222,6 +264,7 @@ class LiquidReservoir:
             w_start=self.w_init_,
             decay=cfg.decay,
             record=record,
+            device=dev,
         )
 
     def _check(self, X: F64) -> F64:
@@ -235,6 +278,7 @@ class LiquidReservoir:
     def info(self) -> dict[str, Any]:
         """Run facts for the report: kind, size, synapses, branching factor, rates (Hz), timings (s)."""
         d: dict[str, Any] = {"kind": self.config.kind, "config": asdict(self.config)}
+        d["device"] = str(resolve_device(self.config.device))
         if self.liquid_ is not None:
             d["n_synapses"] = self.liquid_.n_syn
             d["n_recurrent_synapses"] = int(self.liquid_.recurrent.sum())

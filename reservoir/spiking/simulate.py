@@ -15,6 +15,7 @@ import torch
 
 from reservoir.spiking import functional as F
 from reservoir.spiking.branching import branching_factor as branching_factor  # re-exported
+from reservoir.spiking.device import default_device, on_device
 from reservoir.spiking.fast import EventWeights, run_event
 from reservoir.spiking.liquid import SYN_INH, Liquid, csr_weights, dense_weights
 from reservoir.spiking.plastic import SUB_BATCH, PlasticRates, PlasticTables, draw_input_spikes, run_plastic
@@ -69,6 +70,10 @@ def _bernoulli(p_t: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return (torch.rand(p_t.shape, generator=gen) < p_t).to(torch.float32)
 
 
+def _device(device: torch.device | str | None) -> torch.device:
+    return torch.device("cpu") if device is None else torch.device(device)
+
+
 def simulate_fixed(
     liquid: Liquid,
     p_in: torch.Tensor,
@@ -80,6 +85,7 @@ def simulate_fixed(
     record: int = 0,
     backend: str = "event",
     threads: int | None = 1,
+    device: torch.device | str | None = None,
 ) -> SimResult:
     """Run a batch through a fixed-weight liquid.
 
@@ -88,14 +94,17 @@ def simulate_fixed(
     see :mod:`reservoir.spiking.fast`), "csr" (sparse product, the reference) or "dense"; record: keep the
     spike raster of the first ``record`` samples; threads: torch intra-op threads during the run (restored
     after; None = leave torch's setting). One thread is the default because the per-step ops are small:
-    two threads measured 2-12x slower on the shared 2-core host (docs/spiking.md).
+    two threads measured 2-12x slower on the shared 2-core host (docs/spiking.md). device: where the
+    liquid's tensors live (default CPU); the input spikes are drawn on the CPU from ``gen`` whatever the
+    device, and the result is on the CPU.
     """
+    dev = _device(device)
     if threads is None:
-        return _simulate_fixed(liquid, p_in, steps, gen, weights, params, record, backend)
+        return _simulate_fixed(liquid, p_in, steps, gen, weights, params, record, backend, dev)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _simulate_fixed(liquid, p_in, steps, gen, weights, params, record, backend)
+        return _simulate_fixed(liquid, p_in, steps, gen, weights, params, record, backend, dev)
     finally:
         torch.set_num_threads(before)
 
@@ -109,31 +118,30 @@ def _simulate_fixed(
     params: F.LIFParams,
     record: int,
     backend: str,
+    dev: torch.device,
 ) -> SimResult:
     n = liquid.n
     w_np = None if weights is None else weights.detach().cpu().numpy().astype(np.float32)
+    batch = p_in.shape[0]
+    p_t = p_in.detach().cpu().T.contiguous()  # the input spikes are drawn on the CPU
+    raster = torch.zeros((steps, n, min(record, batch)), dtype=torch.bool, device=dev) if record > 0 else None
     if backend == "event":
         with torch.no_grad():
-            batch = p_in.shape[0]
-            raster = torch.zeros((steps, n, min(record, batch)), dtype=torch.bool) if record > 0 else None
-            p_t = p_in.T.contiguous()
-            counts, n_in_spikes = run_event(EventWeights.build(liquid, w_np), p_t, steps, gen, params, raster)
-        return SimResult(counts=counts.T.contiguous(), raster=raster, input_spikes=n_in_spikes)
+            ew = EventWeights.build(liquid, w_np).to(dev)
+            counts, n_in_spikes = run_event(ew, p_t, steps, gen, params, raster)
+        return _fixed_result(counts, raster, n_in_spikes)
     with torch.no_grad():
         if backend == "csr":
-            w_rec = csr_weights(liquid, w_np, "recurrent")
-            w_inp = csr_weights(liquid, w_np, "input")
+            w_rec = csr_weights(liquid, w_np, "recurrent").to(dev)
+            w_inp = csr_weights(liquid, w_np, "input").to(dev)
         elif backend == "dense":
             wt = dense_weights(liquid, w_np).T.contiguous()
-            w_rec, w_inp = wt[:, :n].contiguous(), wt[:, n:].contiguous()
+            w_rec, w_inp = wt[:, :n].contiguous().to(dev), wt[:, n:].contiguous().to(dev)
         else:
             raise ValueError(f"backend must be 'event', 'csr' or 'dense', got {backend!r}")
-        batch = p_in.shape[0]
-        p_t = p_in.T.contiguous()
-        state = F.lif_init((n, batch))
-        s_in_prev = torch.zeros((liquid.n_in, batch))
-        counts = torch.zeros((n, batch))
-        raster = torch.zeros((steps, n, min(record, batch)), dtype=torch.bool) if record > 0 else None
+        state = F.lif_init((n, batch), device=dev)
+        s_in_prev = torch.zeros((liquid.n_in, batch), device=dev)
+        counts = torch.zeros((n, batch), device=dev)
         n_in_spikes = 0.0
         for t in range(steps):
             syn = w_rec @ state.s + w_inp @ s_in_prev
@@ -141,9 +149,19 @@ def _simulate_fixed(
             counts += state.s
             if raster is not None:
                 raster[t] = state.s[:, : raster.shape[2]] > 0
-            s_in_prev = _bernoulli(p_t, gen)
-            n_in_spikes += float(s_in_prev.sum())
-    return SimResult(counts=counts.T.contiguous(), raster=raster, input_spikes=n_in_spikes)
+            drawn = _bernoulli(p_t, gen)
+            n_in_spikes += float(drawn.sum())
+            s_in_prev = drawn.to(dev)
+    return _fixed_result(counts, raster, n_in_spikes)
+
+
+def _fixed_result(counts: torch.Tensor, raster: torch.Tensor | None, n_in_spikes: float) -> SimResult:
+    """Counts (n, batch) and raster of any device -> a CPU :class:`SimResult` (counts (batch, n))."""
+    return SimResult(
+        counts=counts.T.contiguous().cpu(),
+        raster=None if raster is None else raster.cpu(),
+        input_spikes=n_in_spikes,
+    )
 
 
 def simulate_plastic(
@@ -161,6 +179,7 @@ def simulate_plastic(
     method: str = "event",
     tables: PlasticTables | None = None,
     threads: int | None = 1,
+    device: torch.device | str | None = None,
 ) -> SimResult:
     """Run a batch with STDP (+ astrocyte); each sample has its own copy of the weights.
 
@@ -171,13 +190,18 @@ def simulate_plastic(
     numba kernel when installed, else torch; "numba"/"torch" force one, same results), "dense" applies
     :func:`F.stdp_dw` to every synapse (the reference; the two agree up to float32
     rounding, see the module); tables: prebuilt :class:`PlasticTables` of ``liquid`` (event method);
-    threads: torch intra-op threads during the run (as :func:`simulate_fixed`).
+    threads: torch intra-op threads during the run (as :func:`simulate_fixed`); device: where the event
+    method runs (default CPU; the dense reference runs on the CPU only), the input spikes being drawn on the
+    CPU from ``gen`` whatever the device; the result is on the CPU.
 
     Step t: the current from spikes of t-1 drives the LIF step; then STDP uses the traces of t-1 with the
     spikes of t (causal pairs only), the traces and the astrocyte advance, and the rates decay.
     """
     if method not in ("event", "numba", "torch", "dense"):
         raise ValueError(f"method must be 'event', 'numba', 'torch' or 'dense', got {method!r}")
+    dev = _device(device)
+    if method == "dense" and dev.type != "cpu":
+        raise ValueError("the dense reference of simulate_plastic runs on the CPU only")
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -187,45 +211,73 @@ def simulate_plastic(
                 return _plastic_dense(
                     liquid, p_in, steps, gen, plasticity, w_start, a_start, decay, params, record
                 )
-            batch = p_in.shape[0]
-            tab = PlasticTables.build(liquid) if tables is None else tables
-            spikes = draw_input_spikes(p_in.T.contiguous(), steps, gen)
-            a_all = torch.full((batch,), plasticity.a0) if a_start is None else a_start.clone()
-            raster = (
-                torch.zeros((steps, liquid.n, min(record, batch)), dtype=torch.bool) if record > 0 else None
-            )
-            counts = torch.empty((batch, liquid.n))
-            weights = torch.empty((liquid.n_syn, batch))
-            for c0 in range(0, batch, SUB_BATCH):  # sub-batches keep their weights in cache
-                c1 = min(batch, c0 + SUB_BATCH)
-                w_l, w_i = tab.to_padded(w_start if w_start.dim() == 1 else w_start[:, c0:c1], c1 - c0)
-                rates = PlasticRates(
-                    plasticity.eta_plus, plasticity.w_astro, plasticity.b_astro, a_all[c0:c1]
-                )
-                counts[c0:c1] = run_plastic(
-                    tab,
-                    spikes[:, :, c0:c1],
-                    w_l,
-                    w_i,
-                    rates,
-                    astro=plasticity.astro,
-                    tau_astro=plasticity.tau_astro,
-                    decay=decay,
-                    params=params,
-                    raster=None if raster is None or c0 >= raster.shape[2] else raster[:, :, c0:c1],
-                    backend="auto" if method == "event" else method,
-                )
-                weights[:, c0:c1] = tab.to_original(w_l, w_i, c1 - c0)
-                a_all[c0:c1] = rates.a
-            return SimResult(
-                counts=counts,
-                raster=raster,
-                weights=weights,
-                astro=a_all,
-                input_spikes=float(spikes.sum()),
+            tab = on_device(PlasticTables.build(liquid) if tables is None else tables, dev)
+            spikes = draw_input_spikes(p_in.detach().cpu().T.contiguous(), steps, gen)  # on the CPU
+            n_in_spikes = float(spikes.sum())
+            return _plastic_event(
+                tab,
+                spikes.to(dev),
+                plasticity,
+                w_start.to(dev),
+                a_start,
+                decay,
+                params,
+                record,
+                n_in_spikes,
+                backend="auto" if method == "event" else method,
             )
     finally:
         torch.set_num_threads(before)
+
+
+def _plastic_event(
+    tab: PlasticTables,
+    spikes: torch.Tensor,
+    plasticity: Plasticity,
+    w_start: torch.Tensor,
+    a_start: torch.Tensor | None,
+    decay: float,
+    params: F.LIFParams,
+    record: int,
+    n_in_spikes: float,
+    backend: str = "auto",
+) -> SimResult:
+    """The event method of :func:`simulate_plastic` on the device of ``spikes`` (steps, n_in, batch);
+    ``backend`` as :func:`reservoir.spiking.plastic.run_plastic`'s."""
+    steps, _, batch = spikes.shape
+    with default_device(spikes.device):
+        a_all = (
+            torch.full((batch,), plasticity.a0) if a_start is None else a_start.to(spikes.device, copy=True)
+        )
+        raster = torch.zeros((steps, tab.n, min(record, batch)), dtype=torch.bool) if record > 0 else None
+        counts = torch.empty((batch, tab.n))
+        weights = torch.empty((tab.n_syn, batch))
+        for c0 in range(0, batch, SUB_BATCH):  # sub-batches keep their weights in cache
+            c1 = min(batch, c0 + SUB_BATCH)
+            w_l, w_i = tab.to_padded(w_start if w_start.dim() == 1 else w_start[:, c0:c1], c1 - c0)
+            rates = PlasticRates(plasticity.eta_plus, plasticity.w_astro, plasticity.b_astro, a_all[c0:c1])
+            counts[c0:c1] = run_plastic(
+                tab,
+                spikes[:, :, c0:c1],
+                w_l,
+                w_i,
+                rates,
+                astro=plasticity.astro,
+                tau_astro=plasticity.tau_astro,
+                decay=decay,
+                params=params,
+                raster=None if raster is None or c0 >= raster.shape[2] else raster[:, :, c0:c1],
+                backend=backend,
+            )
+            weights[:, c0:c1] = tab.to_original(w_l, w_i, c1 - c0)
+            a_all[c0:c1] = rates.a
+    return SimResult(
+        counts=counts.cpu(),
+        raster=None if raster is None else raster.cpu(),
+        weights=weights.cpu(),
+        astro=a_all.cpu(),
+        input_spikes=n_in_spikes,
+    )
 
 
 def _plastic_dense(
@@ -292,6 +344,7 @@ def initialise_weights(
     params: F.LIFParams = F.DEFAULT_LIF,
     method: str = "event",
     threads: int | None = 1,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """NALSM stage 1: present samples one at a time (``steps_per_sample`` ms each), no decay, weights and A
     carried from sample to sample (neuron state restarts). Returns the initialised weights (n_syn,).
@@ -300,10 +353,15 @@ def initialise_weights(
     across samples; its numba kernel when installed, else its NumPy loop; "numba"/"numpy" force one,
     bit-identical), "torch" the same loop in torch
     (:func:`reservoir.spiking.plastic.run_plastic` per sample; bit-identical to "event"), "dense" the
-    dense :func:`simulate_plastic` per sample (the reference).
+    dense :func:`simulate_plastic` per sample (the reference). device: where the "torch" method runs (the
+    other two run on the CPU only); the input spikes are drawn on the CPU whatever the device, and the
+    weights are returned on the CPU.
     """
     if method not in ("event", "numba", "numpy", "torch", "dense"):
         raise ValueError(f"method must be 'event', 'numba', 'numpy', 'torch' or 'dense', got {method!r}")
+    dev = _device(device)
+    if method != "torch" and dev.type != "cpu":
+        raise ValueError(f"stage 1 method {method!r} runs on the CPU only; use method='torch' on {dev}")
     if method == "dense":
         w = torch.from_numpy(liquid.w0.copy())
         a: torch.Tensor | None = None
@@ -349,27 +407,31 @@ def initialise_weights(
                     backend="auto" if method == "event" else method,
                 )
                 return tab.to_original(w_l, w_i, 1)[:, 0].contiguous()
-            rates = PlasticRates(0.0, 0.0, 0.0, torch.full((1,), plasticity.a0))
-            p_t = p_samples.T.contiguous()  # (n_in, n_samples)
+            tab, w_l, w_i = on_device(tab, dev), w_l.to(dev), w_i.to(dev)
+            rates = PlasticRates(0.0, 0.0, 0.0, torch.full((1,), plasticity.a0, device=dev))
+            p_t = p_samples.detach().cpu().T.contiguous()  # (n_in, n_samples)
             for k in range(p_samples.shape[0]):
                 rates.eta, rates.w_astro, rates.b_astro = (
                     plasticity.eta_plus,
                     plasticity.w_astro,
                     plasticity.b_astro,
                 )
-                run_plastic(
-                    tab,
-                    draw_input_spikes(p_t[:, k : k + 1], steps_per_sample, gen),
-                    w_l,
-                    w_i,
-                    rates,
-                    astro=plasticity.astro,
-                    tau_astro=plasticity.tau_astro,
-                    decay=1.0,
-                    params=params,
-                    raster=None,
-                    backend="torch",
-                )
-            return tab.to_original(w_l, w_i, 1)[:, 0].contiguous()
+                spikes = draw_input_spikes(p_t[:, k : k + 1], steps_per_sample, gen).to(dev)  # CPU draw
+                with default_device(dev):
+                    run_plastic(
+                        tab,
+                        spikes,
+                        w_l,
+                        w_i,
+                        rates,
+                        astro=plasticity.astro,
+                        tau_astro=plasticity.tau_astro,
+                        decay=1.0,
+                        params=params,
+                        raster=None,
+                        backend="torch",
+                    )
+            with default_device(dev):
+                return tab.to_original(w_l, w_i, 1)[:, 0].contiguous().cpu()
     finally:
         torch.set_num_threads(before)

@@ -76,3 +76,60 @@ def test_mnist_bad_subset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         main(args)
     assert ei.value.code == 2
     assert "--n-train: must be >= 1" in capsys.readouterr().err
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+@pytest.mark.parametrize(
+    ("reservoir", "device", "message"),
+    [
+        pytest.param(
+            "nalsm",
+            "cuda",
+            "CUDA is not available on this host",
+            marks=pytest.mark.skipif(_cuda(), reason="this host has CUDA"),
+        ),
+        ("esn", "cpu", "--device applies to --reservoir lsm, lsm-stdp, nalsm only"),
+        ("lsm", "gpu", "invalid choice: 'gpu'"),
+    ],
+)
+def test_bad_device_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], reservoir: str, device: str, message: str
+) -> None:
+    args = ["bench", "digits", "-r", reservoir, "--device", device, "--seeds", "1", *FAST]
+    try:
+        rc = main(args)
+    except SystemExit as exc:  # argparse's choices
+        rc = int(str(exc.code))
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err
+    if device != "gpu":
+        assert len(err.strip().splitlines()) == 1, err
+
+
+def test_device_cpu_gives_the_default_result(capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "bench",
+        "digits",
+        "-r",
+        "lsm",
+        "--seeds",
+        "1",
+        "--json",
+        "--n-train",
+        "60",
+        "--n-test",
+        "30",
+        *FAST,
+    ]
+    outs = []
+    for extra in ([], ["--device", "cpu"]) if not _cuda() else (["--device", "cpu"],):
+        assert main([*args, *extra]) == 0
+        outs.append(json.loads(capsys.readouterr().out))
+    assert outs[-1]["reservoir_info"]["per_seed"][0]["device"] == "cpu"
+    assert all(o["value"] == outs[0]["value"] and o["per_seed"] == outs[0]["per_seed"] for o in outs)
