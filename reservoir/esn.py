@@ -7,6 +7,7 @@ mat-vec per step accumulated into that step's row, then tanh in place (no alloca
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,30 @@ DEFAULT_SIZE = 100
 DENSE_MAX = 150
 #: Inputs per step when a static sample is presented as a sequence (digits: 8 rows of 8 pixels).
 SAMPLE_CHUNK = 8
+#: Largest share of the host's physical memory the sample features may take (the states of every step are
+#: concatenated: n x steps x N float64, held twice while stacked).
+MAX_FEATURE_MEMORY_FRACTION = 0.5
+
+
+def physical_memory_bytes() -> int:
+    """The host's physical memory (bytes); 0 where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_feature_memory(n: int, steps: int, units: int, total: int | None = None) -> None:
+    """ValueError (one line) when n samples x steps x units float64 features, held twice while stacked, would
+    take more than MAX_FEATURE_MEMORY_FRACTION of ``total`` bytes (default: this host's memory)."""
+    total = physical_memory_bytes() if total is None else total
+    need = 2 * 8 * n * steps * units
+    if total and need > MAX_FEATURE_MEMORY_FRACTION * total:
+        raise ValueError(
+            f"esn features for {n} samples: {steps} steps x {units} units = {steps * units} per sample, "
+            f"{need / 1e9:.1f} GB while stacked, more than half this host's {total / 1e9:.1f} GB: "
+            "use fewer samples (--n-train/--n-test) or a smaller --size"
+        )
 
 
 @dataclass(frozen=True)
@@ -120,6 +145,7 @@ class ESN:
         padded = np.zeros((n, steps * SAMPLE_CHUNK))
         padded[:, :d] = X
         seq = padded.reshape(n, steps, SAMPLE_CHUNK)
+        check_feature_memory(n, steps, self.state_dim)
         if not self._built:
             self._build(SAMPLE_CHUNK)
         x = np.zeros((n, self.state_dim))

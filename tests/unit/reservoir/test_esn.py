@@ -78,3 +78,12 @@ def test_esn_narma10_anchor(size: int) -> None:
 def test_esn_memory_capacity_anchor() -> None:
     s = run_bench("memory-capacity", "esn", size=100, seeds=5, options={"spectral_radius": 1.0}).summary
     assert s["value"] >= 0.9 * 18.8
+
+
+def test_sample_features_that_would_not_fit_in_memory_are_a_clear_error() -> None:
+    """MNIST's 98 steps x 1000 units for 60,000 samples: ~94 GB while stacked, refused before computing."""
+    from reservoir.esn import check_feature_memory
+
+    check_feature_memory(100, 98, 1000, total=24 * 2**30)  # 0.16 GB: fine
+    with pytest.raises(ValueError, match=r"esn features for 60000 samples: 98 steps x 1000 units .* --size"):
+        check_feature_memory(60_000, 98, 1000, total=24 * 2**30)
