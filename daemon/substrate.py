@@ -370,9 +370,11 @@ def make_substrate(args: argparse.Namespace) -> BoardSubstrate:
     """
     if getattr(args, "simulate", False):
         emulated = not getattr(args, "host_time", False)
-        slot_s = float(getattr(args, "slot_ns", 1_000_000)) / 1e9
-        want = float(getattr(args, "time_scale", 1.0) or 1.0)
-        scale = max(1e-3, min(want, slot_s / MIN_REAL_SLOT_S)) if slot_s > 0 else want
+        scale = 1.0  # emulated time has no host clock to accelerate
+        if not emulated:
+            slot_s = float(getattr(args, "slot_ns", 1_000_000)) / 1e9
+            want = float(getattr(args, "time_scale", 1.0) or 1.0)
+            scale = max(1e-3, min(want, slot_s / MIN_REAL_SLOT_S)) if slot_s > 0 else want
         sim = SimulateConfig(
             chips=int(getattr(args, "chips", 1) or 1),
             seed=int(getattr(args, "seed", 0) or 0),
@@ -381,7 +383,9 @@ def make_substrate(args: argparse.Namespace) -> BoardSubstrate:
             plant_param=tuple(getattr(args, "plant_param", None) or ()),
         )
         check_plants(sim)  # one-line ValueError before anything starts
-        return BoardSubstrate(sim=sim, max_late_frac=STARVED_MAX_FRAC, emulated_time=emulated)
+        # on emulated time no slot request can be late: the starvation guard is for the host clock only
+        late = None if emulated else STARVED_MAX_FRAC
+        return BoardSubstrate(sim=sim, max_late_frac=late, emulated_time=emulated)
     path = getattr(args, "config", None)
     if not path:
         raise ValueError("the asic reservoir needs --simulate or --config FILE with a [[boards]] entry")

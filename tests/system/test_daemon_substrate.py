@@ -59,6 +59,7 @@ def test_make_substrate_needs_simulate_or_a_board(tmp_path: object) -> None:
     sub = make_substrate(argparse.Namespace(simulate=True, chips=2, seed=1, slot_ns=1_000_000))
     try:
         assert sub.emulated_time and sub.n_chips == 2  # the default: emulated time
+        assert sub.max_late_frac is None and sub.sim is not None and sub.sim.time_scale == 1.0
     finally:
         sub.close()
     with pytest.raises(ValueError, match="emulated board"):
