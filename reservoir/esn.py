@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -54,7 +55,8 @@ def check_feature_memory(n: int, steps: int, units: int, total: int | None = Non
         raise ValueError(
             f"esn features for {n} samples: {steps} steps x {units} units = {steps * units} per sample, "
             f"{need / 1e9:.1f} GB while stacked, more than half this host's {total / 1e9:.1f} GB: "
-            "use fewer samples (--n-train/--n-test) or a smaller --size"
+            "pool the states (--set pool=1: the mean state), use fewer samples (--n-train/--n-test) or a "
+            "smaller --size"
         )
 
 
@@ -70,6 +72,14 @@ class ESNParams:
     bias_scaling: float = 0.5
     density: float = 0.1
     input_density: float = 1.0
+    #: Sample features: 0 = the state after every step, concatenated (steps x N); K >= 1 = the state averaged
+    #: over K consecutive, near-equal runs of steps, concatenated (K x N; 1 = the mean state, the analogue of
+    #: a liquid's spike counts, and what fits MNIST-sized sets in memory).
+    pool: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pool < 0 or int(self.pool) != self.pool:
+            raise ValueError(f"esn option pool must be an integer >= 0, got {self.pool!r}")
 
 
 class ESN:
@@ -145,20 +155,26 @@ class ESN:
         padded = np.zeros((n, steps * SAMPLE_CHUNK))
         padded[:, :d] = X
         seq = padded.reshape(n, steps, SAMPLE_CHUNK)
-        check_feature_memory(n, steps, self.state_dim)
+        k = min(int(self.params.pool), steps) if self.params.pool else steps  # feature blocks of N
+        check_feature_memory(n, k, self.state_dim)
         if not self._built:
             self._build(SAMPLE_CHUNK)
         x = np.zeros((n, self.state_dim))
         a = self.params.leak
+        runs = np.array_split(np.arange(steps), k) if k else []  # k near-equal runs of steps (1 each: pool 0)
         feats = []
-        for s in range(steps):
-            pre = x @ self._W.T + seq[:, s, :] @ self._Win.T + self._b
-            x = (1.0 - a) * x + a * np.tanh(pre)
-            feats.append(x)
+        for run in runs:
+            acc = np.zeros((n, self.state_dim))
+            for s in run:
+                pre = x @ self._W.T + seq[:, s, :] @ self._Win.T + self._b
+                x = (1.0 - a) * x + a * np.tanh(pre)
+                acc += x
+            feats.append(acc / len(run))
         return np.hstack(feats)
 
     def fit_transform(self, X: F64) -> F64:
-        """Features (n, steps * N): each sample shown as rows of SAMPLE_CHUNK inputs, states concatenated."""
+        """Features (n, steps * N): each sample shown as rows of SAMPLE_CHUNK inputs, the state after every
+        step concatenated; with ``pool`` K, (n, K * N): the states averaged over K runs of steps."""
         return self._samples(X)
 
     def transform(self, X: F64) -> F64:
@@ -173,8 +189,13 @@ def make_esn(spec: ReservoirSpec) -> ESN:
     if unknown:
         raise ValueError(f"unknown esn option(s) {sorted(unknown)}; allowed: {sorted(fields)}")
     try:
-        kw = {k: float(v) for k, v in spec.options.items()}
+        kw: dict[str, Any] = {k: float(v) for k, v in spec.options.items()}
     except (TypeError, ValueError) as exc:
         raise ValueError(f"esn options must be numbers: {exc}") from exc
+    if "pool" in kw:
+        pool = kw["pool"]
+        if pool != int(pool):
+            raise ValueError(f"esn option pool must be an integer >= 0, got {spec.options['pool']!r}")
+        kw["pool"] = int(pool)
     params = ESNParams(size=spec.size or DEFAULT_SIZE, **kw)
     return ESN(spec.n_inputs, params, spec.seed)

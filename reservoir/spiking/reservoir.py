@@ -44,6 +44,8 @@ DEFAULT_BATCH = 250  # samples simulated at once (NALSM uses 250 for 1000-neuron
 DEFAULT_N_INIT = (
     500  # stage-1 samples; on MNIST the bench uses the paper's 50000 (spiking.longrun.MNIST_N_INIT)
 )
+# Where stage 1 of lsm-stdp and nalsm starts: every weight magnitude at the bound (as in NALSM's code).
+PLASTIC_W_START = 3.0
 DEFAULT_BF_SAMPLES = 20  # samples per call whose rasters feed the branching factor (NALSM records 20/batch)
 
 
@@ -51,8 +53,9 @@ DEFAULT_BF_SAMPLES = 20  # samples per call whose rasters feed the branching fac
 class LiquidConfig:
     """Run options (durations in ms). ``w_astro`` None = 0.015 up to 1000 neurons, 0.0075 above.
 
-    ``w_init``: magnitude of every initial weight (liquid and input; signs kept), None = the liquid's +-1;
-    for the plastic kinds it is where stage 1 starts (NALSM's code starts at the bound, 3).
+    ``w_init``: magnitude of every initial weight (liquid and input; signs kept); None = the kind's default
+    (:attr:`start_magnitude`): the liquid's +-1 for ``lsm``, the weight bound 3 for the plastic kinds, where
+    stage 1 starts as in NALSM's own code (docs/spiking.md, "MNIST: where NALSM stands").
     ``input_gain``: multiplies the per-ms input spike probabilities (clipped at 1; 1 = the paper's encoding).
     ``device``: torch device of the simulation, cpu, cuda[:K] or auto (docs/spiking.md, "Devices"); it never
     changes the results on the CPU.
@@ -95,11 +98,19 @@ class LiquidConfig:
         """The options beyond the plasticity rates that change stage 1, where not at their default
         (checkpoints record them)."""
         out: dict[str, float] = {}
-        if self.w_init is not None:
-            out["w_init"] = float(self.w_init)
+        if self.start_magnitude != 1.0:
+            out["w_init"] = self.start_magnitude
         if self.input_gain != 1.0:
             out["input_gain"] = float(self.input_gain)
         return out
+
+    @property
+    def start_magnitude(self) -> float:
+        """Magnitude of every initial weight: ``w_init``, else 3 (:data:`PLASTIC_W_START`) for the plastic
+        kinds and 1 (the liquid's own +-1) for ``lsm``."""
+        if self.w_init is not None:
+            return float(self.w_init)
+        return PLASTIC_W_START if self.plastic else 1.0
 
     @property
     def plastic(self) -> bool:
@@ -190,10 +201,11 @@ class LiquidReservoir:
         return self
 
     def _start_liquid(self, liquid: Liquid) -> Liquid:
-        """``liquid`` with the initial weight magnitudes of ``config.w_init`` (itself when None)."""
-        if self.config.w_init is None:
+        """``liquid`` with the initial weight magnitudes of ``config.start_magnitude`` (itself at 1)."""
+        magnitude = self.config.start_magnitude
+        if magnitude == 1.0:
             return liquid
-        return replace(liquid, w0=(np.sign(liquid.w0) * self.config.w_init).astype(liquid.w0.dtype))
+        return replace(liquid, w0=(np.sign(liquid.w0) * magnitude).astype(liquid.w0.dtype))
 
     def restore(self, w_init: NDArray[np.float32], scale: float) -> LiquidReservoir:
         """Set the state :meth:`fit` leaves (weights ``w_init_``, input ``scale_``), e.g. from a checkpoint of

@@ -87,3 +87,28 @@ def test_sample_features_that_would_not_fit_in_memory_are_a_clear_error() -> Non
     check_feature_memory(100, 98, 1000, total=24 * 2**30)  # 0.16 GB: fine
     with pytest.raises(ValueError, match=r"esn features for 60000 samples: 98 steps x 1000 units .* --size"):
         check_feature_memory(60_000, 98, 1000, total=24 * 2**30)
+    check_feature_memory(60_000, 1, 1000, total=24 * 2**30)  # pooled to the mean state: 0.96 GB
+
+
+def test_pooled_sample_features_are_block_means_of_the_step_states() -> None:
+    """pool K averages the per-step states over K near-equal runs of steps; 0 keeps every step (default)."""
+    from reservoir.esn import ESN, ESNParams, make_esn
+    from reservoir.spec import ReservoirSpec
+
+    X = np.random.default_rng(3).uniform(0, 1, (7, 44))  # 6 steps of 8 (the last one padded)
+    N = 20
+    every = ESN(8, ESNParams(size=N), seed=1).fit_transform(X)
+    assert every.shape == (7, 6 * N)
+    steps = every.reshape(7, 6, N)
+    mean = ESN(8, ESNParams(size=N, pool=1), seed=1).fit_transform(X)
+    np.testing.assert_allclose(mean, steps.mean(axis=1), rtol=1e-12, atol=1e-15)
+    four = ESN(8, ESNParams(size=N, pool=4), seed=1).transform(X)  # runs of 2, 2, 1, 1 steps
+    want = np.hstack([steps[:, r].mean(axis=1) for r in ([0, 1], [2, 3], [4], [5])])
+    np.testing.assert_allclose(four, want, rtol=1e-12, atol=1e-15)
+    many = ESN(8, ESNParams(size=N, pool=50), seed=1).transform(X)  # more runs than steps: one per step
+    np.testing.assert_array_equal(many, every)
+    spec = ReservoirSpec(n_inputs=8, seed=1, size=N, kind="samples", options={"pool": "1"})
+    np.testing.assert_array_equal(make_esn(spec).fit_transform(X), mean)
+    for bad in ("-1", "1.5", "x"):
+        with pytest.raises(ValueError, match=r"pool|numbers"):
+            make_esn(ReservoirSpec(n_inputs=8, seed=1, size=N, kind="samples", options={"pool": bad}))

@@ -222,6 +222,14 @@ def test_w_init_and_input_gain() -> None:
     assert gained.info()["input_rate_hz"] < 0.6 * plain.info()["input_rate_hz"]
     assert LiquidConfig(w_init=3.0).stage1_options() == {"w_init": 3.0}
     assert LiquidConfig().stage1_options() == {}
+    # the plastic kinds start at the bound unless told otherwise; +-1 is recorded as "no option" (older runs)
+    for kind in ("nalsm", "lsm-stdp"):
+        assert (
+            LiquidConfig(kind).stage1_options()
+            == {"w_init": 3.0}
+            == LiquidConfig(kind, w_init=3).stage1_options()
+        )
+        assert LiquidConfig(kind, w_init=1.0).stage1_options() == {}
     for bad in ({"w_init": 0.0}, {"w_init": 4.0}, {"input_gain": 0.0}, {"input_gain": float("inf")}):
         with pytest.raises(ValueError):
             LiquidConfig.from_options("nalsm", 100, bad)
@@ -230,12 +238,14 @@ def test_w_init_and_input_gain() -> None:
 def test_stage1_starts_from_w_init() -> None:
     X = _xy(8, 10, 3)
     base = {"presentation_ms": 30, "batch_size": 8, "bf_samples": 0, "n_init": 3, "init_ms": 10}
-    a = LiquidReservoir(10, LiquidConfig.from_options("nalsm", 100, base), 0)
+    a = LiquidReservoir(10, LiquidConfig.from_options("nalsm", 100, {**base, "w_init": 1.0}), 0)
     b = LiquidReservoir(10, LiquidConfig.from_options("nalsm", 100, {**base, "w_init": 3.0}), 0)
-    a.fit(X)
-    b.fit(X)
-    assert a.w_init_ is not None and b.w_init_ is not None
+    default = LiquidReservoir(10, LiquidConfig.from_options("nalsm", 100, base), 0)
+    for res in (a, b, default):
+        res.fit(X)
+    assert a.w_init_ is not None and b.w_init_ is not None and default.w_init_ is not None
     assert float(b.w_init_.abs().mean()) > float(a.w_init_.abs().mean()) + 0.5  # starts at the bound
+    np.testing.assert_array_equal(default.w_init_.numpy(), b.w_init_.numpy())  # which is the default
 
 
 def test_memory_estimate_counts_the_real_tensors() -> None:
@@ -274,13 +284,16 @@ def test_stage1_checkpoints_record_w_init_and_input_gain(tmp_path: Path) -> None
     opts = {"presentation_ms": 30, "batch_size": 8, "bf_samples": 0, "n_init": 2, "init_ms": 5}
     classify_liquid(tk, "nalsm", 64, 1, {**opts, "w_init": 3.0}, LongRun(save_liquid=tmp_path))
     with pytest.raises(CheckpointError, match="w_init"):
-        classify_liquid(tk, "nalsm", 64, 1, opts, LongRun(load_liquid=tmp_path))
+        classify_liquid(tk, "nalsm", 64, 1, {**opts, "w_init": 1.0}, LongRun(load_liquid=tmp_path))
+    # the default start is the bound: the checkpoint written with an explicit 3 serves it
+    by_default = classify_liquid(tk, "nalsm", 64, 1, opts, LongRun(load_liquid=tmp_path))
     with pytest.raises(CheckpointError, match="input_gain"):
         classify_liquid(
             tk, "nalsm", 64, 1, {**opts, "w_init": 3.0, "input_gain": 2.0}, LongRun(load_liquid=tmp_path)
         )
     again = classify_liquid(tk, "nalsm", 64, 1, {**opts, "w_init": 3.0}, LongRun(load_liquid=tmp_path))
     assert 0.0 <= again.summary["value"] <= 1.0
+    assert by_default.summary["value"] == again.summary["value"]
 
 
 def test_tables_move_with_their_nested_parts() -> None:
