@@ -8,8 +8,6 @@ N = 1000, batch 500, and ~60x at N = 8000 on 2 cores) is the reference backend
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
@@ -17,8 +15,12 @@ from reservoir.spiking import functional as F
 from reservoir.spiking.branching import branching_factor as branching_factor  # re-exported
 from reservoir.spiking.device import default_device, on_device
 from reservoir.spiking.fast import EventWeights, run_event
-from reservoir.spiking.liquid import SYN_INH, Liquid, csr_weights, dense_weights
+from reservoir.spiking.liquid import Liquid, csr_weights, dense_weights
 from reservoir.spiking.plastic import SUB_BATCH, PlasticRates, PlasticTables, draw_input_spikes, run_plastic
+from reservoir.spiking.plastic_reference import plastic_dense
+from reservoir.spiking.sim_types import Plasticity as Plasticity  # re-exported
+from reservoir.spiking.sim_types import SimResult as SimResult  # re-exported
+from reservoir.spiking.sim_types import bernoulli
 from reservoir.spiking.stage1 import run_stage1
 
 PRESENTATION_MS = 250  # per-sample presentation (docs/methods.md)
@@ -41,33 +43,6 @@ def spike_probabilities(x: np.ndarray, scale: float) -> np.ndarray:
     """Per-ms Bernoulli spike probability: ``(x / sum x) / scale``, clipped to [0, 1] (float32)."""
     p = _per_sample(np.clip(np.asarray(x, dtype=np.float64), 0.0, None)) / max(scale, 1e-12)
     return np.clip(p, 0.0, 1.0).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class Plasticity:
-    """STDP (+ astrocyte) settings; ``astro=False`` is plain STDP with the depression rate fixed at eta."""
-
-    eta_plus: float = F.ETA_PLUS
-    astro: bool = True
-    a0: float = F.A0
-    w_astro: float = F.W_ASTRO_1000
-    b_astro: float = F.B_ASTRO
-    tau_astro: float = F.TAU_ASTRO_MS
-
-
-@dataclass
-class SimResult:
-    """Spike counts ``(batch, n)``; optional raster ``(T, n, batch)`` bool; plastic runs add weights and A."""
-
-    counts: torch.Tensor
-    raster: torch.Tensor | None = None
-    weights: torch.Tensor | None = None
-    astro: torch.Tensor | None = None
-    input_spikes: float = 0.0
-
-
-def _bernoulli(p_t: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    return (torch.rand(p_t.shape, generator=gen) < p_t).to(torch.float32)
 
 
 def _device(device: torch.device | str | None) -> torch.device:
@@ -149,7 +124,7 @@ def _simulate_fixed(
             counts += state.s
             if raster is not None:
                 raster[t] = state.s[:, : raster.shape[2]] > 0
-            drawn = _bernoulli(p_t, gen)
+            drawn = bernoulli(p_t, gen)
             n_in_spikes += float(drawn.sum())
             s_in_prev = drawn.to(dev)
     return _fixed_result(counts, raster, n_in_spikes)
@@ -208,7 +183,7 @@ def simulate_plastic(
     try:
         with torch.no_grad():
             if method == "dense":
-                return _plastic_dense(
+                return plastic_dense(
                     liquid, p_in, steps, gen, plasticity, w_start, a_start, decay, params, record
                 )
             tab = on_device(PlasticTables.build(liquid) if tables is None else tables, dev)
@@ -277,60 +252,6 @@ def _plastic_event(
         weights=weights.cpu(),
         astro=a_all.cpu(),
         input_spikes=n_in_spikes,
-    )
-
-
-def _plastic_dense(
-    liquid: Liquid,
-    p_in: torch.Tensor,
-    steps: int,
-    gen: torch.Generator,
-    plasticity: Plasticity,
-    w_start: torch.Tensor,
-    a_start: torch.Tensor | None,
-    decay: float,
-    params: F.LIFParams,
-    record: int,
-) -> SimResult:
-    """The reference: every synapse of every sample updated by :func:`F.stdp_dw` each step."""
-    n, n_in = liquid.n, liquid.n_in
-    batch = p_in.shape[0]
-    pre, post = torch.from_numpy(liquid.pre), torch.from_numpy(liquid.post)
-    inh = torch.from_numpy(liquid.syn_class == SYN_INH)
-    lo = torch.from_numpy(liquid.lower_bounds())
-    hi = torch.from_numpy(liquid.upper_bounds())
-    w = (w_start[:, None] if w_start.dim() == 1 else w_start).expand(-1, batch).contiguous().clone()
-    a = torch.full((batch,), plasticity.a0) if a_start is None else a_start.clone()
-    eta, w_astro, b_astro = plasticity.eta_plus, plasticity.w_astro, plasticity.b_astro
-    p_t = p_in.T.contiguous()
-    state = F.lif_init((n, batch))
-    s_all = torch.zeros((n + n_in, batch))
-    x_all = torch.zeros((n + n_in, batch))
-    counts = torch.zeros((n, batch))
-    raster = torch.zeros((steps, n, min(record, batch)), dtype=torch.bool) if record > 0 else None
-    n_in_spikes = 0.0
-    for t in range(steps):
-        syn = torch.zeros((n, batch)).index_add_(0, post, w * s_all[pre])
-        state = F.lif_step(state, syn, 0.0, params)
-        s_in = _bernoulli(p_t, gen)
-        n_in_spikes += float(s_in.sum())
-        s_new = torch.cat([state.s, s_in])
-        dep: torch.Tensor | float = a if plasticity.astro else eta
-        if not isinstance(dep, torch.Tensor):
-            dep = torch.full((batch,), dep)
-        dw = F.stdp_dw(x_all[pre], s_new[pre], x_all[post], s_new[post], inh[:, None], eta, dep[None, :])
-        w = torch.clamp(w + dw, lo[:, None], hi[:, None])
-        x_all = F.trace_step(x_all, s_new)
-        if plasticity.astro:
-            a = F.astro_step(a, state.s.sum(0), s_in.sum(0), w_astro, b_astro, plasticity.tau_astro)
-        s_all = s_new
-        counts += state.s
-        if raster is not None:
-            raster[t] = state.s[:, : raster.shape[2]] > 0
-        if decay != 1.0:
-            eta, w_astro, b_astro, a = eta * decay, w_astro * decay, b_astro * decay, a * decay
-    return SimResult(
-        counts=counts.T.contiguous(), raster=raster, weights=w, astro=a, input_spikes=n_in_spikes
     )
 
 
