@@ -164,12 +164,13 @@ class ESN:
         runs = np.array_split(np.arange(steps), k) if k else []  # k near-equal runs of steps (1 each: pool 0)
         feats = []
         for run in runs:
-            acc = np.zeros((n, self.state_dim))
+            acc: F64 | None = None
             for s in run:
                 pre = x @ self._W.T + seq[:, s, :] @ self._Win.T + self._b
-                x = (1.0 - a) * x + a * np.tanh(pre)
-                acc += x
-            feats.append(acc / len(run))
+                x = (1.0 - a) * x + a * np.tanh(pre)  # a new array every step: safe to keep or sum
+                acc = x if acc is None else acc + x
+            assert acc is not None
+            feats.append(acc / len(run) if len(run) > 1 else acc)  # one step per run (pool 0): no copy
         return np.hstack(feats)
 
     def fit_transform(self, X: F64) -> F64:

@@ -189,15 +189,20 @@ def test_reservoir_on_device(device: str) -> None:
     _close_counts(torch.from_numpy(f_got), torch.from_numpy(f_ref), device)
 
 
-def test_feature_cache_is_shared_across_devices(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    tk = ClassificationTask(
+def _toy_task(seed: int, n_train: int, n_test: int) -> ClassificationTask:
+    """A two-class task of 6 uniform features, drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    return ClassificationTask(
         "toy",
-        rng.uniform(0, 1, (24, 6)),
-        rng.integers(0, 2, 24),
-        rng.uniform(0, 1, (10, 6)),
-        rng.integers(0, 2, 10),
+        rng.uniform(0, 1, (n_train, 6)),
+        rng.integers(0, 2, n_train),
+        rng.uniform(0, 1, (n_test, 6)),
+        rng.integers(0, 2, n_test),
     )
+
+
+def test_feature_cache_is_shared_across_devices(tmp_path: Path) -> None:
+    tk = _toy_task(0, 24, 10)
     opts = {"presentation_ms": 40, "batch_size": 8, "bf_samples": 0}
     run = LongRun(cache=tmp_path)
     first = classify_liquid(tk, "lsm", 64, 1, {**opts, "device": "cpu"}, run)
@@ -273,14 +278,7 @@ def test_memory_estimate_counts_the_real_tensors() -> None:
 def test_stage1_checkpoints_record_w_init_and_input_gain(tmp_path: Path) -> None:
     from reservoir.spiking.checkpoint import CheckpointError
 
-    rng = np.random.default_rng(1)
-    tk = ClassificationTask(
-        "toy",
-        rng.uniform(0, 1, (12, 6)),
-        rng.integers(0, 2, 12),
-        rng.uniform(0, 1, (6, 6)),
-        rng.integers(0, 2, 6),
-    )
+    tk = _toy_task(1, 12, 6)
     opts = {"presentation_ms": 30, "batch_size": 8, "bf_samples": 0, "n_init": 2, "init_ms": 5}
     classify_liquid(tk, "nalsm", 64, 1, {**opts, "w_init": 3.0}, LongRun(save_liquid=tmp_path))
     with pytest.raises(CheckpointError, match="w_init"):
